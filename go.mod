@@ -1,0 +1,13 @@
+module github.com/unimail/unimail
+
+go 1.26
+
+require (
+	github.com/emersion/go-imap/v2 v2.0.0-beta.8
+	github.com/emersion/go-maildir v0.6.0
+	github.com/emersion/go-message v0.18.2
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/knadh/go-pop3 v1.0.2
+)
+
+require golang.org/x/text v0.14.0 // indirect

@@ -1,0 +1,43 @@
+// Package mailaccess is the protocol-free core of unimail: the Mailbox
+// interface that the POP3 and IMAP drivers implement, the retention policy,
+// the Fetcher engine that applies it safely, and the State that remembers
+// what was delivered.
+//
+// # POP3 and IMAP
+//
+// POP3 was made for downloading mail to one device and deleting it from the
+// server. IMAP keeps mail on the server, in folders, for every device. A
+// program that reads mail makes the same choice through its Retention:
+// KeepOnServer, DeleteAfterFetch, KeepFor(d) or MoveTo(folder). The
+// Fetcher applies it the same way on both protocols.
+//
+// # The safety contract
+//
+//  1. A message is deleted or moved on the server only after the handler
+//     returned nil for it and that fact is durable in the State. A handler
+//     error means "not taken": the message stays and the next run offers it
+//     again.
+//  2. POP3 deletions become real only at a QUIT answered +OK. -ERR to QUIT
+//     is ErrCommitFailed, an I/O error after QUIT is ErrCommitUnknown;
+//     either way the State already says "delivered", so the next run deletes
+//     those messages without delivering them again.
+//  3. IMAP deletions are UID-scoped only (UID EXPUNGE or UID MOVE), never a
+//     plain EXPUNGE that would remove other clients' messages.
+//  4. A dropped connection, a crash or a kill at any instant loses nothing.
+//     A message is delivered twice only if the program stopped after its
+//     handler returned nil and before the State recorded it: at most one
+//     message per interrupted run with the file State (which records each
+//     message before the next is fetched).
+//  5. Messages that vanish between listing and fetching are reported, not
+//     errors. A listed message that a fetch does not return is retried next
+//     time, never taken as gone.
+//  6. KeepOnServer on a POP3 server that announces EXPIRE 0 is an error
+//     before anything is fetched.
+//  7. When the server renumbers its UIDs (IMAP UIDVALIDITY), content that
+//     was already delivered is recognised by its SHA-256 fingerprint and is
+//     not delivered again; the reset is reported.
+//
+// Without a State (nil), a run remembers nothing: KeepOnServer then
+// delivers every message again on every run, and a POP3 QUIT that fails
+// under DeleteAfterFetch delivers those messages again next time.
+package mailaccess

@@ -1,0 +1,147 @@
+package mailaccess
+
+import (
+	"errors"
+	"strings"
+	"unicode"
+)
+
+// Error kinds. Every error that unimail returns for one of these reasons
+// matches the kind with errors.Is; errors.As (or errors.AsType) with
+// *Error gives the details.
+var (
+	// ErrAuth: the server refused the credentials or the mechanism.
+	ErrAuth = errors.New("authentication failed")
+	// ErrTLS: TLS was required but not offered, or the handshake or the
+	// certificate verification failed.
+	ErrTLS = errors.New("TLS required or failed")
+	// ErrUnsupported: the server or the protocol cannot do what was asked
+	// (MoveTo on POP3, KeepOnServer on a server with EXPIRE 0, ...).
+	ErrUnsupported = errors.New("unsupported by this server or protocol")
+	// ErrTooLarge: a message exceeds the configured size limit.
+	ErrTooLarge = errors.New("message too large")
+	// ErrNotFound: the message is no longer on the server.
+	ErrNotFound = errors.New("message not found")
+	// ErrCommitFailed: the server refused to commit the deletions; none
+	// of them took effect.
+	ErrCommitFailed = errors.New("commit failed")
+	// ErrCommitUnknown: the connection failed while committing; the
+	// deletions may or may not have taken effect.
+	ErrCommitUnknown = errors.New("commit outcome unknown")
+	// ErrProtocol: the server broke the protocol (garbage, an impossible
+	// answer, a line or literal beyond every limit).
+	ErrProtocol = errors.New("protocol violation")
+	// ErrConnection: the connection failed or timed out; the session is
+	// lost.
+	ErrConnection = errors.New("connection failed")
+	// ErrServer: the server answered -ERR or NO to a command.
+	ErrServer = errors.New("server refused the command")
+	// ErrInUse: the mail drop is locked by another session (POP3 [IN-USE]).
+	ErrInUse = errors.New("mailbox in use")
+	// ErrInvalidArgument: a value given by the caller cannot be sent (it
+	// holds CR, LF or NUL, or is otherwise malformed).
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrState: the delivery state could not be read or written.
+	ErrState = errors.New("state failure")
+)
+
+// Error is the error type of unimail. It carries a kind (one of the Err*
+// values above), the operation, the server's own text (control characters
+// stripped, never a credential), and the cause.
+type Error struct {
+	// Op is the operation that failed, such as "pop3 RETR" or "imap login".
+	Op string
+	// Kind is one of the Err* sentinels of this package.
+	Kind error
+	// Temporary is true when retrying later may succeed (a dropped
+	// connection, [SYS/TEMP], [IN-USE], [UNAVAILABLE], LOGIN-DELAY).
+	Temporary bool
+	// Text is the server's text, sanitized.
+	Text string
+	// Err is the underlying cause, or nil.
+	Err error
+}
+
+// NewError returns an *Error. text is sanitized with SanitizeText.
+func NewError(op string, kind error, text string, err error) *Error {
+	return &Error{Op: op, Kind: kind, Text: SanitizeText(text), Err: err}
+}
+
+// Error formats the error as "op: kind: text: cause".
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Op != "" {
+		b.WriteString(e.Op)
+		b.WriteString(": ")
+	}
+	if e.Kind != nil {
+		b.WriteString(e.Kind.Error())
+	} else {
+		b.WriteString("error")
+	}
+	if e.Text != "" {
+		b.WriteString(": server said ")
+		b.WriteString(strconvQuote(e.Text))
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the kind and the cause, so that errors.Is matches both.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if e.Kind != nil {
+		errs = append(errs, e.Kind)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
+// IsTemporary reports whether err, or an *Error in its chain, says that
+// retrying later may succeed. Connection failures are temporary.
+func IsTemporary(err error) bool {
+	var e *Error
+	if errors.As(err, &e) && e.Temporary {
+		return true
+	}
+	return errors.Is(err, ErrConnection) || errors.Is(err, ErrInUse)
+}
+
+// SanitizeText makes a server's text safe to show: control characters
+// (CR, LF, NUL, escape sequences, ...) are replaced by spaces, invalid UTF-8
+// is replaced, and the result is cut to 256 bytes.
+func SanitizeText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if len(s) > 256 {
+		cut := 256
+		for cut > 0 && !utf8RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// CheckArg returns an ErrInvalidArgument error when s holds CR, LF or NUL,
+// which must never reach the wire. what names the value in the error (for
+// example "username"); s itself is never put into the error.
+func CheckArg(what, s string) error {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return NewError("", ErrInvalidArgument, "", errors.New(what+" contains CR, LF or NUL"))
+	}
+	return nil
+}

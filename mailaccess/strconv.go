@@ -1,0 +1,5 @@
+package mailaccess
+
+import "strconv"
+
+func strconvQuote(s string) string { return strconv.Quote(s) }
