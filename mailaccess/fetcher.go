@@ -1,0 +1,591 @@
+package mailaccess
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// ErrHandler is the kind of the error that Fetch returns when the handler
+// refused one or more messages. Those messages stay on the server and are
+// offered again by the next run; the other messages were delivered and
+// their retention applied.
+var ErrHandler = errors.New("handler did not take every message")
+
+// Handler takes one message. Returning nil means "I have it safely": the
+// Fetcher records the delivery and may then delete the message from the
+// server. Returning an error means "not taken": the message stays and the
+// next run offers it again. The handler must read m.Body to its end (or
+// return an error) for the message to count as delivered.
+type Handler func(ctx context.Context, m *Message) error
+
+// Fetcher is the engine that delivers new messages from a Mailbox to a
+// Handler and applies the retention policy, keeping the safety contract of
+// this package (see the package documentation). A Fetcher holds no state
+// of its own between runs besides its State; it may be reused, and used
+// for several mailboxes one after the other or concurrently.
+type Fetcher struct {
+	// Retention is what happens on the server to delivered messages.
+	// The zero value is KeepOnServer.
+	Retention Retention
+	// State remembers what was delivered. nil means no memory: see the
+	// package documentation for what that implies.
+	State State
+	// MaxSize skips messages larger than this many octets (0: no limit).
+	// Skipped messages stay on the server and are reported with
+	// ErrTooLarge; a server that announces a small size and then sends
+	// more is caught while the message streams.
+	MaxSize int64
+	// Logger receives one event per message and per commit. nil: none.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now. Tests set it to
+	// exercise KeepFor.
+	Now func() time.Time
+	// SpoolDir is where messages larger than 32 MiB are spooled while
+	// their fingerprint is compared after a UID reset; "" means the
+	// system's temporary directory.
+	SpoolDir string
+}
+
+// MessageError is a problem with one message that did not stop the run: a
+// handler error, a message too large, a message that vanished.
+type MessageError struct {
+	UID UID
+	Err error
+}
+
+// Error returns "message UID: cause".
+func (e *MessageError) Error() string { return fmt.Sprintf("message %s: %v", e.UID, e.Err) }
+
+// Unwrap returns the cause.
+func (e *MessageError) Unwrap() error { return e.Err }
+
+// Report says what one Fetch did.
+type Report struct {
+	// Mailbox is the Name of the mailbox.
+	Mailbox string
+	// Listed is the number of messages on the server at the start.
+	Listed int
+	// Delivered is the number of messages the handler took in this run.
+	Delivered int
+	// Bytes is the number of octets delivered.
+	Bytes int64
+	// Skipped is the number of messages delivered by an earlier run.
+	Skipped int
+	// Recognized is the number of messages with new UIDs whose content had
+	// already been delivered (after a UID reset); they were not delivered
+	// again.
+	Recognized int
+	// TooLarge is the number of messages skipped for exceeding MaxSize.
+	TooLarge int
+	// Vanished is the number of listed messages gone before they were
+	// fetched (deleted by another client).
+	Vanished int
+	// Failed is the number of messages the handler refused.
+	Failed int
+	// Deleted is the number of deletions the server committed.
+	Deleted int
+	// Moved is the number of messages moved to the retention's folder.
+	Moved int
+	// Pending is the number of deletions that were requested but not
+	// known to be committed (the commit failed or its outcome is unknown);
+	// the next run deletes them without delivering them again.
+	Pending int
+	// UIDReset is true when the server renumbered the mailbox's UIDs
+	// since the last run (a UIDVALIDITY change).
+	UIDReset bool
+	// Problems lists the per-message problems (handler errors, messages
+	// too large, vanished messages).
+	Problems []*MessageError
+}
+
+func (f *Fetcher) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+func (f *Fetcher) log() *slog.Logger {
+	if f.Logger != nil {
+		return f.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// check refuses, before anything is fetched, a retention that the mailbox
+// or the configuration cannot honour.
+func (f *Fetcher) check(mb Mailbox, desc Description) error {
+	r := f.Retention
+	switch r.Kind {
+	case Keep, Delete, KeepForPeriod:
+	case Move:
+		if _, ok := mb.(Mover); !ok {
+			return NewError("fetch", ErrUnsupported, "", fmt.Errorf("retention %s: this mailbox cannot move messages", r))
+		}
+		if r.Folder == "" {
+			return NewError("fetch", ErrInvalidArgument, "", errors.New("retention move: empty folder"))
+		}
+		if err := CheckArg("folder", r.Folder); err != nil {
+			return err
+		}
+	default:
+		return NewError("fetch", ErrInvalidArgument, "", fmt.Errorf("unknown retention kind %d", r.Kind))
+	}
+	if r.Kind == KeepForPeriod && f.State == nil {
+		return NewError("fetch", ErrInvalidArgument, "", errors.New("retention keep-for needs a State to know when each message was first delivered"))
+	}
+	if desc.DeletesOnRetrieval && (r.Kind == Keep || r.Kind == KeepForPeriod || r.Kind == Move) {
+		return NewError("fetch", ErrUnsupported, "", fmt.Errorf("retention %s: the server deletes messages once retrieved (EXPIRE 0)", r))
+	}
+	if desc.SessionUIDs && r.Kind != Delete {
+		return NewError("fetch", ErrUnsupported, "", fmt.Errorf("retention %s: the server has no stable UIDs (no UIDL), only delete works", r))
+	}
+	return nil
+}
+
+// run is the per-Fetch working set.
+type run struct {
+	f      *Fetcher
+	ctx    context.Context
+	mb     Mailbox
+	h      Handler
+	name   string
+	desc   Description
+	log    *slog.Logger
+	rep    *Report
+	known  map[UID]Record
+	byHash map[[sha256.Size]byte]Record // fingerprints that make a new UID "already delivered"
+	// spoolAll makes every new message spool before the handler, to
+	// compare fingerprints (after a UID reset, or without stable UIDs).
+	spoolAll  bool
+	toDelete  []UID
+	toMove    []UID
+	recorded  map[UID]bool
+	handlerEs []error
+}
+
+// Fetch runs one session: it lists mb, delivers every message that the
+// State does not know to h, in the server's order, applies the retention
+// to delivered messages, and ends the session (Close commits the
+// deletions; on an error it Aborts, rolling them back). mb is always ended
+// when Fetch returns.
+//
+// The error is nil when every message was either delivered or skipped for
+// a reason in Report.Problems other than a handler error. It matches
+// ErrHandler when the handler refused messages (the run went on with the
+// others), ErrCommitFailed or ErrCommitUnknown when the deletions were not
+// known to be committed, and otherwise the error that stopped the run. The
+// Report is valid in every case.
+func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report, err error) {
+	rep.Mailbox = mb.Name()
+	desc := Describe(mb)
+	r := &run{f: f, ctx: ctx, mb: mb, h: h, name: rep.Mailbox, desc: desc, log: f.log().With("mailbox", rep.Mailbox), rep: &rep, recorded: map[UID]bool{}}
+	if err := f.check(mb, desc); err != nil {
+		mb.Abort()
+		return rep, err
+	}
+	if err := r.loadState(); err != nil {
+		mb.Abort()
+		return rep, err
+	}
+	list, err := mb.List(ctx)
+	if err != nil {
+		mb.Abort()
+		return rep, err
+	}
+	rep.Listed = len(list)
+	if err := r.prune(list); err != nil {
+		mb.Abort()
+		return rep, err
+	}
+	for _, info := range list {
+		if err := ctx.Err(); err != nil {
+			mb.Abort()
+			return rep, err
+		}
+		if err := r.one(info); err != nil {
+			// The session is unusable or the state failed: commit what is
+			// safe to commit only if the mailbox still works.
+			if errors.Is(err, ErrState) {
+				if cerr := r.commit(); cerr != nil {
+					return rep, errors.Join(err, cerr)
+				}
+				return rep, err
+			}
+			mb.Abort()
+			return rep, err
+		}
+	}
+	if err := r.commit(); err != nil {
+		return rep, err
+	}
+	r.forgetOldEpoch(list)
+	if len(r.handlerEs) > 0 {
+		return rep, &Error{Op: "fetch", Kind: ErrHandler, Err: fmt.Errorf("%d message(s) not taken: %w", len(r.handlerEs), errors.Join(firstN(r.handlerEs, 3)...))}
+	}
+	return rep, nil
+}
+
+func firstN(errs []error, n int) []error {
+	if len(errs) > n {
+		return errs[:n]
+	}
+	return errs
+}
+
+func (r *run) loadState() error {
+	r.known = map[UID]Record{}
+	if r.f.State == nil {
+		r.spoolAll = r.desc.SessionUIDs
+		return nil
+	}
+	recs, err := r.f.State.Records(r.ctx, r.name)
+	if err != nil {
+		return wrapState("read", err)
+	}
+	r.byHash = map[[sha256.Size]byte]Record{}
+	for _, rec := range recs {
+		if rec.Epoch == r.desc.UIDEpoch && !r.desc.SessionUIDs {
+			r.known[rec.UID] = rec
+			continue
+		}
+		// A record of another UID epoch (or of a server without stable
+		// UIDs): only its fingerprint can match.
+		r.rep.UIDReset = r.rep.UIDReset || !r.desc.SessionUIDs
+		r.byHash[rec.SHA256] = rec
+	}
+	r.spoolAll = len(r.byHash) > 0
+	if r.rep.UIDReset {
+		r.log.Warn("UID reset: the server renumbered the mailbox; delivered content is recognised by fingerprint", "epoch", r.desc.UIDEpoch, "old_records", len(r.byHash))
+	}
+	return nil
+}
+
+func wrapState(op string, err error) error {
+	if errors.Is(err, ErrState) {
+		return err
+	}
+	return NewError("state "+op, ErrState, "", err)
+}
+
+// prune forgets records of this epoch whose messages are no longer on the
+// server, so that the State does not grow without end.
+func (r *run) prune(list []MessageInfo) error {
+	if r.f.State == nil || len(r.known) == 0 {
+		return nil
+	}
+	on := make(map[UID]struct{}, len(list))
+	for _, m := range list {
+		on[m.UID] = struct{}{}
+	}
+	var gone []UID
+	for u := range r.known {
+		if _, ok := on[u]; !ok {
+			gone = append(gone, u)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	if err := r.f.State.Forget(r.ctx, r.name, gone...); err != nil {
+		return wrapState("forget", err)
+	}
+	for _, u := range gone {
+		delete(r.known, u)
+	}
+	return nil
+}
+
+// forgetOldEpoch drops the fingerprints of an old UID epoch once a run has
+// taken every message of the new one.
+func (r *run) forgetOldEpoch(list []MessageInfo) {
+	if r.f.State == nil || len(r.byHash) == 0 || len(r.handlerEs) > 0 || r.rep.TooLarge > 0 {
+		return
+	}
+	var old []UID
+	for _, rec := range r.byHash {
+		if !r.recorded[rec.UID] {
+			old = append(old, rec.UID)
+		}
+	}
+	if err := r.f.State.Forget(context.WithoutCancel(r.ctx), r.name, old...); err != nil {
+		r.log.Warn("could not forget old records", "err", err)
+	}
+}
+
+func (r *run) problem(uid UID, err error) {
+	r.rep.Problems = append(r.rep.Problems, &MessageError{UID: uid, Err: err})
+}
+
+// apply decides the retention of a delivered message.
+func (r *run) apply(uid UID, delivered time.Time) {
+	switch ret := r.f.Retention; ret.Kind {
+	case Delete:
+		r.toDelete = append(r.toDelete, uid)
+	case KeepForPeriod:
+		if !r.f.now().Before(delivered.Add(ret.Period)) {
+			r.toDelete = append(r.toDelete, uid)
+		}
+	case Move:
+		r.toMove = append(r.toMove, uid)
+	}
+}
+
+// one handles one listed message. A returned error stops the run.
+func (r *run) one(info MessageInfo) error {
+	if rec, ok := r.known[info.UID]; ok {
+		r.rep.Skipped++
+		r.apply(info.UID, rec.Delivered)
+		return nil
+	}
+	log := r.log.With("uid", string(info.UID), "size", info.Size)
+	if max := r.f.MaxSize; max > 0 && info.Size > max {
+		r.rep.TooLarge++
+		r.problem(info.UID, NewError("fetch", ErrTooLarge, "", fmt.Errorf("%d octets announced, limit %d", info.Size, max)))
+		log.Warn("message too large, left on the server")
+		return nil
+	}
+	body, err := r.mb.Open(r.ctx, info.UID)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			r.rep.Vanished++
+			r.problem(info.UID, err)
+			log.Info("message vanished before it was fetched")
+			return nil
+		}
+		return err
+	}
+	m := &meter{r: body, h: sha256.New(), max: r.f.MaxSize}
+	var src io.Reader = m
+	var sp *spool
+	if r.spoolAll {
+		sp, err = newSpool(m, r.f.SpoolDir)
+		if err == nil {
+			err = m.err // a transport error or ErrTooLarge while spooling
+		}
+		body.Close()
+		if err != nil {
+			sp.close()
+			return r.readFailed(info, m, err, log)
+		}
+		defer sp.close()
+		var sum [sha256.Size]byte
+		copy(sum[:], m.h.Sum(nil))
+		if old, ok := r.byHash[sum]; ok {
+			rec := Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: old.Delivered, Size: m.n, SHA256: sum}
+			if err := r.record(rec); err != nil {
+				return err
+			}
+			r.rep.Recognized++
+			r.apply(info.UID, old.Delivered)
+			log.Info("content already delivered under another UID; not delivered again")
+			return nil
+		}
+		src = sp.reader()
+	}
+	msg := &Message{Mailbox: r.name, Info: info, Body: src}
+	herr := r.call(msg)
+	if herr == nil && sp == nil {
+		// The message counts only when it was read to its end.
+		_, _ = io.Copy(io.Discard, m)
+	}
+	if sp == nil {
+		cerr := body.Close()
+		if m.err == nil && cerr != nil && !m.eof {
+			m.err = cerr
+		}
+	}
+	if sp == nil && m.err != nil {
+		return r.readFailed(info, m, m.err, log)
+	}
+	if herr != nil {
+		if r.ctx.Err() != nil {
+			return r.ctx.Err()
+		}
+		r.rep.Failed++
+		r.handlerEs = append(r.handlerEs, &MessageError{UID: info.UID, Err: herr})
+		r.problem(info.UID, herr)
+		log.Warn("handler refused the message; it stays on the server", "err", herr)
+		return nil
+	}
+	var sum [sha256.Size]byte
+	copy(sum[:], m.h.Sum(nil))
+	now := r.f.now()
+	if err := r.record(Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: now, Size: m.n, SHA256: sum}); err != nil {
+		return err
+	}
+	r.rep.Delivered++
+	r.rep.Bytes += m.n
+	r.apply(info.UID, now)
+	log.Info("delivered", "bytes", m.n)
+	return nil
+}
+
+// readFailed classifies an error met while reading a message: too large
+// is a per-message problem, anything else ends the run.
+func (r *run) readFailed(info MessageInfo, m *meter, err error, log *slog.Logger) error {
+	if errors.Is(err, ErrTooLarge) {
+		r.rep.TooLarge++
+		r.problem(info.UID, err)
+		log.Warn("message larger than announced and than the limit; left on the server")
+		return nil
+	}
+	return err
+}
+
+// call runs the handler, turning a panic into a returned panic after the
+// session is aborted (so that nothing is committed).
+func (r *run) call(msg *Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.mb.Abort()
+			panic(p)
+		}
+	}()
+	return r.h(r.ctx, msg)
+}
+
+func (r *run) record(rec Record) error {
+	if r.f.State == nil {
+		r.recorded[rec.UID] = true
+		return nil
+	}
+	// The record must be written even if ctx ends right now: the handler
+	// already has the message.
+	if err := r.f.State.Put(context.WithoutCancel(r.ctx), r.name, rec); err != nil {
+		return wrapState("write", err)
+	}
+	r.recorded[rec.UID] = true
+	return nil
+}
+
+// commit applies moves and deletions and ends the session.
+func (r *run) commit() error {
+	if len(r.toMove) > 0 {
+		mv := r.mb.(Mover)
+		if err := mv.Move(r.ctx, r.f.Retention.Folder, r.toMove...); err != nil {
+			r.mb.Abort()
+			return err
+		}
+		r.rep.Moved = len(r.toMove)
+		r.log.Info("moved", "count", len(r.toMove), "folder", r.f.Retention.Folder)
+		r.forget(r.toMove)
+	}
+	if len(r.toDelete) > 0 {
+		if err := r.mb.Delete(r.ctx, r.toDelete...); err != nil {
+			r.mb.Abort()
+			return err
+		}
+	}
+	if err := r.mb.Close(r.ctx); err != nil {
+		r.rep.Pending = len(r.toDelete)
+		r.log.Warn("commit not confirmed; the next run deletes these messages", "pending", len(r.toDelete), "err", err)
+		return err
+	}
+	r.rep.Deleted = len(r.toDelete)
+	if len(r.toDelete) > 0 {
+		r.log.Info("deleted", "count", len(r.toDelete))
+	}
+	r.forget(r.toDelete)
+	return nil
+}
+
+func (r *run) forget(uids []UID) {
+	if r.f.State == nil || len(uids) == 0 {
+		return
+	}
+	if err := r.f.State.Forget(context.WithoutCancel(r.ctx), r.name, uids...); err != nil {
+		// Harmless: the next run prunes records of messages that are gone.
+		r.log.Warn("could not forget records", "err", err)
+	}
+}
+
+// meter counts, hashes and limits the bytes of one message.
+type meter struct {
+	r   io.Reader
+	h   hash.Hash
+	n   int64
+	max int64
+	err error
+	eof bool
+}
+
+func (m *meter) Read(p []byte) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	if m.eof {
+		return 0, io.EOF
+	}
+	n, err := m.r.Read(p)
+	if n > 0 {
+		m.h.Write(p[:n])
+		m.n += int64(n)
+		if m.max > 0 && m.n > m.max {
+			m.err = NewError("fetch", ErrTooLarge, "", fmt.Errorf("more than %d octets", m.max))
+			return 0, m.err
+		}
+	}
+	if err == io.EOF {
+		m.eof = true
+	} else if err != nil {
+		m.err = err
+	}
+	return n, err
+}
+
+// spool holds one whole message, in memory up to spoolMem and in a
+// temporary file beyond.
+type spool struct {
+	mem  bytes.Buffer
+	file *os.File
+}
+
+const spoolMem = 32 << 20
+
+func newSpool(r io.Reader, dir string) (*spool, error) {
+	s := &spool{}
+	n, err := io.CopyN(&s.mem, r, spoolMem+1)
+	if err == io.EOF {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	_ = n
+	f, err := os.CreateTemp(dir, "unimail-spool-*")
+	if err != nil {
+		return s, err
+	}
+	os.Remove(f.Name())
+	s.file = f
+	if _, err := s.mem.WriteTo(f); err != nil {
+		return s, err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		return s, err
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return s, err
+}
+
+func (s *spool) reader() io.Reader {
+	if s.file != nil {
+		return s.file
+	}
+	return bytes.NewReader(s.mem.Bytes())
+}
+
+func (s *spool) close() {
+	if s != nil && s.file != nil {
+		s.file.Close()
+	}
+}

@@ -1,0 +1,385 @@
+package mailaccess
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const fileStateHeader = "unimail-state 1\n"
+
+// FileState is a State kept in a file: an append-only journal with one
+// line per delivered message, made durable (fsync) before Put returns, and
+// compacted when the file is opened. A line torn by a crash at the end of
+// the file is ignored. The file is locked while open: a second FileState on
+// the same file, in this process or another, gets an error that matches
+// ErrInUse instead of corrupting it.
+//
+// The journal format is line-based text: a header line, then "P" lines
+// (mailbox, UID, epoch, delivery time, size, SHA-256) and "F" lines (forget
+// a UID), fields separated by spaces and escaped with %XX.
+type FileState struct {
+	path string
+
+	mu     sync.Mutex
+	f      *os.File
+	unlock func() error
+	size   int64 // bytes of complete lines in the file
+	broken error
+	m      map[string]map[UID]Record
+}
+
+var _ State = (*FileState)(nil)
+
+// OpenFileState opens (or creates) the journal at path, reads it,
+// compacts it, and locks it until Close.
+func OpenFileState(path string) (*FileState, error) {
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	s := &FileState{path: path, unlock: unlock, m: make(map[string]map[UID]Record)}
+	if err := s.load(); err != nil {
+		unlock()
+		return nil, err
+	}
+	if err := s.compact(); err != nil {
+		unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
+func stateErr(op string, err error) error {
+	return NewError("state "+op, ErrState, "", err)
+}
+
+func (s *FileState) load() error {
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return stateErr("read", err)
+	}
+	return parseJournal(data, s.m)
+}
+
+// parseJournal reads journal bytes into m. A last line without its newline
+// (torn by a crash) is ignored.
+func parseJournal(data []byte, m map[string]map[UID]Record) error {
+	if len(data) == 0 {
+		return nil
+	}
+	if !bytes.HasPrefix(data, []byte(fileStateHeader)) {
+		if len(data) < len(fileStateHeader) && bytes.HasPrefix([]byte(fileStateHeader), data) {
+			return nil // torn header
+		}
+		return stateErr("read", errors.New("not a unimail state file (bad header)"))
+	}
+	data = data[len(fileStateHeader):]
+	lineNo := 1
+	for len(data) > 0 {
+		lineNo++
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return nil // torn last line
+		}
+		line := string(data[:i])
+		data = data[i+1:]
+		if err := parseJournalLine(line, m); err != nil {
+			return stateErr("read", fmt.Errorf("line %d: %w", lineNo, err))
+		}
+	}
+	return nil
+}
+
+func parseJournalLine(line string, m map[string]map[UID]Record) error {
+	f := strings.Split(line, " ")
+	switch {
+	case len(f) == 7 && f[0] == "P":
+		mb, err1 := unescapeField(f[1])
+		uid, err2 := unescapeField(f[2])
+		ep, err3 := unescapeField(f[3])
+		ns, err4 := strconv.ParseInt(f[4], 10, 64)
+		size, err5 := strconv.ParseInt(f[5], 10, 64)
+		var sum []byte
+		var err6 error
+		if len(f[6]) != 64 {
+			err6 = errors.New("bad fingerprint")
+		} else {
+			sum, err6 = hex.DecodeString(f[6])
+		}
+		if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+			return fmt.Errorf("malformed record: %w", err)
+		}
+		r := Record{UID: UID(uid), Epoch: ep, Delivered: time.Unix(0, ns).UTC(), Size: size}
+		copy(r.SHA256[:], sum)
+		mbm := m[mb]
+		if mbm == nil {
+			mbm = make(map[UID]Record)
+			m[mb] = mbm
+		}
+		mbm[r.UID] = r
+		return nil
+	case len(f) == 3 && f[0] == "F":
+		mb, err1 := unescapeField(f[1])
+		uid, err2 := unescapeField(f[2])
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("malformed record: %w", err)
+		}
+		delete(m[mb], UID(uid))
+		return nil
+	}
+	return errors.New("malformed record")
+}
+
+func escapeField(s string) string {
+	if s == "" {
+		return "~"
+	}
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '%' || c == '~' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '%' || c == '~' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func unescapeField(s string) (string, error) {
+	if s == "~" {
+		return "", nil
+	}
+	if s == "" {
+		return "", errors.New("empty field")
+	}
+	if !strings.ContainsRune(s, '%') {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", errors.New("bad escape")
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", errors.New("bad escape")
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), nil
+}
+
+func appendRecord(b []byte, mailbox string, r Record) []byte {
+	b = append(b, "P "...)
+	b = append(b, escapeField(mailbox)...)
+	b = append(b, ' ')
+	b = append(b, escapeField(string(r.UID))...)
+	b = append(b, ' ')
+	b = append(b, escapeField(r.Epoch)...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, r.Delivered.UnixNano(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, r.Size, 10)
+	b = append(b, ' ')
+	b = hex.AppendEncode(b, r.SHA256[:])
+	return append(b, '\n')
+}
+
+// compact rewrites the journal with one line per live record, atomically,
+// and opens it for appending.
+func (s *FileState) compact() error {
+	var buf []byte
+	buf = append(buf, fileStateHeader...)
+	mbs := make([]string, 0, len(s.m))
+	for mb := range s.m {
+		mbs = append(mbs, mb)
+	}
+	sort.Strings(mbs)
+	for _, mb := range mbs {
+		recs := s.m[mb]
+		uids := make([]string, 0, len(recs))
+		for u := range recs {
+			uids = append(uids, string(u))
+		}
+		sort.Strings(uids)
+		for _, u := range uids {
+			buf = appendRecord(buf, mb, recs[UID(u)])
+		}
+	}
+	tmp := s.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return stateErr("compact", err)
+	}
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return stateErr("compact", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return stateErr("compact", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return stateErr("compact", err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		os.Remove(tmp)
+		return stateErr("compact", err)
+	}
+	syncDir(filepath.Dir(s.path))
+	af, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return stateErr("open", err)
+	}
+	s.f = af
+	s.size = int64(len(buf))
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// Records returns the mailbox's records.
+func (s *FileState) Records(_ context.Context, mailbox string) ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil, stateErr("read", errors.New("state is closed"))
+	}
+	recs := make([]Record, 0, len(s.m[mailbox]))
+	for _, r := range s.m[mailbox] {
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+// Put appends the records to the journal and fsyncs it before returning.
+func (s *FileState) Put(_ context.Context, mailbox string, recs ...Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	var buf []byte
+	for _, r := range recs {
+		buf = appendRecord(buf, mailbox, r)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.append(buf); err != nil {
+		return err
+	}
+	mbm := s.m[mailbox]
+	if mbm == nil {
+		mbm = make(map[UID]Record)
+		s.m[mailbox] = mbm
+	}
+	for _, r := range recs {
+		mbm[r.UID] = r
+	}
+	return nil
+}
+
+// Forget appends forget lines for the UIDs that have records.
+func (s *FileState) Forget(_ context.Context, mailbox string, uids ...UID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var buf []byte
+	mbm := s.m[mailbox]
+	for _, u := range uids {
+		if _, ok := mbm[u]; !ok {
+			continue
+		}
+		buf = append(buf, "F "...)
+		buf = append(buf, escapeField(mailbox)...)
+		buf = append(buf, ' ')
+		buf = append(buf, escapeField(string(u))...)
+		buf = append(buf, '\n')
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	if err := s.append(buf); err != nil {
+		return err
+	}
+	for _, u := range uids {
+		delete(mbm, u)
+	}
+	return nil
+}
+
+// append writes buf at the end of the journal and fsyncs. On failure it
+// cuts the file back to its last complete line, so that a failed write
+// (a full disk) never leaves a torn line in the middle of the journal.
+func (s *FileState) append(buf []byte) error {
+	if s.f == nil {
+		return stateErr("write", errors.New("state is closed"))
+	}
+	if s.broken != nil {
+		return stateErr("write", s.broken)
+	}
+	_, err := s.f.Write(buf)
+	if err == nil {
+		err = s.f.Sync()
+	}
+	if err != nil {
+		if terr := s.f.Truncate(s.size); terr != nil {
+			s.broken = fmt.Errorf("journal may end in a torn line after a failed write: %w", terr)
+		}
+		return stateErr("write", err)
+	}
+	s.size += int64(len(buf))
+	return nil
+}
+
+// Close closes the journal and releases its lock.
+func (s *FileState) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	if uerr := s.unlock(); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return stateErr("close", err)
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+package mailaccess
+
+import (
+	"io"
+
+	"github.com/emersion/go-message"
+	// Registers the character sets that go-message can decode (a
+	// process-wide side effect: it sets message.CharsetReader).
+	_ "github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/mail"
+)
+
+// Message is one message handed to a Handler.
+type Message struct {
+	// Mailbox is the Name of the mailbox the message comes from.
+	Mailbox string
+	// Info is the message as listed.
+	Info MessageInfo
+	// Body streams the raw RFC 5322 bytes of the message, exactly as the
+	// server sent them. Reading it may fail with the connection's error
+	// or with ErrTooLarge; a handler that sees a read error must return
+	// an error.
+	Body io.Reader
+}
+
+// Parse parses the message with go-message as it streams from Body (so
+// Body must not have been read before). Parsing never blocks delivery:
+// a program that must keep every message stores the raw bytes first and
+// parses a copy. Unknown charsets and transfer encodings are tolerated
+// (the parts stay undecoded); other failures are returned, and the raw
+// bytes are still the truth.
+func (m *Message) Parse() (*mail.Reader, error) {
+	return ParseMessage(m.Body)
+}
+
+// ParseMessage parses raw RFC 5322 bytes with go-message's mail reader,
+// tolerating unknown charsets and transfer encodings at the top level
+// (which mail.CreateReader alone refuses). The returned error, when not
+// nil, says what go-message could not parse.
+func ParseMessage(r io.Reader) (*mail.Reader, error) {
+	e, err := message.Read(r)
+	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+		return nil, err
+	}
+	return mail.NewReader(e), nil
+}

@@ -1,0 +1,91 @@
+package mailaccess
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"time"
+)
+
+// Record is what a State remembers of one delivered message.
+type Record struct {
+	// UID is the message's UID in its mailbox.
+	UID UID
+	// Epoch is the mailbox's UID epoch when the message was delivered
+	// (Description.UIDEpoch: the IMAP UIDVALIDITY).
+	Epoch string
+	// Delivered is when the handler first took the message.
+	Delivered time.Time
+	// Size is the number of octets delivered.
+	Size int64
+	// SHA256 is the fingerprint of the raw bytes delivered; it recognises
+	// content already delivered after the server renumbered its UIDs.
+	SHA256 [sha256.Size]byte
+}
+
+// State remembers which messages were delivered, per mailbox (keyed by
+// Mailbox.Name). Implementations must be safe for concurrent use by the
+// Fetchers of different mailboxes.
+//
+// The Fetcher calls Put right after the handler returned nil for a message
+// and before it deletes or moves that message, so Put must not return
+// before the record is durable: a record that is lost after Put returned
+// can turn into a deleted message that was never delivered. Put returns
+// an error instead when it cannot make the record durable.
+type State interface {
+	// Records returns every record of the mailbox, in no particular order.
+	Records(ctx context.Context, mailbox string) ([]Record, error)
+	// Put stores records durably, replacing those with the same UID.
+	Put(ctx context.Context, mailbox string, recs ...Record) error
+	// Forget removes the records of these UIDs, when the messages have
+	// left the mailbox. Forgetting an unknown UID is not an error.
+	Forget(ctx context.Context, mailbox string, uids ...UID) error
+}
+
+// MemoryState is a State held in memory, for tests and for programs that
+// need no memory across processes. The zero value is ready to use.
+type MemoryState struct {
+	mu sync.Mutex
+	m  map[string]map[UID]Record
+}
+
+var _ State = (*MemoryState)(nil)
+
+// Records returns the mailbox's records.
+func (s *MemoryState) Records(_ context.Context, mailbox string) ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recs := make([]Record, 0, len(s.m[mailbox]))
+	for _, r := range s.m[mailbox] {
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+// Put stores the records.
+func (s *MemoryState) Put(_ context.Context, mailbox string, recs ...Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]map[UID]Record)
+	}
+	mb := s.m[mailbox]
+	if mb == nil {
+		mb = make(map[UID]Record)
+		s.m[mailbox] = mb
+	}
+	for _, r := range recs {
+		mb[r.UID] = r
+	}
+	return nil
+}
+
+// Forget removes the records of uids.
+func (s *MemoryState) Forget(_ context.Context, mailbox string, uids ...UID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range uids {
+		delete(s.m[mailbox], u)
+	}
+	return nil
+}
