@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -244,7 +245,6 @@ func firstN(errs []error, n int) []error {
 func (r *run) loadState() error {
 	r.known = map[UID]Record{}
 	if r.f.State == nil {
-		r.spoolAll = r.desc.SessionUIDs
 		return nil
 	}
 	recs, err := r.f.State.Records(r.ctx, r.name)
@@ -454,6 +454,12 @@ func (r *run) call(msg *Message) (err error) {
 }
 
 func (r *run) record(rec Record) error {
+	if r.desc.SessionUIDs {
+		// Session UIDs mean nothing in the next session: key the record
+		// by its fingerprint instead.
+		rec.UID = UID("sha256:" + hex.EncodeToString(rec.SHA256[:]))
+		rec.Epoch = ""
+	}
 	if r.f.State == nil {
 		r.recorded[rec.UID] = true
 		return nil
@@ -499,7 +505,7 @@ func (r *run) commit() error {
 }
 
 func (r *run) forget(uids []UID) {
-	if r.f.State == nil || len(uids) == 0 {
+	if r.f.State == nil || len(uids) == 0 || r.desc.SessionUIDs {
 		return
 	}
 	if err := r.f.State.Forget(context.WithoutCancel(r.ctx), r.name, uids...); err != nil {
