@@ -1,0 +1,238 @@
+package mailaccess
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func rec(uid string) Record {
+	return Record{UID: UID(uid), Epoch: "7", Delivered: time.Unix(1700000000, 5).UTC(), Size: 42, SHA256: sha256.Sum256([]byte(uid))}
+}
+
+func TestFileStateRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	s, err := OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	odd := "imap://a b%c~@host/IN BOX\t\xff"
+	if err := s.Put(ctx, odd, rec("7/1"), rec("7/2"), rec("7/3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "pop3://x@y", Record{UID: "", SHA256: sha256.Sum256(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Forget(ctx, odd, "7/2", "unknown"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs, err := s.Records(ctx, odd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[UID]Record{}
+	for _, r := range recs {
+		got[r.UID] = r
+	}
+	if len(got) != 2 || got["7/1"] != rec("7/1") || got["7/3"] != rec("7/3") {
+		t.Fatalf("records after reopen: %+v", recs)
+	}
+	if recs, _ := s.Records(ctx, "pop3://x@y"); len(recs) != 1 || recs[0].UID != "" {
+		t.Fatalf("empty UID record: %+v", recs)
+	}
+}
+
+func TestFileStateAppendsOneLinePerPut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	s, err := OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fi0, _ := os.Stat(path)
+	s.Put(t.Context(), "mb", rec("1"))
+	fi1, _ := os.Stat(path)
+	s.Put(t.Context(), "mb", rec("2"))
+	fi2, _ := os.Stat(path)
+	if d1, d2 := fi1.Size()-fi0.Size(), fi2.Size()-fi1.Size(); d1 <= 0 || d1 != d2 {
+		t.Fatalf("growth per Put: %d then %d bytes, want one equal-sized line each", d1, d2)
+	}
+}
+
+func TestFileStateTornLastLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	s, err := OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Put(t.Context(), "mb", rec("1"), rec("2"))
+	s.Close()
+	data, _ := os.ReadFile(path)
+	line := appendRecord(nil, "mb", rec("3"))
+	for cut := 1; cut < len(line); cut += 7 {
+		os.WriteFile(path, append(append([]byte(nil), data...), line[:cut]...), 0o600)
+		s, err := OpenFileState(path)
+		if err != nil {
+			t.Fatalf("torn at %d: %v", cut, err)
+		}
+		recs, _ := s.Records(t.Context(), "mb")
+		s.Close()
+		if len(recs) != 2 {
+			t.Fatalf("torn at %d: %d records, want 2", cut, len(recs))
+		}
+		// Compaction removed the torn bytes.
+		after, _ := os.ReadFile(path)
+		if len(after) != len(data) {
+			t.Fatalf("torn at %d: file not compacted (%d bytes, want %d)", cut, len(after), len(data))
+		}
+	}
+}
+
+func TestFileStateCorruptMiddleLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	os.WriteFile(path, []byte(fileStateHeader+"P mb 1 7 x 3 00\nP mb 2 7 1 3 "+fmt.Sprintf("%064x", 0)+"\n"), 0o600)
+	_, err := OpenFileState(path)
+	if !errors.Is(err, ErrState) {
+		t.Fatalf("corrupt journal: %v, want ErrState", err)
+	}
+	os.WriteFile(path, []byte("something else\n"), 0o600)
+	if _, err := OpenFileState(path); !errors.Is(err, ErrState) {
+		t.Fatalf("foreign file: %v, want ErrState", err)
+	}
+}
+
+func TestFileStateLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	s, err := OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenFileState(path); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second open: %v, want ErrInUse", err)
+	}
+	s.Close()
+	s2, err := OpenFileState(path)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	s2.Close()
+}
+
+func TestFileStateWriteFailure(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	path := filepath.Join(t.TempDir(), "state")
+	s, err := OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Put(t.Context(), "mb", rec("1"))
+	good := s.f
+	s.f = full // every write now fails with ENOSPC
+	if err := s.Put(t.Context(), "mb", rec("2")); !errors.Is(err, ErrState) {
+		t.Fatalf("Put on a full disk: %v, want ErrState", err)
+	}
+	s.f = good
+	s.broken = nil
+	if recs, _ := s.Records(t.Context(), "mb"); len(recs) != 1 {
+		t.Fatalf("a failed Put must not be remembered: %d records", len(recs))
+	}
+	full.Close()
+}
+
+func TestFileStateLoad100k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	path := filepath.Join(t.TempDir(), "state")
+	s, err := OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]Record, 100000)
+	for i := range recs {
+		recs[i] = rec(fmt.Sprintf("1700000000/%d", i+1))
+	}
+	if err := s.Put(context.Background(), "imap://alice@example.com/INBOX", recs...); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, _ := s.Records(t.Context(), "imap://alice@example.com/INBOX")
+	if len(got) != len(recs) {
+		t.Fatalf("%d records, want %d", len(got), len(recs))
+	}
+}
+
+func BenchmarkFileStateOpen100k(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "state")
+	s, _ := OpenFileState(path)
+	recs := make([]Record, 100000)
+	for i := range recs {
+		recs[i] = rec(fmt.Sprintf("1700000000/%d", i+1))
+	}
+	s.Put(context.Background(), "imap://alice@example.com/INBOX", recs...)
+	s.Close()
+	for b.Loop() {
+		s, err := OpenFileState(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+func FuzzJournal(f *testing.F) {
+	f.Add([]byte(fileStateHeader + string(appendRecord(nil, "mb", rec("1")))))
+	f.Add([]byte(fileStateHeader + "F mb 1\n"))
+	f.Add([]byte(fileStateHeader + "P ~ ~ ~ 0 0 " + fmt.Sprintf("%064x", 1) + "\nP %2"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := map[string]map[UID]Record{}
+		if err := parseJournal(data, m); err != nil {
+			if !errors.Is(err, ErrState) {
+				t.Fatalf("error of the wrong kind: %v", err)
+			}
+			return
+		}
+		// What was read writes back and reads again the same.
+		var buf []byte
+		buf = append(buf, fileStateHeader...)
+		for mb, recs := range m {
+			for _, r := range recs {
+				buf = appendRecord(buf, mb, r)
+			}
+		}
+		m2 := map[string]map[UID]Record{}
+		if err := parseJournal(buf, m2); err != nil {
+			t.Fatalf("re-read: %v", err)
+		}
+		for mb, recs := range m {
+			for u, r := range recs {
+				if r2 := m2[mb][u]; !r2.Delivered.Equal(r.Delivered) || r2.UID != r.UID || r2.SHA256 != r.SHA256 || r2.Epoch != r.Epoch || r2.Size != r.Size {
+					t.Fatalf("round trip changed %q %q", mb, u)
+				}
+			}
+		}
+	})
+}
