@@ -1,0 +1,211 @@
+package unimail
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/unimail/unimail/imap"
+	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/pop"
+)
+
+// Options configures Dial. A nil *Options means the zero value.
+type Options struct {
+	// Auth holds the credentials. An empty Auth.Username takes the user
+	// of the URL. Prefer Auth.Password to a password in the URL: URLs end
+	// up in logs, shell histories and process lists.
+	Auth mailaccess.Auth
+	// TLSConfig replaces the default TLS configuration (system roots,
+	// server name from the URL). It is cloned.
+	TLSConfig *tls.Config
+	// InsecureCleartext makes pop3:// and imap:// URLs run without any
+	// TLS, sending the credentials in clear. Only for a server on the same
+	// host or in tests. It has no effect on pop3s:// and imaps://.
+	InsecureCleartext bool
+	// Timeout bounds every network operation (default: the driver's,
+	// 60 s).
+	Timeout time.Duration
+	// MaxMessageSize is a hard limit on one message's size, enforced by
+	// the driver (0: the driver's default).
+	MaxMessageSize int64
+	// Dialer replaces the network dialer (proxies, tests).
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Target is a parsed mail URL.
+type Target struct {
+	// Scheme is "pop3", "pop3s", "imap" or "imaps".
+	Scheme string
+	// Addr is host:port, with the scheme's default port when the URL has
+	// none.
+	Addr string
+	// Host is the host name without the port.
+	Host string
+	// User is the decoded user name ("" if the URL has none).
+	User string
+	// Password is the decoded password of the URL, if it has one.
+	Password string
+	// Mechanism is the SASL mechanism given as ";AUTH=MECH" after the user
+	// (curl's syntax), or "".
+	Mechanism string
+	// Folder is the IMAP folder ("INBOX" when the path is empty); "" for
+	// POP3.
+	Folder string
+	// Security follows from the scheme: implicit TLS for pop3s and imaps,
+	// STLS/STARTTLS required for pop3 and imap.
+	Security mailaccess.Security
+}
+
+// Protocol returns "pop3" or "imap".
+func (t *Target) Protocol() string { return strings.TrimSuffix(t.Scheme, "s") }
+
+// String returns the URL without its password.
+func (t *Target) String() string {
+	u := url.URL{Scheme: t.Scheme, Host: t.Addr}
+	if t.User != "" {
+		u.User = url.User(t.User)
+	}
+	if t.Folder != "" {
+		u.Path = "/" + t.Folder
+	}
+	return u.String()
+}
+
+var defaultPorts = map[string]string{"pop3": "110", "pop3s": "995", "imap": "143", "imaps": "993"}
+
+func urlErr(why string) error {
+	return mailaccess.NewError("parse URL", mailaccess.ErrInvalidArgument, "", errors.New(why))
+}
+
+// ParseURL parses a pop3, pop3s, imap or imaps URL. The error never
+// repeats the URL, which may hold a password.
+func ParseURL(raw string) (*Target, error) {
+	if strings.ContainsAny(raw, "\r\n\x00") {
+		return nil, urlErr("URL contains CR, LF or NUL")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, urlErr("malformed URL")
+	}
+	t := &Target{Scheme: strings.ToLower(u.Scheme)}
+	port, ok := defaultPorts[t.Scheme]
+	if !ok {
+		if u.Scheme == "" {
+			return nil, urlErr("missing scheme: want pop3s://, pop3://, imaps:// or imap://")
+		}
+		return nil, urlErr(fmt.Sprintf("unknown scheme %q: want pop3s, pop3, imaps or imap", mailaccess.SanitizeText(truncate(u.Scheme, 16))))
+	}
+	if u.Opaque != "" {
+		return nil, urlErr("malformed URL: want scheme://user@host")
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return nil, urlErr("a mail URL takes no query or fragment")
+	}
+	t.Host = u.Hostname()
+	if t.Host == "" {
+		return nil, urlErr("missing host")
+	}
+	if p := u.Port(); p != "" {
+		port = p
+	} else if strings.HasSuffix(u.Host, ":") {
+		return nil, urlErr("empty port")
+	}
+	t.Addr = net.JoinHostPort(t.Host, port)
+	if u.User != nil {
+		t.User = u.User.Username()
+		t.Password, _ = u.User.Password()
+		if user, mech, ok := strings.Cut(t.User, ";"); ok {
+			name, val, _ := strings.Cut(mech, "=")
+			if !strings.EqualFold(name, "AUTH") || val == "" {
+				return nil, urlErr("unknown option after ';' in the user (curl's ;AUTH=MECH is the only one)")
+			}
+			t.User, t.Mechanism = user, strings.ToUpper(val)
+			if t.Mechanism == "*" {
+				t.Mechanism = ""
+			}
+		}
+	}
+	switch t.Scheme {
+	case "pop3s", "imaps":
+		t.Security = mailaccess.SecurityTLS
+	default:
+		t.Security = mailaccess.SecurityStartTLS
+	}
+	path := strings.TrimPrefix(u.Path, "/")
+	if t.Protocol() == "pop3" {
+		if path != "" {
+			return nil, urlErr("a POP3 URL has no folder")
+		}
+	} else {
+		if path == "" {
+			path = "INBOX"
+		}
+		t.Folder = path
+	}
+	for _, v := range []struct{ what, s string }{{"user", t.User}, {"password", t.Password}, {"folder", t.Folder}, {"host", t.Host}} {
+		if err := mailaccess.CheckArg(v.what, v.s); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// Dial opens the mailbox that rawURL names (see the package documentation
+// for the URL forms) and returns it as a mailaccess.Mailbox. The TLS rules
+// are the drivers': implicit TLS for pop3s and imaps, STLS/STARTTLS
+// required for pop3 and imap, cleartext only with
+// Options.InsecureCleartext.
+func Dial(ctx context.Context, rawURL string, opts *Options) (mailaccess.Mailbox, error) {
+	t, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return DialTarget(ctx, t, opts)
+}
+
+// DialTarget is Dial for an already parsed URL.
+func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailbox, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	auth := o.Auth
+	if auth.Username == "" {
+		auth.Username = t.User
+	}
+	if auth.Password == "" {
+		auth.Password = t.Password
+	}
+	if auth.Mechanism == "" {
+		auth.Mechanism = t.Mechanism
+	}
+	sec := t.Security
+	if o.InsecureCleartext && sec == mailaccess.SecurityStartTLS {
+		sec = mailaccess.SecurityInsecureCleartext
+	}
+	switch t.Protocol() {
+	case "pop3":
+		return pop.Dial(ctx, t.Addr, &pop.Options{
+			Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
+			Dialer: o.Dialer, MaxMessageSize: o.MaxMessageSize,
+		})
+	default:
+		return imap.Dial(ctx, t.Addr, &imap.Options{
+			Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
+			Dialer: o.Dialer, Folder: t.Folder,
+		})
+	}
+}
