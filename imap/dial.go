@@ -1,0 +1,370 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/unimail/unimail/internal/imapconn"
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// Dial connects to the IMAP server at addr ("host:port", or "host" for the
+// default port of opts.Security: 993, or 143 with STARTTLS or cleartext),
+// protects the connection as opts.Security says, logs in and selects
+// opts.Folder read-write.
+//
+// ctx bounds the whole call; opts.DialTimeout bounds the TCP connection and
+// opts.Timeout each command. User, password and folder are checked for CR,
+// LF and NUL (ErrInvalidArgument) before anything is sent. Errors: ErrTLS
+// (handshake, certificate, STARTTLS refused), ErrAuth (credentials or
+// mechanism refused; the password never appears in the error), ErrNotFound
+// (the folder does not exist), ErrConnection (Temporary: the connection
+// failed or timed out).
+func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
+	const op = "imap dial"
+	o := opts.withDefaults()
+	if err := checkOptions(&o); err != nil {
+		return nil, err
+	}
+	host, port, err := splitAddr(addr, o.Security)
+	if err != nil {
+		return nil, mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", err)
+	}
+	m := &Mailbox{
+		opts:        o,
+		name:        mailboxName(o.Auth.Username, host, o.Folder),
+		changed:     make(chan struct{}, 1),
+		marks:       make(map[imap.UID]struct{}),
+		sizes:       make(map[imap.UID]int64),
+		idleRestart: idleRestartInterval,
+		secrets:     []string{o.Auth.Password},
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+	raw, err := o.Dialer(dctx, "tcp", net.JoinHostPort(host, port))
+	cancel()
+	if err != nil {
+		cause := err
+		if ctx.Err() != nil {
+			cause = context.Cause(ctx)
+		}
+		e := mailaccess.NewError(op, mailaccess.ErrConnection, "", cause)
+		e.Temporary = true
+		return nil, e
+	}
+	m.conn = imapconn.New(raw)
+	if err := m.open(ctx, host); err != nil {
+		m.conn.Kill(errSessionClosed)
+		if m.client != nil {
+			m.client.Close()
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+func checkOptions(o *Options) error {
+	const op = "imap dial"
+	withOp := func(err error) error {
+		var e *mailaccess.Error
+		if errors.As(err, &e) {
+			e.Op = op
+		}
+		return err
+	}
+	if err := o.Auth.Check(); err != nil {
+		return withOp(err)
+	}
+	if err := mailaccess.CheckArg("folder", o.Folder); err != nil {
+		return withOp(err)
+	}
+	mech := strings.ToUpper(o.Auth.Mechanism)
+	switch mech {
+	case mailaccess.MechAuto, mailaccess.MechLogin, mailaccess.MechPlain:
+		if o.Auth.Token != nil && mech != mailaccess.MechAuto {
+			return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("a token needs mechanism XOAUTH2 or OAUTHBEARER"))
+		}
+	case mailaccess.MechXOAuth2, mailaccess.MechOAuthBearer:
+		if o.Auth.Token == nil {
+			return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("mechanism "+mech+" needs Auth.Token"))
+		}
+	default:
+		return mailaccess.NewError(op, mailaccess.ErrUnsupported, "", errors.New("IMAP has no login mechanism "+mailaccess.SanitizeText(o.Auth.Mechanism)))
+	}
+	o.Auth.Mechanism = mech
+	switch o.Security {
+	case mailaccess.SecurityTLS, mailaccess.SecurityStartTLS, mailaccess.SecurityInsecureCleartext:
+	default:
+		return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("unknown Security value"))
+	}
+	return nil
+}
+
+// splitAddr splits addr into host and port, adding the default port.
+func splitAddr(addr string, sec mailaccess.Security) (host, port string, err error) {
+	if err := mailaccess.CheckArg("address", addr); err != nil {
+		return "", "", errors.New("address contains CR, LF or NUL")
+	}
+	host, port, err = net.SplitHostPort(addr)
+	if err != nil {
+		// No port: the whole address is the host.
+		host, port = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), "993"
+		if sec != mailaccess.SecurityTLS {
+			port = "143"
+		}
+	}
+	if host == "" {
+		return "", "", errors.New("address has no host")
+	}
+	return host, port, nil
+}
+
+// mailboxName builds "imap://user@host/folder": the user escaped as URL
+// userinfo, the host lower-cased without the port, the folder
+// path-escaped.
+func mailboxName(user, host, folder string) string {
+	h := strings.ToLower(host)
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	u := url.User(user).String()
+	if u != "" {
+		u += "@"
+	}
+	return "imap://" + u + h + "/" + url.PathEscape(folder)
+}
+
+// open protects the connection, logs in and selects the folder.
+func (m *Mailbox) open(ctx context.Context, host string) error {
+	o := &m.opts
+	copts := &imapclient.Options{UnilateralDataHandler: m.unilateralHandler()}
+
+	switch o.Security {
+	case mailaccess.SecurityTLS:
+		cfg := tlsConfig(o.TLSConfig, host)
+		if cfg.NextProtos == nil {
+			cfg.NextProtos = []string{"imap"}
+		}
+		tc := tls.Client(m.conn, cfg)
+		g := m.begin(ctx, "imap TLS handshake", boundTotal)
+		err := tc.HandshakeContext(ctx)
+		g.end()
+		if err != nil {
+			return m.tlsError("imap TLS handshake", err)
+		}
+		m.client = imapclient.New(tc, copts)
+	case mailaccess.SecurityStartTLS:
+		copts.TLSConfig = tlsConfig(o.TLSConfig, host)
+		g := m.begin(ctx, "imap STARTTLS", boundTotal)
+		c, err := imapclient.NewStartTLS(m.conn, copts)
+		g.end()
+		if err != nil {
+			return m.tlsError("imap STARTTLS", err)
+		}
+		m.client = c
+	default:
+		m.client = imapclient.New(m.conn, copts)
+	}
+
+	g := m.begin(ctx, "imap greeting", boundTotal)
+	err := m.client.WaitGreeting()
+	g.end()
+	if err != nil {
+		return m.fail("imap greeting", err, func(*imap.Error) error { return mailaccess.ErrServer })
+	}
+	if m.client.State() == imap.ConnStateNotAuthenticated {
+		if err := m.login(ctx); err != nil {
+			return err
+		}
+	}
+	return m.selectFolder(ctx)
+}
+
+// tlsConfig returns a clone of cfg (or a new config) with ServerName set.
+func tlsConfig(cfg *tls.Config, host string) *tls.Config {
+	var c *tls.Config
+	if cfg != nil {
+		c = cfg.Clone()
+	} else {
+		c = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if c.ServerName == "" {
+		c.ServerName = host
+	}
+	return c
+}
+
+// tlsError maps a failure of the TLS handshake or of STARTTLS: a
+// cancellation, a timeout or a transport failure is ErrConnection; a
+// refusal of STARTTLS, a certificate problem or a failed handshake is
+// ErrTLS.
+func (m *Mailbox) tlsError(op string, err error) error {
+	if reason := m.conn.Reason(); reason != nil {
+		return m.connError(op, reason)
+	}
+	var (
+		ie   *imap.Error
+		cve  *tls.CertificateVerificationError
+		ae   tls.AlertError
+		rhe  tls.RecordHeaderError
+		uae  x509.UnknownAuthorityError
+		hne  x509.HostnameError
+		cie  x509.CertificateInvalidError
+		oper *net.OpError
+	)
+	switch {
+	case errors.As(err, &ie):
+		return mailaccess.NewError(op, mailaccess.ErrTLS, m.scrub(ie.Text), errors.New("the server refused STARTTLS"))
+	case errors.As(err, &cve), errors.As(err, &ae), errors.As(err, &rhe),
+		errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie):
+		return mailaccess.NewError(op, mailaccess.ErrTLS, "", err)
+	case strings.Contains(err.Error(), "PREAUTH"):
+		return mailaccess.NewError(op, mailaccess.ErrTLS, "", errors.New("the server sent PREAUTH on the cleartext connection"))
+	case errors.As(err, &oper):
+		m.conn.Kill(err)
+		return m.connError(op, err)
+	}
+	if op == "imap TLS handshake" {
+		return mailaccess.NewError(op, mailaccess.ErrTLS, "", transportCause(err))
+	}
+	m.conn.Kill(transportCause(err))
+	return m.connError(op, m.conn.Reason())
+}
+
+// login authenticates as Options.Auth says. Any failure of AUTHENTICATE
+// closes the connection (go-imap does not cancel an exchange whose SASL
+// step failed, so the connection may be out of step).
+func (m *Mailbox) login(ctx context.Context) error {
+	const op = "imap login"
+	a := &m.opts.Auth
+	g := m.begin(ctx, op, boundTotal)
+	caps := m.client.Caps()
+	g.end()
+	if caps == nil {
+		return m.capsError(op)
+	}
+
+	mech := a.Mechanism
+	if mech == mailaccess.MechAuto {
+		switch {
+		case a.Token != nil && caps.Has("AUTH=OAUTHBEARER"):
+			mech = mailaccess.MechOAuthBearer
+		case a.Token != nil:
+			mech = mailaccess.MechXOAuth2
+		case caps.Has("AUTH=PLAIN"):
+			mech = mailaccess.MechPlain
+		default:
+			mech = mailaccess.MechLogin
+		}
+	}
+
+	var sc sasl.Client
+	switch mech {
+	case mailaccess.MechLogin:
+		if caps.Has(imap.CapLoginDisabled) {
+			return mailaccess.NewError(op, mailaccess.ErrAuth, "", errors.New("the server announces LOGINDISABLED on this connection"))
+		}
+		g := m.begin(ctx, op, boundTotal)
+		err := m.client.Login(a.Username, a.Password).Wait()
+		g.end()
+		return m.fail(op, err, loginKind)
+	case mailaccess.MechPlain:
+		sc = sasl.NewPlainClient("", a.Username, a.Password)
+	case mailaccess.MechXOAuth2, mailaccess.MechOAuthBearer:
+		tok, err := a.Token(ctx)
+		if err != nil {
+			return mailaccess.NewError(op, mailaccess.ErrAuth, "", fmt.Errorf("getting the OAuth2 token: %w", err))
+		}
+		if strings.ContainsAny(tok, "\r\n\x00\x01") || strings.ContainsAny(a.Username, "\x01") {
+			return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("token or username contains a control character"))
+		}
+		m.secrets = append(m.secrets, tok)
+		if mech == mailaccess.MechXOAuth2 {
+			sc = xoauth2Client{user: a.Username, token: tok}
+		} else {
+			sc = oauthBearerClient{user: a.Username, token: tok}
+		}
+	}
+
+	g = m.begin(ctx, op, boundTotal)
+	err := m.client.Authenticate(sc)
+	g.end()
+	if err == nil {
+		return nil
+	}
+	// Whatever happened, the connection may be out of step: end it.
+	reason := m.conn.Reason()
+	m.conn.Kill(errors.New("authentication failed"))
+	if reason != nil {
+		return m.connError(op, reason)
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return m.serverError(op, loginKind(ie), ie)
+	}
+	return mailaccess.NewError(op, mailaccess.ErrAuth, "", errors.New("the authentication exchange failed"))
+}
+
+// loginKind maps a NO or BAD to LOGIN or AUTHENTICATE.
+func loginKind(ie *imap.Error) error {
+	switch ie.Code {
+	case imap.ResponseCodeUnavailable:
+		return mailaccess.ErrServer
+	case imap.ResponseCodeInUse:
+		return mailaccess.ErrInUse
+	case imap.ResponseCodePrivacyRequired:
+		return mailaccess.ErrTLS
+	}
+	return mailaccess.ErrAuth
+}
+
+// capsError is the error when the capabilities could not be had.
+func (m *Mailbox) capsError(op string) error {
+	if reason := m.conn.Reason(); reason != nil {
+		return m.connError(op, reason)
+	}
+	m.conn.Kill(errors.New("no CAPABILITY answer"))
+	return m.connError(op, m.conn.Reason())
+}
+
+// selectFolder selects the folder read-write and records the
+// capabilities and UIDVALIDITY.
+func (m *Mailbox) selectFolder(ctx context.Context) error {
+	const op = "imap select"
+	g := m.begin(ctx, op, boundTotal)
+	caps := m.client.Caps()
+	var data *imap.SelectData
+	var err error
+	if caps != nil {
+		data, err = m.client.Select(m.opts.Folder, nil).Wait()
+	}
+	g.end()
+	if caps == nil {
+		return m.capsError(op)
+	}
+	if err != nil {
+		return m.fail(op, err, nil)
+	}
+	if data.UIDValidity == 0 {
+		m.conn.Kill(errors.New("no UIDVALIDITY"))
+		return mailaccess.NewError(op, mailaccess.ErrProtocol, "", errors.New("the server sent no UIDVALIDITY for the folder"))
+	}
+	m.caps = caps
+	m.uidValidity = data.UIDValidity
+	for c := range caps {
+		m.capList = append(m.capList, string(c))
+	}
+	sort.Strings(m.capList)
+	return nil
+}

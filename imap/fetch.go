@@ -1,0 +1,275 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// errReaderClosed is returned by Read after Close.
+var errReaderClosed = errors.New("imap: read after Close")
+
+// Open streams the raw bytes of the message with the given UID, exactly as
+// the server stores them, from UID FETCH <uid> (UID BODY.PEEK[]): nothing
+// is buffered beyond go-imap's socket buffer, and \Seen is not set.
+// Messages larger than Options.ChunkSize, and messages whose size List did
+// not give, are fetched in BODY.PEEK[]<offset.size> chunks.
+//
+// A UID of another UIDVALIDITY, or one for which the server returns no
+// data (the message was expunged), is ErrNotFound. An answer with a body
+// that go-imap could not match to the UID (some servers put the UID after
+// the literal) is ErrProtocol: the message is not known to be gone.
+//
+// ctx bounds the whole reading, not just this call: when it ends, the
+// connection is closed and Read fails. Options.Timeout bounds each stall.
+// The reader must be closed before any other method is called; Close
+// skips the rest of the message (draining the chunk in flight, so that
+// the session stays usable). Read returns io.EOF only after the server
+// confirmed the FETCH with OK.
+func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, error) {
+	const op = "imap fetch"
+	if err := m.ready(ctx, op); err != nil {
+		return nil, err
+	}
+	n, current, err := m.parseUID(op, uid)
+	if err != nil {
+		return nil, err
+	}
+	if !current {
+		return nil, mailaccess.NewError(op, mailaccess.ErrNotFound, "", errors.New("the folder's UIDVALIDITY is now "+strconv.FormatUint(uint64(m.uidValidity), 10)+": UID "+string(uid)+" names no message any more"))
+	}
+	size, known := m.sizes[n]
+	r := &messageReader{
+		m:       m,
+		uid:     n,
+		chunked: !known || size < 0 || size > m.opts.ChunkSize,
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.mu.Lock()
+	m.reader = r
+	m.mu.Unlock()
+	r.g = m.begin(ctx, op, boundStall)
+	if err := r.start(); err != nil {
+		r.fail(err)
+		return nil, err
+	}
+	return r, nil
+}
+
+// messageReader streams one message from one or more FETCH literals.
+//
+// go-imap's reader goroutine waits until each literal has been read to its
+// end or to an error; every path here (EOF, error, Close, Abort) ensures
+// that, or go-imap would hang.
+type messageReader struct {
+	m       *Mailbox
+	uid     imap.UID
+	chunked bool
+	g       *guard
+
+	mu     sync.Mutex
+	offset int64 // offset of the current chunk in the message
+	cmd    *imapclient.FetchCommand
+	msg    *imapclient.FetchMessageData
+	lit    imap.LiteralReader // nil between chunks
+	size   int64              // size of lit
+	last   bool               // lit is the last chunk
+	err    error              // sticky: io.EOF or the failure
+}
+
+const fetchOp = "imap fetch"
+
+// start sends the FETCH of the chunk at r.offset and waits for its body
+// literal.
+func (r *messageReader) start() error {
+	m := r.m
+	section := &imap.FetchItemBodySection{Peek: true}
+	if r.chunked {
+		section.Partial = &imap.SectionPartial{Offset: r.offset, Size: m.opts.ChunkSize}
+	}
+	strays := m.strays.Load()
+	cmd := m.client.Fetch(imap.UIDSetNum(r.uid), &imap.FetchOptions{
+		UID:         true,
+		BodySection: []*imap.FetchItemBodySection{section},
+	})
+	msg := cmd.Next()
+	if msg == nil {
+		if err := cmd.Close(); err != nil {
+			return m.fail(fetchOp, err, nil)
+		}
+		if m.strays.Load() != strays {
+			return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "",
+				errors.New("the server answered the UID FETCH with a body that could not be matched to UID "+strconv.FormatUint(uint64(r.uid), 10)+" (the UID after the literal?); the message is not known to be gone"))
+		}
+		return mailaccess.NewError(fetchOp, mailaccess.ErrNotFound, "",
+			errors.New("no message with UID "+strconv.FormatUint(uint64(r.uid), 10)+" (expunged)"))
+	}
+
+	protocolErr := func(what string) error {
+		if err := cmd.Close(); err != nil { // drains the literal
+			return m.fail(fetchOp, err, nil)
+		}
+		return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "", errors.New(what))
+	}
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		bs, ok := item.(imapclient.FetchItemDataBodySection)
+		if !ok || bs.Section == nil || bs.Section.Specifier != imap.PartSpecifierNone || len(bs.Section.Part) != 0 {
+			continue
+		}
+		p := bs.Section.Partial
+		last := true
+		switch {
+		case bs.Literal == nil && r.offset > 0:
+			// NIL past the end of the message: nothing more.
+			bs.Literal = emptyLiteral{}
+		case bs.Literal == nil:
+			return protocolErr("the server returned NIL for the message body")
+		case !r.chunked:
+		case p == nil:
+			// The whole message although a chunk was asked for: accept it
+			// only as the first chunk.
+			if r.offset != 0 {
+				return protocolErr("the server ignored the partial range of the chunk at offset " + strconv.FormatInt(r.offset, 10))
+			}
+		case p.Offset != r.offset:
+			return protocolErr("the server returned the chunk at offset " + strconv.FormatInt(p.Offset, 10) + " instead of " + strconv.FormatInt(r.offset, 10))
+		case bs.Literal.Size() > m.opts.ChunkSize:
+			return protocolErr("the server returned a chunk larger than asked for")
+		default:
+			last = bs.Literal.Size() < m.opts.ChunkSize
+		}
+		r.cmd, r.msg, r.lit, r.size, r.last = cmd, msg, bs.Literal, bs.Literal.Size(), last
+		return nil
+	}
+	return protocolErr("the server's answer to UID FETCH holds no message body")
+}
+
+// emptyLiteral stands for a NIL chunk past the end of a message.
+type emptyLiteral struct{}
+
+func (emptyLiteral) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyLiteral) Size() int64              { return 0 }
+
+// finishCmd consumes the rest of the current FETCH answer and its tagged
+// status, after the literal was read to its end.
+func (r *messageReader) finishCmd() error {
+	for item := r.msg.Next(); item != nil; item = r.msg.Next() {
+	}
+	err := r.cmd.Close()
+	r.cmd, r.msg, r.lit = nil, nil, nil
+	if err != nil {
+		return r.m.fail(fetchOp, err, nil)
+	}
+	return nil
+}
+
+// Read reads the message. It returns io.EOF once the whole message was
+// read and the server confirmed the last FETCH with OK.
+func (r *messageReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.lit == nil {
+			if err := r.start(); err != nil {
+				r.fail(err)
+				continue
+			}
+		}
+		n, err := r.lit.Read(p)
+		switch {
+		case err == io.EOF:
+			r.offset += r.size
+			if ferr := r.finishCmd(); ferr != nil {
+				r.fail(ferr)
+			} else if r.last {
+				r.release(io.EOF)
+			}
+			if n > 0 || len(p) == 0 {
+				return n, nil
+			}
+		case err != nil:
+			// go-imap's reader was released by the error; the connection
+			// is no longer in step.
+			r.fail(r.m.fail(fetchOp, err, nil))
+			return n, r.err
+		default:
+			return n, nil
+		}
+	}
+}
+
+// Close ends the reading. When the message was not read to its end, the
+// rest of the chunk in flight is drained so that the session stays usable
+// (bounded by Options.Timeout per stall, and by Open's context).
+func (r *messageReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return nil
+	}
+	var err error
+	if r.lit != nil {
+		if _, cerr := io.Copy(io.Discard, r.lit); cerr != nil {
+			err = r.m.fail(fetchOp, cerr, nil)
+		}
+		if ferr := r.finishCmd(); err == nil {
+			err = ferr
+		}
+	}
+	r.release(errReaderClosed)
+	return err
+}
+
+// finish closes the reader on behalf of Mailbox.Close, bounded by ctx too.
+func (r *messageReader) finish(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() { r.m.conn.Kill(context.Cause(ctx)) })
+	defer stop()
+	r.Close()
+}
+
+// abort releases go-imap after the connection was killed: the literal is
+// read to its error (at once, the socket being closed) and the command
+// consumed.
+func (r *messageReader) abort() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return
+	}
+	r.fail(r.m.connError(fetchOp, r.m.conn.Reason()))
+}
+
+// fail records err, releases go-imap from the command in flight and
+// detaches the reader from the Mailbox.
+func (r *messageReader) fail(err error) {
+	if r.cmd != nil {
+		if r.lit != nil {
+			io.Copy(io.Discard, r.lit)
+		}
+		r.cmd.Close()
+		r.cmd, r.msg, r.lit = nil, nil, nil
+	}
+	r.release(err)
+}
+
+// release records the final state, ends the guard and detaches the reader.
+func (r *messageReader) release(err error) {
+	r.err = err
+	r.g.end()
+	r.m.mu.Lock()
+	if r.m.reader == r {
+		r.m.reader = nil
+	}
+	r.m.mu.Unlock()
+}

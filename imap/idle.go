@@ -1,0 +1,86 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// Wait blocks until the server reports a change of the folder (EXISTS or
+// EXPUNGE: new mail, or mail removed) or ctx ends, with IDLE (RFC 2177).
+//
+// A change that the server reported since the last List, during any
+// command, makes Wait return nil at once. When ctx ends, IDLE is ended
+// with DONE and Wait returns ctx's error; the session stays usable. IDLE
+// is restarted every 20 minutes, which also checks that the server still
+// answers; TCP keep-alive notices a dead peer in between. Starting and
+// ending IDLE are each bounded by Options.Timeout, so a server that stops
+// answering gives ErrConnection, never a hang. A server without IDLE is
+// ErrUnsupported.
+func (m *Mailbox) Wait(ctx context.Context) error {
+	const op = "imap idle"
+	if err := m.ready(ctx, op); err != nil {
+		return err
+	}
+	if !m.caps.Has(imap.CapIdle) {
+		return mailaccess.NewError(op, mailaccess.ErrUnsupported, "", errors.New("the server does not announce IDLE"))
+	}
+	for {
+		select {
+		case <-m.changed:
+			return nil
+		default:
+		}
+
+		// Starting IDLE is not cut by ctx: it waits for the server's "+",
+		// after which DONE ends it cleanly.
+		g := m.begin(context.Background(), op, boundTotal)
+		idle, err := m.client.Idle()
+		g.end()
+		if err != nil {
+			return m.fail(op, err, nil)
+		}
+
+		restart := time.NewTimer(m.idleRestart)
+		var result error
+		again := false
+		select {
+		case <-m.changed:
+		case <-ctx.Done():
+			result = ctx.Err()
+		case <-restart.C:
+			again = true
+		case <-m.client.Closed():
+		}
+		restart.Stop()
+
+		g = m.begin(context.Background(), op, boundTotal)
+		err = idle.Close()
+		if err == nil {
+			err = idle.Wait()
+		}
+		g.end()
+		if err != nil {
+			return m.fail(op, err, nil)
+		}
+		if m.conn.Reason() != nil || isClosed(m.client.Closed()) {
+			return m.fail(op, errors.New("the connection closed during IDLE"), nil)
+		}
+		if !again {
+			return result
+		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

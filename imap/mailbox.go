@@ -1,0 +1,433 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/unimail/unimail/internal/imapconn"
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// Mailbox is a session with one IMAP folder. It implements
+// mailaccess.Mailbox and the optional Mover, Folders, Watcher and
+// Describer.
+//
+// Like every mailaccess.Mailbox, it is driven by one goroutine at a time;
+// Abort alone may be called from any goroutine, at any time.
+type Mailbox struct {
+	opts        Options
+	name        string
+	conn        *imapconn.Conn
+	client      *imapclient.Client
+	caps        imap.CapSet
+	capList     []string
+	uidValidity uint32
+	secrets     []string // credentials to scrub from server texts
+	idleRestart time.Duration
+
+	changed chan struct{} // EXISTS or EXPUNGE seen; 1-buffered
+	strays  atomic.Int64  // FETCH bodies the client could not match
+
+	marks map[imap.UID]struct{} // deletion marks of the current epoch
+	sizes map[imap.UID]int64    // RFC822.SIZE from the last List
+
+	mu     sync.Mutex
+	reader *messageReader // the open reader of Open, if any
+	closed bool           // Close or Abort was called
+}
+
+// Compile-time checks of the interfaces that Mailbox implements.
+var (
+	_ mailaccess.Mailbox   = (*Mailbox)(nil)
+	_ mailaccess.Mover     = (*Mailbox)(nil)
+	_ mailaccess.Folders   = (*Mailbox)(nil)
+	_ mailaccess.Watcher   = (*Mailbox)(nil)
+	_ mailaccess.Describer = (*Mailbox)(nil)
+)
+
+// idleRestartInterval is how long one IDLE runs before Wait ends it and
+// starts another: below the 29 minutes of RFC 2177 section 3 (and below
+// go-imap's own 28-minute restart), and a regular check that the server
+// still answers.
+const idleRestartInterval = 20 * time.Minute
+
+// bound says how a guard bounds an operation.
+type bound int
+
+const (
+	// boundTotal: the whole operation within Options.Timeout.
+	boundTotal bound = iota
+	// boundStall: no more than Options.Timeout without a byte moving.
+	boundStall
+)
+
+// guard bounds one operation by its context and by Options.Timeout. go-imap
+// has no context, so both end the operation by killing the connection,
+// which fails every pending command.
+type guard struct {
+	m     *Mailbox
+	stop  func() bool
+	timer *time.Timer
+	stall bool
+}
+
+func (m *Mailbox) begin(ctx context.Context, op string, b bound) *guard {
+	g := &guard{m: m}
+	g.stop = context.AfterFunc(ctx, func() { m.conn.Kill(context.Cause(ctx)) })
+	switch b {
+	case boundTotal:
+		d := m.opts.Timeout
+		g.timer = time.AfterFunc(d, func() { m.conn.Kill(&timeoutError{op: op, after: d}) })
+	case boundStall:
+		m.conn.Watch(m.opts.Timeout)
+		g.stall = true
+	}
+	return g
+}
+
+func (g *guard) end() {
+	g.stop()
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	if g.stall {
+		g.m.conn.Unwatch()
+	}
+}
+
+// ready returns an error when the session cannot run op: it was closed,
+// its connection was lost, a reader of Open is still open, or ctx has
+// already ended (then ctx's error, and the session stays usable).
+func (m *Mailbox) ready(ctx context.Context, op string) error {
+	m.mu.Lock()
+	closed, reading := m.closed, m.reader != nil
+	m.mu.Unlock()
+	if closed {
+		return mailaccess.NewError(op, mailaccess.ErrConnection, "", errSessionClosed)
+	}
+	if reason := m.conn.Reason(); reason != nil {
+		return m.connError(op, reason)
+	}
+	if reading {
+		return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("the reader returned by Open must be closed first"))
+	}
+	return ctx.Err()
+}
+
+// Name returns "imap://user@host/folder": the user escaped as URL userinfo,
+// the host lower-cased without the port, the folder path-escaped. It holds
+// no credential, and neither the port nor the TLS mode.
+func (m *Mailbox) Name() string { return m.name }
+
+// Describe reports the protocol "imap", the folder's UIDVALIDITY (in
+// decimal) as the UID epoch, and the capabilities the server announced
+// after login.
+func (m *Mailbox) Describe() mailaccess.Description {
+	return mailaccess.Description{
+		Protocol:     "imap",
+		UIDEpoch:     strconv.FormatUint(uint64(m.uidValidity), 10),
+		Capabilities: slices.Clone(m.capList),
+	}
+}
+
+// makeUID returns the mailaccess.UID of uid in the current epoch.
+func (m *Mailbox) makeUID(uid imap.UID) mailaccess.UID {
+	return mailaccess.UID(strconv.FormatUint(uint64(m.uidValidity), 10) + "/" + strconv.FormatUint(uint64(uid), 10))
+}
+
+// parseUID splits a mailaccess.UID made by makeUID. current is false when
+// its UIDVALIDITY is not the folder's current one.
+func (m *Mailbox) parseUID(op string, u mailaccess.UID) (uid imap.UID, current bool, err error) {
+	v, n, ok := strings.Cut(string(u), "/")
+	validity, err1 := strconv.ParseUint(v, 10, 32)
+	num, err2 := strconv.ParseUint(n, 10, 32)
+	if !ok || err1 != nil || err2 != nil || num == 0 || validity == 0 {
+		return 0, false, mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("not an IMAP UID of the form UIDVALIDITY/UID: "+strconv.Quote(mailaccess.SanitizeText(string(u)))))
+	}
+	return imap.UID(num), uint32(validity) == m.uidValidity, nil
+}
+
+// unilateralHandler receives what the server says outside the answers to
+// our commands. It runs on go-imap's reader goroutine and must never call
+// the client (go-imap issue #668): it only signals.
+func (m *Mailbox) unilateralHandler() *imapclient.UnilateralDataHandler {
+	return &imapclient.UnilateralDataHandler{
+		Expunge: func(uint32) { m.signal() },
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				m.signal()
+			}
+		},
+		// A FETCH response that no command claimed. go-imap routes here a
+		// UID FETCH answer whose UID follows the body literal (it matches
+		// answers by a UID read before any literal), so a body seen here
+		// means "the server answered, but not in a way we could match",
+		// never "the message is gone". The body is drained, which is also
+		// what lets go-imap's reader go on.
+		Fetch: func(msg *imapclient.FetchMessageData) {
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				if _, ok := item.(imapclient.FetchItemDataBodySection); ok {
+					m.strays.Add(1)
+				}
+			}
+		},
+	}
+}
+
+func (m *Mailbox) signal() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// List returns the folder's messages in ascending UID order, from
+// UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE). An empty folder gives an
+// empty list without a FETCH. Each UID is "UIDVALIDITY/UID".
+func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
+	const op = "imap list"
+	if err := m.ready(ctx, op); err != nil {
+		return nil, err
+	}
+	// Everything the server reported so far is in this answer.
+	select {
+	case <-m.changed:
+	default:
+	}
+	g := m.begin(ctx, op, boundStall)
+	defer g.end()
+
+	if n, ok := m.numMessages(); !ok {
+		return nil, m.lostSelection(op)
+	} else if n == 0 {
+		// The server may not have told us about new mail yet: ask.
+		if err := m.client.Noop().Wait(); err != nil {
+			return nil, m.fail(op, err, nil)
+		}
+		if n, ok := m.numMessages(); !ok {
+			return nil, m.lostSelection(op)
+		} else if n == 0 {
+			clear(m.sizes)
+			return []mailaccess.MessageInfo{}, nil
+		}
+	}
+
+	cmd := m.client.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
+		UID: true, RFC822Size: true, InternalDate: true,
+	})
+	byUID := make(map[imap.UID]mailaccess.MessageInfo)
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		var uid imap.UID
+		info := mailaccess.MessageInfo{Size: -1}
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataRFC822Size:
+				info.Size = it.Size
+			case imapclient.FetchItemDataInternalDate:
+				info.Date = it.Time
+			}
+		}
+		if uid != 0 {
+			info.UID = m.makeUID(uid)
+			byUID[uid] = info
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, m.fail(op, err, nil)
+	}
+
+	uids := make([]imap.UID, 0, len(byUID))
+	for uid := range byUID {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	clear(m.sizes)
+	out := make([]mailaccess.MessageInfo, len(uids))
+	for i, uid := range uids {
+		out[i] = byUID[uid]
+		m.sizes[uid] = out[i].Size
+	}
+	return out, nil
+}
+
+// numMessages is the message count that the server last reported for the
+// selected folder; ok is false when no folder is selected any more.
+func (m *Mailbox) numMessages() (n uint32, ok bool) {
+	mb := m.client.Mailbox()
+	if mb == nil {
+		return 0, false
+	}
+	return mb.NumMessages, true
+}
+
+// lostSelection is the error when the server deselected the folder behind
+// our back (an untagged [CLOSED]): the session cannot go on.
+func (m *Mailbox) lostSelection(op string) error {
+	m.conn.Kill(errors.New("the server deselected the folder"))
+	return mailaccess.NewError(op, mailaccess.ErrProtocol, "", errors.New("the server deselected the folder"))
+}
+
+// Delete marks messages for deletion. Nothing is sent: the marks are kept
+// here until Close commits them (UID-scoped), and Abort drops them. UIDs of
+// another UIDVALIDITY name messages that are no longer in the folder and
+// are ignored. A malformed UID is ErrInvalidArgument and marks nothing.
+func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
+	const op = "imap delete"
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return mailaccess.NewError(op, mailaccess.ErrConnection, "", errSessionClosed)
+	}
+	if reason := m.conn.Reason(); reason != nil {
+		return m.connError(op, reason)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	add := make([]imap.UID, 0, len(uids))
+	for _, u := range uids {
+		uid, current, err := m.parseUID(op, u)
+		if err != nil {
+			return err
+		}
+		if current {
+			add = append(add, uid)
+		}
+	}
+	for _, uid := range add {
+		m.marks[uid] = struct{}{}
+	}
+	return nil
+}
+
+// Close commits the deletion marks and logs out.
+//
+// With marks, it sends UID STORE <uids> +FLAGS.SILENT (\Deleted) and then
+// UID EXPUNGE <uids> (RFC 4315 UIDPLUS, or IMAP4rev2), which removes those
+// messages only, never others flagged \Deleted by another client. A server
+// without UIDPLUS gets the flags only: Close then returns ErrUnsupported
+// saying that the messages were flagged but not expunged (a plain EXPUNGE
+// or CLOSE is never sent).
+//
+// Errors: ErrCommitFailed when the server refused STORE or UID EXPUNGE, or
+// the connection failed before UID EXPUNGE was sent (nothing was
+// expunged); ErrCommitUnknown when the connection failed after UID EXPUNGE
+// was sent. LOGOUT errors are ignored. The session ends in every case.
+func (m *Mailbox) Close(ctx context.Context) error {
+	const op = "imap close"
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return mailaccess.NewError(op, mailaccess.ErrConnection, "", errSessionClosed)
+	}
+	m.closed = true
+	r := m.reader
+	m.mu.Unlock()
+	defer m.shutdown()
+
+	if r != nil {
+		// Finishing the open reader keeps the session for the commit.
+		r.finish(ctx)
+	}
+	err := m.commit(ctx, op)
+	if m.conn.Reason() == nil && ctx.Err() == nil {
+		g := m.begin(ctx, "imap logout", boundTotal)
+		_ = m.client.Logout().Wait()
+		g.end()
+	}
+	return err
+}
+
+// commit sends the deletion marks, as Close describes.
+func (m *Mailbox) commit(ctx context.Context, op string) error {
+	if len(m.marks) == 0 {
+		return nil
+	}
+	uids := make([]imap.UID, 0, len(m.marks))
+	for uid := range m.marks {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	set := imap.UIDSetNum(uids...)
+	n := strconv.Itoa(len(uids))
+
+	notCommitted := func(err error) error {
+		return recast(err, mailaccess.ErrCommitFailed, nil)
+	}
+	if reason := m.conn.Reason(); reason != nil {
+		return notCommitted(m.connError(op, reason))
+	}
+	if err := ctx.Err(); err != nil {
+		return notCommitted(mailaccess.NewError(op, mailaccess.ErrConnection, "", context.Cause(ctx)))
+	}
+
+	g := m.begin(ctx, op, boundTotal)
+	err := m.client.Store(set, &imap.StoreFlags{
+		Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted},
+	}, nil).Close()
+	g.end()
+	if err != nil {
+		return notCommitted(m.fail(op+" (UID STORE)", err, nil))
+	}
+
+	if !m.caps.Has(imap.CapUIDPlus) {
+		return mailaccess.NewError(op, mailaccess.ErrUnsupported, "",
+			errors.New(n+" message(s) flagged \\Deleted but not expunged: the server has no UIDPLUS, so UID EXPUNGE is impossible and a plain EXPUNGE would also remove other clients' messages"))
+	}
+
+	g = m.begin(ctx, op, boundTotal)
+	err = m.client.UIDExpunge(set).Close()
+	g.end()
+	if err != nil {
+		e := m.fail(op+" (UID EXPUNGE)", err, nil)
+		if errors.Is(e, mailaccess.ErrConnection) {
+			return recast(e, mailaccess.ErrCommitUnknown, nil)
+		}
+		return notCommitted(e)
+	}
+	clear(m.marks)
+	return nil
+}
+
+// Abort ends the session at once: the connection is closed without
+// EXPUNGE or LOGOUT, so the deletion marks (which never left this process)
+// are dropped. It is safe to call at any time, from any goroutine, and
+// more than once; it always returns nil.
+func (m *Mailbox) Abort() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.shutdown()
+	return nil
+}
+
+// shutdown closes the connection and releases go-imap's reader goroutine:
+// an open literal must be read to its end or to an error first, or
+// go-imap's Close would wait for ever.
+func (m *Mailbox) shutdown() {
+	m.conn.Kill(errSessionClosed)
+	m.mu.Lock()
+	r := m.reader
+	m.mu.Unlock()
+	if r != nil {
+		r.abort()
+	}
+	t := time.NewTimer(m.opts.Timeout)
+	defer t.Stop()
+	select {
+	case <-m.client.Closed():
+	case <-t.C:
+	}
+}

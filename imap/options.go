@@ -1,0 +1,105 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// Defaults for the zero fields of Options.
+const (
+	// DefaultFolder is the folder opened when Options.Folder is empty.
+	DefaultFolder = "INBOX"
+	// DefaultTimeout bounds each command when Options.Timeout is zero.
+	DefaultTimeout = 60 * time.Second
+	// DefaultDialTimeout bounds the TCP connection when
+	// Options.DialTimeout is zero.
+	DefaultDialTimeout = 30 * time.Second
+	// DefaultChunkSize is the size of the partial fetches of large
+	// messages when Options.ChunkSize is zero.
+	DefaultChunkSize = 8 << 20
+)
+
+// Options configures Dial. A nil *Options is the same as a zero Options.
+type Options struct {
+	// Auth holds the credentials. Auth.Mechanism selects the login:
+	//   - "" (mailaccess.MechAuto): with a Token, AUTHENTICATE OAUTHBEARER
+	//     when the server offers it, else XOAUTH2; with a password,
+	//     AUTHENTICATE PLAIN when the server offers AUTH=PLAIN, else LOGIN
+	//     (refused with ErrAuth when the server announces LOGINDISABLED);
+	//   - "LOGIN": the LOGIN command (RFC 3501 section 6.2.3);
+	//   - "PLAIN": AUTHENTICATE PLAIN (RFC 4616);
+	//   - "XOAUTH2" or "OAUTHBEARER" (RFC 7628): with Auth.Token.
+	// Any failed AUTHENTICATE closes the connection.
+	Auth mailaccess.Auth
+
+	// Security selects the transport protection. The zero value is
+	// implicit TLS (port 993); mailaccess.SecurityStartTLS connects in
+	// cleartext (port 143) and requires STARTTLS, failing with ErrTLS when
+	// the server refuses it; mailaccess.SecurityInsecureCleartext uses no
+	// TLS at all.
+	Security mailaccess.Security
+
+	// TLSConfig is the TLS configuration. When nil, the system roots are
+	// used and the server name is the host of the address given to Dial.
+	// A given config is cloned and its ServerName filled in when empty.
+	TLSConfig *tls.Config
+
+	// Folder is the folder to open, DefaultFolder when empty. It is
+	// selected read-write; messages are fetched with BODY.PEEK, which never
+	// sets \Seen.
+	Folder string
+
+	// Timeout bounds each command: the time until its answer is complete.
+	// While a message or the list streams, it bounds instead the time
+	// during which no byte moves, so that large transfers are not cut
+	// short. DefaultTimeout when zero.
+	Timeout time.Duration
+
+	// DialTimeout bounds the TCP connection, DefaultDialTimeout when zero.
+	DialTimeout time.Duration
+
+	// Dialer makes the TCP connection. When nil, a net.Dialer with TCP
+	// keep-alive is used (so that a dead peer is noticed while idling).
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// ChunkSize is the largest message fetched with a single BODY.PEEK[];
+	// larger ones, and messages whose size was not listed, are fetched in
+	// BODY.PEEK[]<offset.size> chunks of this size, which keeps memory
+	// flat and each literal well within go-imap's 5-minute literal
+	// deadline. DefaultChunkSize when zero.
+	ChunkSize int64
+}
+
+// withDefaults returns a copy of o with the zero fields filled in.
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Folder == "" {
+		r.Folder = DefaultFolder
+	}
+	if r.Timeout <= 0 {
+		r.Timeout = DefaultTimeout
+	}
+	if r.DialTimeout <= 0 {
+		r.DialTimeout = DefaultDialTimeout
+	}
+	if r.ChunkSize <= 0 {
+		r.ChunkSize = DefaultChunkSize
+	}
+	if r.Dialer == nil {
+		d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+			Enable:   true,
+			Idle:     time.Minute,
+			Interval: 15 * time.Second,
+			Count:    4,
+		}}
+		r.Dialer = d.DialContext
+	}
+	return r
+}
