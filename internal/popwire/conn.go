@@ -1,0 +1,216 @@
+// Package popwire is the transport under package pop: a net.Conn wrapper
+// that gives every read and write an idle deadline and turns context
+// cancellation into an immediate error (Conn), and the POP3 wire on top of
+// it (Wire): a bounded line reader, STLS without response injection, the
+// dot-unstuffing message reader, and the line-gated connection that is
+// handed to github.com/knadh/go-pop3 (Gate).
+package popwire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// aLongTimeAgo is a deadline in the past: setting it makes every blocked
+// Read and Write return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// ErrClosed is returned by every Read and Write after Close.
+var ErrClosed = errors.New("connection closed")
+
+// Conn wraps a net.Conn so that no read or write can block forever:
+//
+//   - before every Read and Write it sets an idle deadline (now + idle), so
+//     a transfer that keeps making progress is never cut, while a peer that
+//     stops sending or receiving fails after idle;
+//   - while a context is bound (Bind), its cancellation sets a deadline in
+//     the past, so a blocked Read or Write returns at once with an error
+//     that matches the context's cause;
+//   - the first I/O error is sticky: every later Read and Write fails fast
+//     with it, so a dropped transport is never mistaken for a live one.
+//
+// Read and Write may run concurrently with each other, with Close and with
+// the cancellation of a bound context, but Bind and its unbind function
+// must be called by the goroutine that drives the connection.
+type Conn struct {
+	raw  net.Conn
+	idle time.Duration
+
+	mu       sync.Mutex
+	gen      uint64          // binding generation, so a stale AfterFunc does nothing
+	ctx      context.Context // bound context, or nil
+	canceled bool            // the bound context is done and the deadline is in the past
+	err      error           // first I/O error, sticky
+}
+
+// NewConn wraps raw. idle is the idle deadline of every Read and Write;
+// zero or negative means none (a bound context still applies).
+func NewConn(raw net.Conn, idle time.Duration) *Conn {
+	return &Conn{raw: raw, idle: idle}
+}
+
+// Bind makes ctx govern every Read and Write until unbind is called: when
+// ctx ends, pending and later I/O fails at once with an error matching
+// context.Cause(ctx). unbind waits until the cancellation hook can no
+// longer run, so a context that ends after unbind has no effect.
+func (c *Conn) Bind(ctx context.Context) (unbind func()) {
+	c.mu.Lock()
+	c.gen++
+	gen := c.gen
+	c.ctx = ctx
+	c.canceled = false
+	c.mu.Unlock()
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(done)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.gen != gen {
+			return
+		}
+		c.canceled = true
+		_ = c.raw.SetDeadline(aLongTimeAgo)
+	})
+	return func() {
+		if !stop() {
+			<-done
+		}
+		c.mu.Lock()
+		if c.gen == gen {
+			c.gen++
+			c.ctx = nil
+			c.canceled = false
+		}
+		c.mu.Unlock()
+	}
+}
+
+// before checks the sticky error and the bound context, then arms the idle
+// deadline for one Read (read) or Write.
+func (c *Conn) before(read bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	if c.canceled || (c.ctx != nil && c.ctx.Err() != nil) {
+		c.err = c.cancelErr(nil)
+		return c.err
+	}
+	var d time.Time
+	if c.idle > 0 {
+		d = time.Now().Add(c.idle)
+	}
+	var err error
+	if read {
+		err = c.raw.SetReadDeadline(d)
+	} else {
+		err = c.raw.SetWriteDeadline(d)
+	}
+	if err != nil {
+		c.err = err
+	}
+	return err
+}
+
+// cancelErr builds the error of an I/O cut short by the bound context.
+// c.mu is held.
+func (c *Conn) cancelErr(ioErr error) error {
+	cause := context.Cause(c.ctx)
+	if cause == nil {
+		cause = context.Canceled
+	}
+	if ioErr == nil {
+		return fmt.Errorf("interrupted: %w", cause)
+	}
+	return fmt.Errorf("interrupted: %w (%w)", cause, ioErr)
+}
+
+// fail records err as the sticky error if it is the first and returns the
+// sticky error.
+func (c *Conn) fail(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		var ne net.Error
+		switch {
+		case c.canceled:
+			err = c.cancelErr(err)
+		case errors.As(err, &ne) && ne.Timeout():
+			err = fmt.Errorf("no progress for %v: %w", c.idle, err)
+		}
+		c.err = err
+	}
+	return c.err
+}
+
+// Read reads from the connection under the idle deadline and the bound
+// context.
+func (c *Conn) Read(p []byte) (int, error) {
+	if err := c.before(true); err != nil {
+		return 0, err
+	}
+	n, err := c.raw.Read(p)
+	if err != nil {
+		err = c.fail(err)
+	}
+	return n, err
+}
+
+// Write writes to the connection under the idle deadline and the bound
+// context.
+func (c *Conn) Write(p []byte) (int, error) {
+	if err := c.before(false); err != nil {
+		return 0, err
+	}
+	n, err := c.raw.Write(p)
+	if err != nil {
+		err = c.fail(err)
+	}
+	return n, err
+}
+
+// Err returns the first I/O error, or nil while the connection is healthy.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the underlying connection at once; every later Read and
+// Write fails with ErrClosed. It is safe to call more than once and from
+// any goroutine.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = ErrClosed
+	}
+	c.mu.Unlock()
+	err := c.raw.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// LocalAddr returns the local address of the underlying connection.
+func (c *Conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
+
+// RemoteAddr returns the remote address of the underlying connection.
+func (c *Conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+
+// SetDeadline does nothing and returns nil: Conn manages the deadlines
+// itself (see the type's documentation).
+func (c *Conn) SetDeadline(time.Time) error { return nil }
+
+// SetReadDeadline does nothing and returns nil, like SetDeadline.
+func (c *Conn) SetReadDeadline(time.Time) error { return nil }
+
+// SetWriteDeadline does nothing and returns nil, like SetDeadline.
+func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
+
+var _ net.Conn = (*Conn)(nil)

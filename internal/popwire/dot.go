@@ -1,0 +1,103 @@
+package popwire
+
+import (
+	"bufio"
+	"errors"
+	"io"
+)
+
+// DotReader streams the body of a multi-line response (RFC 1939 section
+// 3) straight from the Wire: it removes the byte-stuffed leading dot of
+// every line that has one and stops at the terminating line ".", which it
+// consumes. Every other byte comes through unchanged, line terminators
+// included (CRLF stays CRLF, a bare LF stays a bare LF), so a message
+// comes back exactly as the server stores it. The terminator is "." CRLF,
+// or "." LF from a server that ends its lines with a bare LF.
+//
+// Only the bytes in the Wire's own buffer and the connection are read,
+// never more than one buffer: memory stays flat whatever the size of the
+// message.
+type DotReader struct {
+	w     *Wire
+	limit int64
+	n     int64
+	bol   bool   // at the beginning of a line
+	frag  []byte // rest of the current fragment, inside the Wire's buffer
+	done  bool
+	err   error
+	what  string
+}
+
+// DotReader returns a reader of the multi-line body that follows a +OK,
+// which must just have been read (so that the Wire's buffer holds the
+// body's first byte onwards). More than limit octets of body is a
+// *ProtocolError naming what (for example "the announced size ...").
+func (w *Wire) DotReader(limit int64, what string) *DotReader {
+	return &DotReader{w: w, limit: limit, bol: true, what: what}
+}
+
+// Read reads the body; it returns io.EOF once the terminating line has
+// been consumed.
+func (r *DotReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n := 0
+	for n < len(p) {
+		if len(r.frag) == 0 {
+			if r.done {
+				break
+			}
+			if n > 0 && r.w.br.Buffered() == 0 {
+				// Return what we have rather than block for more.
+				break
+			}
+			if err := r.next(); err != nil {
+				r.err = err
+				return n, err
+			}
+			continue
+		}
+		c := copy(p[n:], r.frag)
+		r.frag = r.frag[c:]
+		n += c
+	}
+	if n == 0 && r.done {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// next reads the next fragment of a line from the Wire's buffer.
+func (r *DotReader) next() error {
+	w := r.w
+	if w.err != nil {
+		return w.err
+	}
+	frag, err := w.br.ReadSlice('\n')
+	eol := err == nil
+	if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		return w.Fail(eofErr(err))
+	}
+	if r.bol && len(frag) > 0 && frag[0] == '.' {
+		if eol && (len(frag) == 2 || (len(frag) == 3 && frag[1] == '\r')) {
+			r.done = true
+			r.frag = nil
+			return nil
+		}
+		frag = frag[1:]
+	}
+	r.bol = eol
+	r.n += int64(len(frag))
+	if r.n > r.limit {
+		return w.Fail(Protocolf("message body exceeds %d octets (%s)", r.limit, r.what))
+	}
+	r.frag = frag
+	return nil
+}
+
+// Done reports whether the terminating line has been consumed.
+func (r *DotReader) Done() bool { return r.done && len(r.frag) == 0 }
+
+// N returns the number of body octets read from the wire so far.
+func (r *DotReader) N() int64 { return r.n }

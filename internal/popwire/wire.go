@@ -1,0 +1,282 @@
+package popwire
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Limits of the POP3 wire. RFC 2449 section 4 caps a response line at 512
+// octets; real servers stay well below MaxStatusLine.
+const (
+	// MaxStatusLine is the longest status line (+OK/-ERR), greeting or
+	// SASL challenge accepted, terminator included.
+	MaxStatusLine = 8 << 10
+	// MaxListLine is the longest line accepted in the body of a
+	// multi-line response other than a message (CAPA, LIST, UIDL).
+	MaxListLine = 4 << 10
+	// MaxCommandLine is the longest command line sent, CRLF included
+	// (RFC 2449 section 4: 255 octets).
+	MaxCommandLine = 255
+
+	bufSize = 32 << 10
+)
+
+// ProtocolError is a violation of the POP3 protocol by the server: a line
+// or response beyond every limit, a status line that is neither +OK nor
+// -ERR, bytes injected before a TLS handshake.
+type ProtocolError struct {
+	// Msg says what was wrong, without the offending bytes.
+	Msg string
+}
+
+// Error returns Msg.
+func (e *ProtocolError) Error() string { return e.Msg }
+
+// Protocolf returns a *ProtocolError.
+func Protocolf(format string, args ...any) error {
+	return &ProtocolError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// TLSError is a failed TLS handshake (verification, version, not TLS at
+// all). A handshake cut by a transport failure is not a TLSError.
+type TLSError struct{ Err error }
+
+// Error returns "TLS handshake: " and the cause.
+func (e *TLSError) Error() string { return "TLS handshake: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *TLSError) Unwrap() error { return e.Err }
+
+// Wire is one POP3 connection: the deadline Conn, TLS when in use, and a
+// buffered reader. Its first failure (I/O or protocol) is sticky: every
+// later operation returns it.
+//
+// A Wire is driven by one goroutine; only Close may be called from another.
+type Wire struct {
+	conn *Conn
+	rw   io.ReadWriter // conn, or a *tls.Conn over conn
+	tls  bool
+	br   *bufio.Reader
+	err  error
+	line []byte
+}
+
+// New returns a Wire over raw with the given idle deadline.
+func New(raw net.Conn, idle time.Duration) *Wire {
+	c := NewConn(raw, idle)
+	return &Wire{conn: c, rw: c, br: bufio.NewReaderSize(c, bufSize)}
+}
+
+// Bind makes ctx govern the Wire's I/O until unbind is called (see
+// Conn.Bind).
+func (w *Wire) Bind(ctx context.Context) (unbind func()) { return w.conn.Bind(ctx) }
+
+// Err returns the first failure, or nil while the Wire is healthy.
+func (w *Wire) Err() error { return w.err }
+
+// Fail records err as the Wire's failure if it is the first, and returns
+// the first failure.
+func (w *Wire) Fail(err error) error {
+	if w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// Close closes the connection at once, without a TLS close_notify and
+// without any POP3 command. It is safe from any goroutine and more than
+// once.
+func (w *Wire) Close() error { return w.conn.Close() }
+
+// IsTLS reports whether the Wire runs over TLS.
+func (w *Wire) IsTLS() bool { return w.tls }
+
+// Conn returns the deadline connection under the Wire.
+func (w *Wire) Conn() *Conn { return w.conn }
+
+// StartTLS runs a TLS client handshake with cfg on the connection and
+// continues over TLS. It refuses (with a *ProtocolError) when the reader
+// already holds bytes that the server sent before the handshake: they
+// would be read as if they came over TLS (response injection, CVE-2011-0411
+// style). A handshake failure that is not a transport failure is a
+// *TLSError.
+func (w *Wire) StartTLS(cfg *tls.Config) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.br.Buffered() > 0 {
+		return w.Fail(Protocolf("server sent %d octets before the TLS handshake (possible response injection)", w.br.Buffered()))
+	}
+	tc := tls.Client(w.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		if cerr := w.conn.Err(); cerr != nil {
+			return w.Fail(cerr)
+		}
+		return w.Fail(&TLSError{Err: err})
+	}
+	w.rw = tc
+	w.tls = true
+	w.br.Reset(tc)
+	return nil
+}
+
+// TLSState returns the TLS connection state, and false when the Wire does
+// not run over TLS.
+func (w *Wire) TLSState() (tls.ConnectionState, bool) {
+	if tc, ok := w.rw.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// Buffered returns the number of bytes received and not yet consumed.
+func (w *Wire) Buffered() int { return w.br.Buffered() }
+
+// Write writes p to the connection.
+func (w *Wire) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.rw.Write(p)
+	if err != nil {
+		return n, w.Fail(err)
+	}
+	return n, nil
+}
+
+// ErrUnsafeLine is returned by WriteLine for a line that holds CR, LF or
+// NUL; nothing is sent.
+var ErrUnsafeLine = errors.New("command line holds CR, LF or NUL")
+
+// WriteLine sends one command or SASL response line, adding CRLF. A line
+// holding CR, LF or NUL is refused with ErrUnsafeLine before anything is
+// sent: callers validate their arguments, and this is the last guard.
+func (w *Wire) WriteLine(line string) error {
+	if strings.ContainsAny(line, "\r\n\x00") {
+		return ErrUnsafeLine
+	}
+	_, err := w.Write([]byte(line + "\r\n"))
+	return err
+}
+
+// readLine reads one line of at most max octets including its
+// terminator, and returns it with the terminator. The result is valid
+// until the next read.
+func (w *Wire) readLine(max int) ([]byte, error) {
+	if w.err != nil {
+		return nil, w.err
+	}
+	w.line = w.line[:0]
+	for {
+		frag, err := w.br.ReadSlice('\n')
+		if len(w.line)+len(frag) > max {
+			return nil, w.Fail(Protocolf("server sent a line longer than %d octets", max))
+		}
+		w.line = append(w.line, frag...)
+		switch {
+		case err == nil:
+			return w.line, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			return nil, w.Fail(eofErr(err))
+		}
+	}
+}
+
+// eofErr turns the end of the stream in the middle of a response into
+// io.ErrUnexpectedEOF with a clear message.
+func eofErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("server closed the connection: %w", io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
+// ReadLine reads one line of at most max octets and returns it without
+// its CRLF (or bare LF). The result is valid until the next read.
+func (w *Wire) ReadLine(max int) ([]byte, error) {
+	line, err := w.readLine(max)
+	if err != nil {
+		return nil, err
+	}
+	return TrimEOL(line), nil
+}
+
+// TrimEOL removes a trailing LF and the CR before it.
+func TrimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// ValidStatus reports whether line (without its terminator) is a POP3
+// status line: "+OK" or "-ERR", alone or followed by a space.
+func ValidStatus(line []byte) bool {
+	s := string(line)
+	return s == "+OK" || strings.HasPrefix(s, "+OK ") || s == "-ERR" || strings.HasPrefix(s, "-ERR ")
+}
+
+// ReadStatus reads one status line (at most MaxStatusLine octets) and
+// returns it without its terminator. A line that is neither +OK nor -ERR
+// is a *ProtocolError and kills the Wire.
+func (w *Wire) ReadStatus() (string, error) {
+	line, err := w.ReadLine(MaxStatusLine)
+	if err != nil {
+		return "", err
+	}
+	if !ValidStatus(line) {
+		return "", w.Fail(Protocolf("server sent %s where +OK or -ERR was expected", describe(line)))
+	}
+	return string(line), nil
+}
+
+// ReadMultiline reads the body of a multi-line response (after its +OK)
+// up to the terminating ".": it returns the lines, dot-unstuffed and
+// without terminators. Each line may be at most MaxListLine octets; more
+// than maxLines lines or maxBytes octets in all is a *ProtocolError.
+func (w *Wire) ReadMultiline(maxLines, maxBytes int) ([]string, error) {
+	var lines []string
+	total := 0
+	for {
+		line, err := w.ReadLine(MaxListLine)
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 1 && line[0] == '.' {
+			return lines, nil
+		}
+		if len(line) > 0 && line[0] == '.' {
+			line = line[1:]
+		}
+		total += len(line) + 2
+		if len(lines) >= maxLines || total > maxBytes {
+			return nil, w.Fail(Protocolf("multi-line response exceeds %d lines or %d octets", maxLines, maxBytes))
+		}
+		lines = append(lines, string(line))
+	}
+}
+
+// describe names a bad line for an error without echoing it in full.
+func describe(line []byte) string {
+	if len(line) == 0 {
+		return "an empty line"
+	}
+	const max = 40
+	s := string(line)
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return fmt.Sprintf("%q", s)
+}

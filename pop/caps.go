@@ -1,0 +1,52 @@
+package pop
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// caps is a parsed CAPA response (RFC 2449 section 5).
+type caps struct {
+	known bool                // the server answered CAPA with +OK
+	lines []string            // the lines as announced, sanitized
+	args  map[string][]string // upper-case keyword -> arguments
+}
+
+func parseCaps(lines []string) caps {
+	c := caps{known: true, args: make(map[string][]string)}
+	for _, l := range lines {
+		l = mailaccess.SanitizeText(l)
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		c.lines = append(c.lines, l)
+		c.args[strings.ToUpper(f[0])] = f[1:]
+	}
+	return c
+}
+
+// has reports whether the keyword was announced.
+func (c caps) has(keyword string) bool {
+	_, ok := c.args[keyword]
+	return ok
+}
+
+// sasl reports whether the SASL capability lists mech.
+func (c caps) sasl(mech string) bool {
+	return slices.ContainsFunc(c.args["SASL"], func(m string) bool { return strings.EqualFold(m, mech) })
+}
+
+// expireZero reports whether the server deletes messages once retrieved:
+// "EXPIRE 0" (RFC 2449 section 6.7). Before login the server may add
+// "USER" to say that the value depends on the user; after login the value
+// is the user's.
+func (c caps) expireZero(afterLogin bool) bool {
+	a := c.args["EXPIRE"]
+	if len(a) == 0 || a[0] != "0" {
+		return false
+	}
+	return afterLogin || len(a) == 1 || !strings.EqualFold(a[1], "USER")
+}

@@ -1,0 +1,290 @@
+package pop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+
+	pop3 "github.com/knadh/go-pop3"
+
+	"github.com/unimail/unimail/internal/popwire"
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// Dial connects to the POP3 server at addr ("host:port"; an IPv6 host in
+// brackets), secures the connection as opts.Security says, logs in, and
+// returns the session in the TRANSACTION state (RFC 1939 section 5).
+//
+// In order, Dial: connects (bounded by DialTimeout); with implicit TLS,
+// runs the handshake; reads the greeting (a line of a few KiB at most,
+// keeping the APOP timestamp); asks CAPA (RFC 2449; a server that answers
+// -ERR is taken as an RFC 1939 server without extensions); with
+// SecurityStartTLS, upgrades with STLS (RFC 2595) and asks CAPA again;
+// logs in; and asks CAPA once more, since the capabilities may change
+// after login (RFC 2449 section 5). On a server without CAPA it also lists
+// the mail drop once, to learn whether UIDL works, and List returns that
+// listing.
+//
+// Every value that reaches the wire is checked for CR, LF and NUL before
+// anything is sent (mailaccess.ErrInvalidArgument). Errors: a refused
+// login is mailaccess.ErrAuth ([IN-USE] is mailaccess.ErrInUse, [SYS/TEMP]
+// and [SYS/PERM] are mailaccess.ErrServer; [IN-USE], [SYS/TEMP] and
+// [LOGIN-DELAY] are temporary); a TLS failure, or STLS not offered or
+// refused, is mailaccess.ErrTLS; a greeting that is garbage or a line
+// without end is mailaccess.ErrProtocol; a -ERR greeting is
+// mailaccess.ErrServer; a transport failure or timeout is
+// mailaccess.ErrConnection. No error ever holds a credential.
+func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
+	o := opts.resolved()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return nil, mailaccess.NewError("pop3 dial", mailaccess.ErrInvalidArgument, "", fmt.Errorf("address must be host:port"))
+	}
+	if err := mailaccess.CheckArg("address", addr); err != nil {
+		return nil, withOp("pop3 dial", err)
+	}
+	switch o.Security {
+	case mailaccess.SecurityTLS, mailaccess.SecurityStartTLS, mailaccess.SecurityInsecureCleartext:
+	default:
+		return nil, mailaccess.NewError("pop3 dial", mailaccess.ErrInvalidArgument, "", fmt.Errorf("unknown security mode %d", o.Security))
+	}
+	mech, err := checkAuth(o.Auth)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, ctxErr("pop3 dial", ctx)
+	}
+	d := &dialer{ctx: ctx, addr: addr, host: host, o: &o, mech: mech}
+	d.port, _ = strconv.Atoi(port)
+	if o.Auth.Token != nil && (mech == "" || mech == mailaccess.MechXOAuth2 || mech == mailaccess.MechOAuthBearer) {
+		// Get the token before connecting, so that a token source that
+		// fails costs no connection.
+		if d.token, err = getToken(ctx, o.Auth); err != nil {
+			return nil, err
+		}
+	}
+
+	// go-pop3 dials through d, which returns a connection that is already
+	// secured and authenticated, positioned after a synthetic greeting.
+	c, err := pop3.New(pop3.Opt{Host: host, Port: d.port, Dialer: d}).NewConn()
+	if err != nil {
+		if d.w != nil {
+			_ = d.w.Close()
+		}
+		var me *mailaccess.Error
+		if errors.As(err, &me) {
+			return nil, err
+		}
+		return nil, wireErr("pop3 dial", err)
+	}
+	m := &Mailbox{
+		name:   mailboxName(o.Auth.Username, host),
+		o:      o,
+		w:      d.w,
+		g:      d.gate,
+		c:      c,
+		caps:   d.caps,
+		byUID:  make(map[mailaccess.UID]entry),
+		marked: make(map[int]bool),
+	}
+	if err := m.afterLogin(ctx); err != nil {
+		m.Abort()
+		return nil, err
+	}
+	return m, nil
+}
+
+// dialer is the go-pop3 Dialer that does everything before TRANSACTION
+// state: connect, TLS, greeting, CAPA, STLS, login.
+type dialer struct {
+	ctx   context.Context
+	addr  string
+	host  string
+	port  int
+	o     *Options
+	mech  string
+	token string
+
+	w         *popwire.Wire
+	gate      *popwire.Gate
+	caps      caps
+	timestamp string // APOP timestamp from the greeting
+}
+
+// Dial implements pop3.Dialer. It ignores go-pop3's address (which it
+// formats wrongly for IPv6) and uses the one given to pop.Dial.
+func (d *dialer) Dial(_, _ string) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(d.ctx, d.o.DialTimeout)
+	raw, err := d.o.Dialer(dctx, "tcp", d.addr)
+	cancel()
+	if err != nil {
+		if d.ctx.Err() != nil {
+			return nil, ctxErr("pop3 dial", d.ctx)
+		}
+		e := mailaccess.NewError("pop3 dial", mailaccess.ErrConnection, "", err)
+		e.Temporary = true
+		return nil, e
+	}
+	d.w = popwire.New(raw, d.o.Timeout)
+	unbind := d.w.Bind(d.ctx)
+	err = d.handshake()
+	unbind()
+	if err != nil {
+		_ = d.w.Close()
+		return nil, err
+	}
+	d.gate = popwire.NewGate(d.w, "+OK\r\n")
+	return d.gate, nil
+}
+
+// handshake runs everything from the first byte to a successful login.
+func (d *dialer) handshake() error {
+	if d.o.Security == mailaccess.SecurityTLS {
+		if err := d.w.StartTLS(d.o.tlsConfig(d.host)); err != nil {
+			return wireErr("pop3 TLS", err)
+		}
+	}
+	if err := d.greeting(); err != nil {
+		return err
+	}
+	if err := d.capa(); err != nil {
+		return err
+	}
+	if d.o.Security == mailaccess.SecurityStartTLS {
+		if err := d.stls(); err != nil {
+			return err
+		}
+	}
+	return d.login()
+}
+
+// apopTimestamp finds the msg-id style timestamp of an APOP greeting
+// (RFC 1939 section 7).
+var apopTimestamp = regexp.MustCompile(`<[!-;=?-~]+@[!-;=?-~]+>`)
+
+func (d *dialer) greeting() error {
+	const op = "pop3 greeting"
+	line, err := d.w.ReadLine(popwire.MaxStatusLine)
+	if err != nil {
+		return wireErr(op, err)
+	}
+	if !popwire.ValidStatus(line) {
+		return wireErr(op, d.w.Fail(popwire.Protocolf("the server's greeting is not +OK or -ERR (%d octets); is this a POP3 server, and is the security mode right?", len(line))))
+	}
+	s := string(line)
+	if strings.HasPrefix(s, "-ERR") {
+		r := parseErr(s)
+		e := serverErr(op, mailaccess.ErrServer, r)
+		// A server that refuses service at connection time is usually
+		// busy; only [SYS/PERM] says that retrying is useless.
+		e.Temporary = r.code != "SYS/PERM"
+		return e
+	}
+	d.timestamp = apopTimestamp.FindString(s)
+	return nil
+}
+
+// capa asks CAPA and replaces d.caps with the answer. -ERR means a server
+// without extensions (RFC 1939 only).
+func (d *dialer) capa() error {
+	const op = "pop3 CAPA"
+	if err := d.w.WriteLine("CAPA"); err != nil {
+		return wireErr(op, err)
+	}
+	st, err := d.w.ReadStatus()
+	if err != nil {
+		return wireErr(op, err)
+	}
+	if strings.HasPrefix(st, "-ERR") {
+		d.caps = caps{}
+		return nil
+	}
+	lines, err := d.w.ReadMultiline(maxCapaLines, maxCapaBytes)
+	if err != nil {
+		return wireErr(op, err)
+	}
+	d.caps = parseCaps(lines)
+	return nil
+}
+
+// Limits of a CAPA response.
+const (
+	maxCapaLines = 256
+	maxCapaBytes = 64 << 10
+)
+
+// stls upgrades the connection with STLS (RFC 2595 section 4) and asks
+// CAPA again, forgetting what the server said in cleartext.
+func (d *dialer) stls() error {
+	const op = "pop3 STLS"
+	if !d.caps.has("STLS") {
+		return mailaccess.NewError(op, mailaccess.ErrTLS, "", errors.New("the server does not announce STLS, and STLS is required"))
+	}
+	if err := d.w.WriteLine("STLS"); err != nil {
+		return wireErr(op, err)
+	}
+	st, err := d.w.ReadStatus()
+	if err != nil {
+		return wireErr(op, err)
+	}
+	if strings.HasPrefix(st, "-ERR") {
+		e := serverErr(op, mailaccess.ErrTLS, parseErr(st))
+		e.Kind = mailaccess.ErrTLS
+		return e
+	}
+	if err := d.w.StartTLS(d.o.tlsConfig(d.host)); err != nil {
+		var pe *popwire.ProtocolError
+		if errors.As(err, &pe) {
+			// Bytes sent before the handshake: response injection.
+			return mailaccess.NewError(op, mailaccess.ErrTLS, "", err)
+		}
+		return wireErr(op, err)
+	}
+	return d.capa()
+}
+
+// withOp sets the operation of a *mailaccess.Error (such as the ones
+// mailaccess.CheckArg returns).
+func withOp(op string, err error) error {
+	var e *mailaccess.Error
+	if errors.As(err, &e) && e.Op == "" {
+		e.Op = op
+	}
+	return err
+}
+
+// mailboxName is "pop3://user@host": the user escaped as URL userinfo,
+// the host lower-cased (IPv6 in brackets), no port and no TLS mode.
+func mailboxName(user, host string) string {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	return "pop3://" + escapeUserinfo(user) + "@" + h
+}
+
+// escapeUserinfo escapes s for the userinfo of a URL (RFC 3986 section
+// 3.2.1): unreserved characters and sub-delims stay, everything else is
+// percent-encoded, ':' and '@' included.
+func escapeUserinfo(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			strings.IndexByte("-._~!$&'()*+,;=", c) >= 0:
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}

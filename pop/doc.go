@@ -1,0 +1,76 @@
+// Package pop is the POP3 driver of unimail: Dial returns a *Mailbox, one
+// POP3 session that implements mailaccess.Mailbox and
+// mailaccess.Describer.
+//
+// # POP3 semantics in this driver
+//
+// A POP3 session locks the mail drop, lists it, retrieves messages and
+// marks some for deletion (RFC 1939). The marks are only marks: the server
+// deletes the messages when the session ends with QUIT answered +OK (the
+// UPDATE state, RFC 1939 section 6). So:
+//
+//   - Delete sends DELE, which only marks;
+//   - Close sends QUIT: nil means the deletions are committed;
+//     mailaccess.ErrCommitFailed means the server refused them (nothing was
+//     deleted); mailaccess.ErrCommitUnknown means the connection failed after
+//     QUIT was sent, so they may or may not have been deleted;
+//   - Abort closes the connection without QUIT: the server rolls every mark
+//     back.
+//
+// UIDs are the server's UIDL values, stable across sessions. A server
+// without UIDL has only message numbers: the UIDs are then "#1", "#2", ...,
+// valid in this session only, and Describe reports SessionUIDs. A server
+// that announces "EXPIRE 0" deletes what is retrieved whatever the client
+// does; Describe reports DeletesOnRetrieval. The retention policy itself
+// (what to delete, and when) is mailaccess.Fetcher's job: this package
+// speaks POP3 and nothing else.
+//
+// # Security
+//
+// The zero Options mean implicit TLS (POP3S) with the certificate verified
+// against the system's roots. mailaccess.SecurityStartTLS requires STLS
+// (RFC 2595): a server that does not offer it is refused, never used in
+// cleartext, and bytes that the server sends between its STLS answer and
+// the handshake are refused too (they would be injected into the TLS
+// session). Cleartext needs the explicit mailaccess.SecurityInsecureCleartext.
+// Every value that goes onto the wire (user, password, mechanism, UIDs) is
+// checked for CR, LF and NUL first, and no credential ever appears in an
+// error.
+//
+// # Deadlines and failures
+//
+// Every call takes a context and is also bounded by Options.Timeout, an
+// idle deadline on every read and write: a long transfer that keeps moving
+// is never cut, a server that stops answering fails after Timeout, and
+// cancelling the context interrupts a blocked read or write at once. A
+// dropped or timed-out connection is mailaccess.ErrConnection (temporary),
+// and the session is then over: every later call fails at once, and Close
+// reports that nothing was committed. A -ERR answer is mailaccess.ErrServer
+// (or a more precise kind, such as mailaccess.ErrNotFound from Open), and
+// the session goes on. A server that breaks the protocol (garbage instead
+// of +OK or -ERR, a line that never ends, a listing with duplicate UIDs, a
+// message much longer than announced) is mailaccess.ErrProtocol.
+//
+// # Memory
+//
+// Open streams the message from the connection: at most one read buffer
+// (32 KiB) is held, whatever the size of the message, and at most one
+// message is open at a time. A message is cut off, and the session ended,
+// when the server sends more than twice the size it announced in LIST
+// plus 64 KiB, or more than Options.MaxMessageSize; a message announced
+// larger than MaxMessageSize is refused before it is retrieved. The
+// listing (UIDL and LIST) is held in memory, bounded at 64 MiB per
+// response.
+//
+// # go-pop3
+//
+// The commands go through github.com/knadh/go-pop3, which is used
+// unmodified on top of a connection that this package prepares: Dial
+// connects, secures, reads the greeting, asks CAPA, runs STLS and logs in
+// (USER/PASS, APOP, or SASL PLAIN, XOAUTH2 and OAUTHBEARER through
+// github.com/emersion/go-sasl) before go-pop3 sees the connection, and
+// the connection under go-pop3 hands it one line at a time, checks every
+// status line, and bounds every response. Messages are streamed by this
+// package rather than go-pop3, which would buffer them whole and rewrite
+// their line ends.
+package pop

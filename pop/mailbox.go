@@ -1,0 +1,750 @@
+package pop
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	pop3 "github.com/knadh/go-pop3"
+
+	"github.com/unimail/unimail/internal/popwire"
+	"github.com/unimail/unimail/mailaccess"
+)
+
+var (
+	_ mailaccess.Mailbox   = (*Mailbox)(nil)
+	_ mailaccess.Describer = (*Mailbox)(nil)
+)
+
+// Limits of the responses that are buffered (UIDL and LIST): generous
+// enough for a mail drop of a million messages.
+const maxListingBytes = 64 << 20
+
+// readSlack is what a message may exceed its listed size by while it
+// streams, beyond twice that size, before the server counts as lying.
+const readSlack = 64 << 10
+
+// pipelineWindow is the number of commands sent before their answers are
+// read, when the server announces PIPELINING (RFC 2449 section 6.6).
+const pipelineWindow = 128
+
+// Mailbox is one POP3 session in the TRANSACTION state. It implements
+// mailaccess.Mailbox and mailaccess.Describer.
+//
+// A Mailbox is driven by one goroutine; Abort alone may also be called
+// from another goroutine, to end the session at once.
+type Mailbox struct {
+	name string
+	o    Options
+	w    *popwire.Wire
+	g    *popwire.Gate
+	c    *pop3.Conn
+
+	caps       caps
+	uidl       bool // UIDs are UIDL values (else session-scoped "#n")
+	expire0    bool
+	pipelining bool
+
+	listed     bool // byUID is filled
+	prefetched bool // list holds a listing that List has not returned yet
+	list       []mailaccess.MessageInfo
+	byUID      map[mailaccess.UID]entry
+	marked     map[int]bool // message numbers marked for deletion
+	retrieved  int          // messages retrieved (matters with EXPIRE 0)
+	rd         *messageReader
+	dead       *mailaccess.Error // the failure that ended the session
+
+	mu       sync.Mutex
+	ended    bool
+	aborted  bool
+	closeErr error
+}
+
+// entry is one message of the session's listing.
+type entry struct {
+	num  int
+	size int64
+}
+
+// afterLogin reads the capabilities again (RFC 2449 section 5: they may
+// change after login) and, on a server without CAPA, lists the mail drop
+// to learn whether UIDL works.
+func (m *Mailbox) afterLogin(ctx context.Context) error {
+	end, err := m.begin(ctx, "pop3 CAPA")
+	if err != nil {
+		return err
+	}
+	defer end()
+	afterLogin := false
+	if m.caps.known {
+		res, err := m.run("pop3 CAPA", []command{{name: "CAPA", multi: true, maxTotal: maxCapaBytes}})
+		if err != nil {
+			return err
+		}
+		if res[0].ok {
+			var lines []string
+			for l := range bytes.Lines(res[0].body.Bytes()) {
+				lines = append(lines, string(popwire.TrimEOL(l)))
+			}
+			m.caps = parseCaps(lines)
+			afterLogin = true
+		}
+	}
+	m.expire0 = m.caps.expireZero(afterLogin)
+	m.pipelining = m.caps.has("PIPELINING")
+	m.uidl = !m.caps.known || m.caps.has("UIDL")
+	if !m.caps.known {
+		if err := m.fetchListing(); err != nil {
+			return err
+		}
+		m.prefetched = true
+	}
+	return nil
+}
+
+// Name returns "pop3://user@host": the user escaped as URL userinfo, the
+// host lower-cased (an IPv6 address in brackets), without the port, the
+// TLS mode or any credential, so that it stays the same when only the
+// connection settings change.
+func (m *Mailbox) Name() string { return m.name }
+
+// Capabilities returns the server's CAPA lines as announced after login
+// (before login when the server did not answer CAPA again), sanitized; nil
+// for a server without CAPA.
+func (m *Mailbox) Capabilities() []string {
+	return append([]string(nil), m.caps.lines...)
+}
+
+// Describe reports what the server said about itself: Protocol "pop3";
+// SessionUIDs when the server has no UIDL (UIDs are then "#n", valid in
+// this session only); DeletesOnRetrieval when it announced "EXPIRE 0"
+// after login (RFC 2449 section 6.7); and the CAPA lines.
+func (m *Mailbox) Describe() mailaccess.Description {
+	return mailaccess.Description{
+		Protocol:           "pop3",
+		SessionUIDs:        !m.uidl,
+		DeletesOnRetrieval: m.expire0,
+		Capabilities:       m.Capabilities(),
+	}
+}
+
+// errEnded is the cause of every call after Close or Abort.
+var errEnded = errors.New("the session has ended")
+
+// begin starts a call: it closes a message reader still open, refuses a
+// session that has ended or failed, and binds ctx to the connection until
+// end is called.
+func (m *Mailbox) begin(ctx context.Context, op string) (end func(), err error) {
+	m.mu.Lock()
+	ended := m.ended
+	m.mu.Unlock()
+	if ended {
+		return nil, mailaccess.NewError(op, mailaccess.ErrConnection, "", errEnded)
+	}
+	if m.rd != nil {
+		_ = m.rd.Close()
+	}
+	if m.dead != nil {
+		return nil, m.deadErr(op)
+	}
+	if ctx.Err() != nil {
+		return nil, ctxErr(op, ctx)
+	}
+	return m.w.Bind(ctx), nil
+}
+
+// deadErr is the error of a call on a session that failed earlier.
+func (m *Mailbox) deadErr(op string) *mailaccess.Error {
+	e := mailaccess.NewError(op, mailaccess.ErrConnection, "", fmt.Errorf("session unusable after an earlier failure: %w", m.dead))
+	e.Temporary = true
+	return e
+}
+
+// fail records a wire failure as the end of the session.
+func (m *Mailbox) fail(op string, err error) *mailaccess.Error {
+	e := wireErr(op, err)
+	if m.dead == nil {
+		m.dead = e
+	}
+	return e
+}
+
+// command is one POP3 command for run.
+type command struct {
+	name     string
+	arg      int // message number, 0 for none
+	multi    bool
+	maxTotal int64 // limit of a multi-line body
+}
+
+func (c command) line() string {
+	if c.arg > 0 {
+		return c.name + " " + strconv.Itoa(c.arg)
+	}
+	return c.name
+}
+
+// result is the outcome of one command: +OK (with the body of a
+// multi-line response) or a -ERR reply.
+type result struct {
+	ok   bool
+	body *bytes.Buffer
+	err  reply
+}
+
+// run sends cmds through go-pop3 and returns their results in order. With
+// PIPELINING they are sent in batches of pipelineWindow, each in one write,
+// and the answers read after; otherwise one at a time. A -ERR is a result;
+// a transport or protocol failure is an error and ends the session.
+func (m *Mailbox) run(op string, cmds []command) ([]result, error) {
+	res := make([]result, 0, len(cmds))
+	if !m.pipelining || len(cmds) == 1 {
+		for _, c := range cmds {
+			m.g.Expect(popwire.MaxListLine, c.maxTotal)
+			var (
+				body *bytes.Buffer
+				err  error
+			)
+			if c.arg > 0 {
+				body, err = m.c.Cmd(c.name, c.multi, c.arg)
+			} else {
+				body, err = m.c.Cmd(c.name, c.multi)
+			}
+			r, err := m.outcome(op, body, err)
+			if err != nil {
+				return res, err
+			}
+			res = append(res, r)
+		}
+		return res, nil
+	}
+	for start := 0; start < len(cmds); start += pipelineWindow {
+		batch := cmds[start:min(start+pipelineWindow, len(cmds))]
+		m.g.Cork()
+		for _, c := range batch {
+			_ = m.c.Send(c.line()) // corked: only buffers
+		}
+		if err := m.g.Uncork(); err != nil {
+			return res, m.fail(op, err)
+		}
+		for _, c := range batch {
+			m.g.Expect(popwire.MaxListLine, c.maxTotal)
+			_, err := m.c.ReadOne()
+			r, err := m.outcome(op, nil, err)
+			if err != nil {
+				return res, err
+			}
+			if r.ok && c.multi {
+				body, err := m.c.ReadAll()
+				if r, err = m.outcome(op, body, err); err != nil {
+					return res, err
+				}
+			}
+			res = append(res, r)
+		}
+	}
+	return res, nil
+}
+
+// outcome classifies what go-pop3 returned, using the Gate's view of the
+// status line: go-pop3's own errors are plain strings.
+func (m *Mailbox) outcome(op string, body *bytes.Buffer, err error) (result, error) {
+	if werr := m.w.Err(); werr != nil {
+		return result{}, m.fail(op, werr)
+	}
+	st := m.g.Status()
+	switch {
+	case strings.HasPrefix(st, "-ERR"):
+		return result{err: parseErr(st)}, nil
+	case strings.HasPrefix(st, "+OK") && err == nil:
+		return result{ok: true, body: body}, nil
+	}
+	// Cannot happen while the Gate checks every status line; kept so that
+	// a surprise is a clear error rather than a desynchronized session.
+	return result{}, m.fail(op, m.w.Fail(popwire.Protocolf("unexpected response state (status %q)", mailaccess.SanitizeText(st))))
+}
+
+// List returns the messages of the mail drop in the server's order, with
+// UIDL as the UID (or "#n", valid in this session only, on a server
+// without UIDL: see Describe) and the size from LIST. Date is zero: POP3
+// has no arrival time. UIDL and LIST are sent once each (pipelined when
+// the server allows). A malformed line, a duplicate UID or a UIDL that
+// does not match LIST is mailaccess.ErrProtocol.
+func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
+	end, err := m.begin(ctx, "pop3 LIST")
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	if !m.prefetched || len(m.marked) > 0 {
+		if err := m.fetchListing(); err != nil {
+			return nil, err
+		}
+	}
+	m.prefetched = false
+	return append([]mailaccess.MessageInfo(nil), m.list...), nil
+}
+
+// ensureListing lists the mail drop if this session has not yet.
+func (m *Mailbox) ensureListing() error {
+	if m.listed {
+		return nil
+	}
+	return m.fetchListing()
+}
+
+// fetchListing sends UIDL (when the server has it) and LIST and replaces
+// the session's listing.
+func (m *Mailbox) fetchListing() error {
+	const op = "pop3 LIST"
+	cmds := []command{{name: "LIST", multi: true, maxTotal: maxListingBytes}}
+	if m.uidl {
+		cmds = append([]command{{name: "UIDL", multi: true, maxTotal: maxListingBytes}}, cmds...)
+	}
+	res, err := m.run(op, cmds)
+	if err != nil {
+		return err
+	}
+	var uids map[int]string
+	if m.uidl {
+		u := res[0]
+		res = res[1:]
+		switch {
+		case u.ok:
+			if uids, err = parseUIDL(u.body.Bytes()); err != nil {
+				return mailaccess.NewError("pop3 UIDL", mailaccess.ErrProtocol, "", err)
+			}
+		case !m.caps.known && !u.err.isSys():
+			// A server without CAPA that refuses UIDL has no UIDL.
+			m.uidl = false
+		default:
+			return serverErr("pop3 UIDL", mailaccess.ErrServer, u.err)
+		}
+	}
+	if !res[0].ok {
+		return serverErr(op, mailaccess.ErrServer, res[0].err)
+	}
+	sizes, order, err := parseLIST(res[0].body.Bytes())
+	if err != nil {
+		return mailaccess.NewError(op, mailaccess.ErrProtocol, "", err)
+	}
+	if uids != nil && len(uids) != len(sizes) {
+		return mailaccess.NewError(op, mailaccess.ErrProtocol, "", fmt.Errorf("UIDL lists %d messages and LIST %d", len(uids), len(sizes)))
+	}
+	list := make([]mailaccess.MessageInfo, 0, len(order))
+	byUID := make(map[mailaccess.UID]entry, len(order))
+	for _, n := range order {
+		uid := mailaccess.UID("#" + strconv.Itoa(n))
+		if uids != nil {
+			u, ok := uids[n]
+			if !ok {
+				return mailaccess.NewError(op, mailaccess.ErrProtocol, "", fmt.Errorf("message %d is in LIST but not in UIDL", n))
+			}
+			uid = mailaccess.UID(u)
+		}
+		list = append(list, mailaccess.MessageInfo{UID: uid, Size: sizes[n]})
+		byUID[uid] = entry{num: n, size: sizes[n]}
+	}
+	m.list, m.byUID, m.listed = list, byUID, true
+	return nil
+}
+
+// maxUIDLen is the longest UIDL value accepted. RFC 1939 says 70; some
+// servers send more, which is harmless.
+const maxUIDLen = 512
+
+// parseUIDL parses the body of a UIDL response: "n uid" lines.
+func parseUIDL(body []byte) (map[int]string, error) {
+	uids := make(map[int]string)
+	seen := make(map[string]int)
+	lineNo := 0
+	for l := range bytes.Lines(body) {
+		lineNo++
+		f := strings.Fields(string(popwire.TrimEOL(l)))
+		if len(f) != 2 {
+			return nil, fmt.Errorf("UIDL line %d is not \"number uid\"", lineNo)
+		}
+		n, ok := msgNum(f[0])
+		if !ok {
+			return nil, fmt.Errorf("UIDL line %d has no valid message number", lineNo)
+		}
+		u := f[1]
+		if len(u) > maxUIDLen || strings.ContainsFunc(u, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			return nil, fmt.Errorf("UIDL line %d has a unique-id outside RFC 1939's characters or longer than %d", lineNo, maxUIDLen)
+		}
+		if _, dup := uids[n]; dup {
+			return nil, fmt.Errorf("UIDL lists message %d twice", n)
+		}
+		if prev, dup := seen[u]; dup {
+			return nil, fmt.Errorf("UIDL gives messages %d and %d the same unique-id", prev, n)
+		}
+		uids[n] = u
+		seen[u] = n
+	}
+	return uids, nil
+}
+
+// parseLIST parses the body of a LIST response: "n size" lines (RFC 1939
+// allows more after the size). It returns the sizes and the message
+// numbers in the server's order.
+func parseLIST(body []byte) (map[int]int64, []int, error) {
+	sizes := make(map[int]int64)
+	var order []int
+	lineNo := 0
+	for l := range bytes.Lines(body) {
+		lineNo++
+		f := strings.Fields(string(popwire.TrimEOL(l)))
+		if len(f) < 2 {
+			return nil, nil, fmt.Errorf("LIST line %d is not \"number size\"", lineNo)
+		}
+		n, ok := msgNum(f[0])
+		if !ok {
+			return nil, nil, fmt.Errorf("LIST line %d has no valid message number", lineNo)
+		}
+		size, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil || size < 0 || !digits(f[1]) {
+			return nil, nil, fmt.Errorf("LIST line %d has no valid size", lineNo)
+		}
+		if _, dup := sizes[n]; dup {
+			return nil, nil, fmt.Errorf("LIST lists message %d twice", n)
+		}
+		sizes[n] = size
+		order = append(order, n)
+	}
+	return sizes, order, nil
+}
+
+func msgNum(s string) (int, bool) {
+	if !digits(s) || len(s) > 9 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n > 0
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup finds a UID in the session's listing; a UID that is not there,
+// or that this session marked for deletion, is mailaccess.ErrNotFound.
+func (m *Mailbox) lookup(op string, uid mailaccess.UID) (entry, error) {
+	e, ok := m.byUID[uid]
+	if !ok {
+		return entry{}, mailaccess.NewError(op, mailaccess.ErrNotFound, "", fmt.Errorf("no message with UID %q in this session", mailaccess.SanitizeText(string(uid))))
+	}
+	if m.marked[e.num] {
+		return entry{}, mailaccess.NewError(op, mailaccess.ErrNotFound, "", fmt.Errorf("message with UID %q is marked for deletion", mailaccess.SanitizeText(string(uid))))
+	}
+	return e, nil
+}
+
+// Open retrieves the message with the given UID (RETR) and streams it:
+// the bytes come straight from the connection, never buffered whole, and
+// are exactly the message as the server stores it (dot-unstuffed, line
+// terminators as sent, CRLF normally; the terminating "." line removed;
+// a leading byte-order mark kept).
+//
+// A UID that is not in this session's listing (Open lists the mail drop
+// first if List was not called), or that the server refuses with -ERR, is
+// mailaccess.ErrNotFound; -ERR [SYS/...] is mailaccess.ErrServer. With
+// MaxMessageSize, a message listed as larger is refused with
+// mailaccess.ErrTooLarge before RETR. While it streams, a message larger
+// than twice its listed size plus 64 KiB, or than MaxMessageSize, is
+// mailaccess.ErrProtocol (the server lied) and ends the session.
+//
+// The reader must be closed before any other call; closing it early reads
+// and discards the rest of the message, within the limits above. Reads
+// are bounded by ctx and by the idle Timeout.
+func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, error) {
+	const op = "pop3 RETR"
+	if err := mailaccess.CheckArg("uid", string(uid)); err != nil {
+		return nil, withOp(op, err)
+	}
+	end, err := m.begin(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	if err := m.ensureListing(); err != nil {
+		return nil, err
+	}
+	e, err := m.lookup(op, uid)
+	if err != nil {
+		return nil, err
+	}
+	if max := m.o.MaxMessageSize; max > 0 && e.size > max {
+		return nil, mailaccess.NewError(op, mailaccess.ErrTooLarge, "", fmt.Errorf("message is listed with %d octets, the limit is %d", e.size, max))
+	}
+	res, err := m.run(op, []command{{name: "RETR", arg: e.num}})
+	if err != nil {
+		return nil, err
+	}
+	if !res[0].ok {
+		if res[0].err.isSys() || res[0].err.code == "IN-USE" {
+			return nil, serverErr(op, mailaccess.ErrServer, res[0].err)
+		}
+		return nil, mailaccess.NewError(op, mailaccess.ErrNotFound, res[0].err.display(), nil)
+	}
+	m.retrieved++
+	limit := e.size
+	if limit > (1<<62-readSlack)/2 {
+		limit = 1<<62 - readSlack
+	} else {
+		limit = 2*limit + readSlack
+	}
+	what := fmt.Sprintf("listed with %d octets", e.size)
+	if max := m.o.MaxMessageSize; max > 0 && max < limit {
+		limit = max
+		what = fmt.Sprintf("listed with %d octets; MaxMessageSize is %d", e.size, max)
+	}
+	m.rd = &messageReader{m: m, ctx: ctx, dot: m.w.DotReader(limit, what)}
+	return m.rd, nil
+}
+
+// messageReader streams one message; see Open.
+type messageReader struct {
+	m      *Mailbox
+	ctx    context.Context
+	dot    *popwire.DotReader
+	err    error
+	closed bool
+}
+
+var errReaderClosed = errors.New("pop3: read on a closed message reader")
+
+// Read reads the message under the context given to Open.
+func (r *messageReader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, errReaderClosed
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	unbind := r.m.w.Bind(r.ctx)
+	n, err := r.dot.Read(p)
+	unbind()
+	if err != nil && err != io.EOF {
+		r.err = r.m.fail("pop3 RETR", err)
+		return n, r.err
+	}
+	return n, err
+}
+
+// Close ends the reader. Before the end of the message it reads and
+// discards the rest, so that the session can go on; if that fails, the
+// session has ended and the error says why.
+func (r *messageReader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	if r.m.rd == r {
+		r.m.rd = nil
+	}
+	if r.err != nil || r.dot.Done() {
+		return nil
+	}
+	unbind := r.m.w.Bind(r.ctx)
+	_, err := io.Copy(io.Discard, r.dot)
+	unbind()
+	if err != nil {
+		r.err = r.m.fail("pop3 RETR", err)
+		return r.err
+	}
+	return nil
+}
+
+// Delete marks messages for deletion with DELE (RFC 1939 section 5); the
+// server deletes them only when Close's QUIT succeeds, and Abort rolls the
+// marks back. With PIPELINING the DELEs go in one round trip. A UID that
+// is not in this session's listing is mailaccess.ErrNotFound and nothing
+// is sent; a UID already marked is skipped. When the server refuses some
+// DELEs, the others stay marked and the error (mailaccess.ErrServer) names
+// the refused UIDs.
+func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
+	const op = "pop3 DELE"
+	for _, uid := range uids {
+		if err := mailaccess.CheckArg("uid", string(uid)); err != nil {
+			return withOp(op, err)
+		}
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	end, err := m.begin(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer end()
+	if err := m.ensureListing(); err != nil {
+		return err
+	}
+	var (
+		cmds    []command
+		targets []mailaccess.UID
+		missing []string
+		queued  = make(map[int]bool)
+	)
+	for _, uid := range uids {
+		e, ok := m.byUID[uid]
+		switch {
+		case !ok:
+			missing = append(missing, strconv.Quote(mailaccess.SanitizeText(string(uid))))
+		case m.marked[e.num] || queued[e.num]:
+		default:
+			queued[e.num] = true
+			cmds = append(cmds, command{name: "DELE", arg: e.num})
+			targets = append(targets, uid)
+		}
+	}
+	if len(missing) > 0 {
+		return mailaccess.NewError(op, mailaccess.ErrNotFound, "", fmt.Errorf("no message with UID %s in this session; nothing was marked", joinFew(missing)))
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	res, err := m.run(op, cmds)
+	if err != nil {
+		return err
+	}
+	var refused []string
+	var first reply
+	for i, r := range res {
+		if r.ok {
+			m.marked[cmds[i].arg] = true
+			continue
+		}
+		if refused == nil {
+			first = r.err
+		}
+		refused = append(refused, strconv.Quote(string(targets[i])))
+	}
+	if len(refused) > 0 {
+		e := serverErr(op, mailaccess.ErrServer, first)
+		e.Err = fmt.Errorf("server refused DELE for %d of %d messages (UIDs %s); the others are marked", len(refused), len(cmds), joinFew(refused))
+		return e
+	}
+	return nil
+}
+
+// joinFew joins up to ten items, then says how many more there are.
+func joinFew(items []string) string {
+	const max = 10
+	if len(items) <= max {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:max], ", ") + fmt.Sprintf(" and %d more", len(items)-max)
+}
+
+// Close ends the session with QUIT, which commits the deletion marks (RFC
+// 1939 section 6). It returns nil when the server answered +OK; an error
+// matching mailaccess.ErrCommitFailed when it answered -ERR (the text is
+// the server's) or when the session had already failed, so that QUIT was
+// never sent and nothing was committed; and an error matching
+// mailaccess.ErrCommitUnknown when the connection failed or timed out
+// after QUIT was sent, so that the marks may or may not have been
+// committed. Without marks (and without messages retrieved from a server
+// with EXPIRE 0) there is nothing to commit, and a failure is
+// mailaccess.ErrConnection. QUIT is sent even when nothing was marked. The
+// connection is closed in every case; a second Close returns the first
+// one's result.
+func (m *Mailbox) Close(ctx context.Context) error {
+	const op = "pop3 QUIT"
+	m.mu.Lock()
+	if m.ended {
+		defer m.mu.Unlock()
+		if m.aborted {
+			return mailaccess.NewError(op, mailaccess.ErrConnection, "", errors.New("the session was aborted; nothing was committed"))
+		}
+		return m.closeErr
+	}
+	m.mu.Unlock()
+	if m.rd != nil {
+		_ = m.rd.Close()
+	}
+	pending := len(m.marked) > 0 || (m.expire0 && m.retrieved > 0)
+	err := m.quit(ctx, op, pending)
+	m.mu.Lock()
+	if !m.ended {
+		m.ended = true
+		m.closeErr = err
+	}
+	m.mu.Unlock()
+	_ = m.w.Close()
+	return err
+}
+
+func (m *Mailbox) quit(ctx context.Context, op string, pending bool) error {
+	notSent := func(cause error) error {
+		if !pending {
+			e := mailaccess.NewError(op, mailaccess.ErrConnection, "", cause)
+			e.Temporary = true
+			return e
+		}
+		e := mailaccess.NewError(op, mailaccess.ErrCommitFailed, "", fmt.Errorf("QUIT was not sent, so the server keeps every message: %w", cause))
+		e.Temporary = true
+		return e
+	}
+	if m.dead != nil {
+		return notSent(m.dead)
+	}
+	if ctx.Err() != nil {
+		return notSent(context.Cause(ctx))
+	}
+	unbind := m.w.Bind(ctx)
+	m.g.Expect(popwire.MaxListLine, 0)
+	qerr := m.c.Quit()
+	unbind()
+	if werr := m.w.Err(); werr != nil {
+		e := wireErr(op, werr)
+		m.dead = e
+		if !pending {
+			return e
+		}
+		u := mailaccess.NewError(op, mailaccess.ErrCommitUnknown, "", fmt.Errorf("the connection failed after QUIT was sent; the deletions may or may not have been committed: %w", e))
+		u.Temporary = true
+		return u
+	}
+	st := m.g.Status()
+	if strings.HasPrefix(st, "-ERR") {
+		r := parseErr(st)
+		e := serverErr(op, mailaccess.ErrCommitFailed, r)
+		e.Kind = mailaccess.ErrCommitFailed
+		return e
+	}
+	if qerr != nil || !strings.HasPrefix(st, "+OK") {
+		return mailaccess.NewError(op, mailaccess.ErrCommitUnknown, "", errors.New("no valid answer to QUIT"))
+	}
+	return nil
+}
+
+// Abort ends the session at once: it closes the connection without QUIT,
+// so the server rolls back every deletion mark (RFC 1939 section 6). It
+// never fails, may be called more than once, after Close, and from another
+// goroutine than the one driving the Mailbox (a call in progress then
+// fails with mailaccess.ErrConnection).
+func (m *Mailbox) Abort() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended {
+		return nil
+	}
+	m.ended = true
+	m.aborted = true
+	_ = m.w.Close()
+	return nil
+}
