@@ -7,7 +7,8 @@
 // every authentication path, byte-exact retrieval, commit and rollback, and
 // the failures that are hard to provoke on a real server (a connection
 // dropped in the middle of RETR, a QUIT whose +OK never arrives, a stall,
-// -ERR [SYS/TEMP], a lying or unterminated answer).
+// a temporary failure (-ERR with the SYS/TEMP response code), a lying or
+// unterminated answer).
 //
 //	srv := poptest.NewServer(t, nil)
 //	srv.AddUser("alice", "secret")

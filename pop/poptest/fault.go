@@ -59,7 +59,8 @@ type Fault struct {
 	// first DropAfterBytes bytes of the reply (status line included), then
 	// closes the connection: a transfer cut in the middle of RETR, say.
 	// For AUTH, the "+ " continuation lines are sent normally and only the
-	// final reply is cut; likewise for DropAfterExec.
+	// final reply is cut; likewise for DropAfterExec. For STLS, both close
+	// the connection without a TLS handshake.
 	DropAfterBytes int
 	// Err answers "-ERR <Err>" (plus CRLF) instead of executing the
 	// command. It may start with a response code, such as

@@ -251,7 +251,7 @@ func (s *Server) acceptLoop(ln net.Listener) {
 		if err != nil {
 			return // closed; a loopback listener has no other lasting errors
 		}
-		sess := s.register(c)
+		sess := s.register(c, c)
 		if sess == nil {
 			continue
 		}
@@ -268,26 +268,33 @@ func (s *Server) acceptLoop(ln net.Listener) {
 // session counts as TLS (no STLS offered); otherwise it is cleartext with
 // STLS offered as for Start. On a closed server it closes c at once.
 func (s *Server) ServeConn(c net.Conn) {
-	sess := s.register(c)
+	raw := c
+	tc, isTLS := c.(*tls.Conn)
+	if isTLS {
+		// Closing the TLS connection would send close_notify, which can
+		// block on a peer that does not read; close the transport instead.
+		raw = tc.NetConn()
+	}
+	sess := s.register(c, raw)
 	if sess == nil {
 		return
 	}
 	defer s.wg.Done()
-	_, isTLS := c.(*tls.Conn)
 	sess.serveConn(isTLS)
 }
 
-// register records a new connection, or closes it and returns nil if the
-// server is closed. On success it has added one to s.wg.
-func (s *Server) register(c net.Conn) *session {
+// register records a new connection c over the transport raw, or closes
+// raw and returns nil if the server is closed. On success it has added one
+// to s.wg.
+func (s *Server) register(c, raw net.Conn) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		c.Close()
+		raw.Close()
 		return nil
 	}
 	s.connSeq++
-	sess := newSession(s, s.connSeq, c)
+	sess := newSession(s, s.connSeq, c, raw)
 	if len(s.conns) == 0 {
 		s.idle = make(chan struct{})
 	}

@@ -28,15 +28,14 @@ var (
 
 // session is one connection.
 type session struct {
-	s    *Server
-	id   int
-	raw  net.Conn // the accepted connection, closed to end the session
-	conn net.Conn // raw, or the TLS connection over it
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	out  replyWriter
-	tls  bool
-	seq  int
+	s   *Server
+	id  int
+	raw net.Conn // the transport, closed to end the session
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	out replyWriter
+	tls bool
+	seq int
 
 	closeOnce sync.Once
 	done      chan struct{} // closed when the connection is closed
@@ -52,8 +51,9 @@ type session struct {
 	retrieved []bool
 }
 
-func newSession(s *Server, id int, c net.Conn) *session {
-	sess := &session{s: s, id: id, raw: c, conn: c, done: make(chan struct{})}
+// newSession returns a session that talks on c (raw, or TLS over raw).
+func newSession(s *Server, id int, c, raw net.Conn) *session {
+	sess := &session{s: s, id: id, raw: raw, done: make(chan struct{})}
 	sess.br = bufio.NewReader(c)
 	sess.bw = bufio.NewWriter(c)
 	sess.out.w = sess.bw
@@ -83,8 +83,8 @@ func (c *session) serve(implicit bool) {
 	c.serveConn(implicit)
 }
 
+// setConn makes the session talk on conn, a TLS connection over c.raw.
 func (c *session) setConn(conn net.Conn) {
-	c.conn = conn
 	c.br.Reset(conn)
 	c.bw.Reset(conn)
 }
