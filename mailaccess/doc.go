@@ -33,7 +33,8 @@
 //     time, never taken as gone.
 //  6. KeepOnServer on a POP3 server that announces EXPIRE 0 is an error
 //     before anything is fetched.
-//  7. When the server renumbers its UIDs (IMAP UIDVALIDITY), content that
+//  7. When the server renumbers its UIDs (an IMAP UIDVALIDITY change, a
+//     POP3 server that renumbers its UIDLs), content that
 //     was already delivered is recognised by its SHA-256 fingerprint and is
 //     not delivered again; the reset is reported.
 //

@@ -203,10 +203,7 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 		return rep, err
 	}
 	rep.Listed = len(list)
-	if err := r.prune(list); err != nil {
-		mb.Abort()
-		return rep, err
-	}
+	r.candidates(list)
 	for _, info := range list {
 		if err := ctx.Err(); err != nil {
 			mb.Abort()
@@ -228,7 +225,7 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 	if err := r.commit(); err != nil {
 		return rep, err
 	}
-	r.forgetOldEpoch(list)
+	r.forgetCandidates()
 	if len(r.handlerEs) > 0 {
 		return rep, &Error{Op: "fetch", Kind: ErrHandler, Err: fmt.Errorf("%d message(s) not taken: %w", len(r.handlerEs), errors.Join(firstN(r.handlerEs, 3)...))}
 	}
@@ -244,6 +241,7 @@ func firstN(errs []error, n int) []error {
 
 func (r *run) loadState() error {
 	r.known = map[UID]Record{}
+	r.byHash = map[[sha256.Size]byte]Record{}
 	if r.f.State == nil {
 		return nil
 	}
@@ -251,7 +249,6 @@ func (r *run) loadState() error {
 	if err != nil {
 		return wrapState("read", err)
 	}
-	r.byHash = map[[sha256.Size]byte]Record{}
 	for _, rec := range recs {
 		if rec.Epoch == r.desc.UIDEpoch && !r.desc.SessionUIDs {
 			r.known[rec.UID] = rec
@@ -259,14 +256,39 @@ func (r *run) loadState() error {
 		}
 		// A record of another UID epoch (or of a server without stable
 		// UIDs): only its fingerprint can match.
-		r.rep.UIDReset = r.rep.UIDReset || !r.desc.SessionUIDs
+		if !r.desc.SessionUIDs {
+			r.rep.UIDReset = true
+		}
 		r.byHash[rec.SHA256] = rec
 	}
-	r.spoolAll = len(r.byHash) > 0
+	return nil
+}
+
+// candidates moves the records whose UIDs are not listed any more from
+// known to the fingerprint candidates: their messages were deleted, or the
+// server renumbered its UIDs (which POP3 cannot announce). New messages
+// are then fingerprinted before the handler sees them, and a match is not
+// delivered again. Candidates are forgotten after a run that took every
+// message.
+func (r *run) candidates(list []MessageInfo) {
+	if len(r.known) > 0 {
+		on := make(map[UID]struct{}, len(list))
+		for _, m := range list {
+			on[m.UID] = struct{}{}
+		}
+		for u, rec := range r.known {
+			if _, ok := on[u]; !ok {
+				r.byHash[rec.SHA256] = rec
+				delete(r.known, u)
+			}
+		}
+	}
+	if len(r.known) < len(list) && len(r.byHash) > 0 {
+		r.spoolAll = true
+	}
 	if r.rep.UIDReset {
 		r.log.Warn("UID reset: the server renumbered the mailbox; delivered content is recognised by fingerprint", "epoch", r.desc.UIDEpoch, "old_records", len(r.byHash))
 	}
-	return nil
 }
 
 func wrapState(op string, err error) error {
@@ -276,37 +298,9 @@ func wrapState(op string, err error) error {
 	return NewError("state "+op, ErrState, "", err)
 }
 
-// prune forgets records of this epoch whose messages are no longer on the
-// server, so that the State does not grow without end.
-func (r *run) prune(list []MessageInfo) error {
-	if r.f.State == nil || len(r.known) == 0 {
-		return nil
-	}
-	on := make(map[UID]struct{}, len(list))
-	for _, m := range list {
-		on[m.UID] = struct{}{}
-	}
-	var gone []UID
-	for u := range r.known {
-		if _, ok := on[u]; !ok {
-			gone = append(gone, u)
-		}
-	}
-	if len(gone) == 0 {
-		return nil
-	}
-	if err := r.f.State.Forget(r.ctx, r.name, gone...); err != nil {
-		return wrapState("forget", err)
-	}
-	for _, u := range gone {
-		delete(r.known, u)
-	}
-	return nil
-}
-
-// forgetOldEpoch drops the fingerprints of an old UID epoch once a run has
-// taken every message of the new one.
-func (r *run) forgetOldEpoch(list []MessageInfo) {
+// forgetCandidates drops the candidate records that matched nothing, once
+// a run has taken every message.
+func (r *run) forgetCandidates() {
 	if r.f.State == nil || len(r.byHash) == 0 || len(r.handlerEs) > 0 || r.rep.TooLarge > 0 {
 		return
 	}
@@ -315,6 +309,9 @@ func (r *run) forgetOldEpoch(list []MessageInfo) {
 		if !r.recorded[rec.UID] {
 			old = append(old, rec.UID)
 		}
+	}
+	if len(old) == 0 {
+		return
 	}
 	if err := r.f.State.Forget(context.WithoutCancel(r.ctx), r.name, old...); err != nil {
 		r.log.Warn("could not forget old records", "err", err)
@@ -385,6 +382,9 @@ func (r *run) one(info MessageInfo) error {
 				return err
 			}
 			r.rep.Recognized++
+			if old.Epoch == r.desc.UIDEpoch && !r.desc.SessionUIDs {
+				r.rep.UIDReset = true // renumbered without an epoch change
+			}
 			r.apply(info.UID, old.Delivered)
 			log.Info("content already delivered under another UID; not delivered again")
 			return nil
