@@ -105,16 +105,14 @@ func (c *Conn) before(read bool) error {
 	if c.idle > 0 {
 		d = time.Now().Add(c.idle)
 	}
-	var err error
+	// An error here means the connection is closed (the I/O that follows
+	// says so) or has no deadlines (nothing better can be done).
 	if read {
-		err = c.raw.SetReadDeadline(d)
+		_ = c.raw.SetReadDeadline(d)
 	} else {
-		err = c.raw.SetWriteDeadline(d)
+		_ = c.raw.SetWriteDeadline(d)
 	}
-	if err != nil {
-		c.err = err
-	}
-	return err
+	return nil
 }
 
 // cancelErr builds the error of an I/O cut short by the bound context.

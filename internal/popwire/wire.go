@@ -2,6 +2,7 @@ package popwire
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -168,25 +169,31 @@ func (w *Wire) WriteLine(line string) error {
 
 // readLine reads one line of at most max octets including its
 // terminator, and returns it with the terminator. The result is valid
-// until the next read.
+// until the next read. A line that grows past max fails as soon as the
+// bytes are in, without waiting for more.
 func (w *Wire) readLine(max int) ([]byte, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
 	w.line = w.line[:0]
 	for {
-		frag, err := w.br.ReadSlice('\n')
-		if len(w.line)+len(frag) > max {
+		if w.br.Buffered() == 0 {
+			if _, err := w.br.Peek(1); err != nil && w.br.Buffered() == 0 {
+				return nil, w.Fail(eofErr(err))
+			}
+		}
+		buf, _ := w.br.Peek(w.br.Buffered())
+		n, done := len(buf), false
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			n, done = i+1, true
+		}
+		if len(w.line)+n > max {
 			return nil, w.Fail(Protocolf("server sent a line longer than %d octets", max))
 		}
-		w.line = append(w.line, frag...)
-		switch {
-		case err == nil:
+		w.line = append(w.line, buf[:n]...)
+		_, _ = w.br.Discard(n)
+		if done {
 			return w.line, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		default:
-			return nil, w.Fail(eofErr(err))
 		}
 	}
 }
