@@ -32,7 +32,10 @@
 // Each Start runs its own Dovecot master process (dovecot -F) on four free
 // ports of 127.0.0.1, with a configuration of its own that reads nothing
 // else: its base_dir, state_dir, log, certificate (self-signed ECDSA, valid
-// for 127.0.0.1, ::1 and localhost) and passwd-file are private to the test.
+// for 127.0.0.1, ::1 and localhost), passwd-file and Maildirs are private to
+// the test, in Server.Dir. Dir is on /dev/shm (tmpfs) when that has at least
+// 1 GiB free, because creating thousands of small files is fast there and
+// slow on some disks; otherwise it is under t.TempDir().
 // Start returns when the four listeners have greeted (through verified TLS
 // where they are implicit TLS), typically in well under 100 ms, and the test
 // cleanup stops the server by PID (SIGTERM, then SIGKILL after 5 s) and waits
@@ -54,8 +57,7 @@
 //
 // Run as root (as in many CI containers), Dovecot's unprivileged processes
 // and all mail access run as nobody/nogroup, the Maildirs are owned by them,
-// and the directories leading to the test's temporary directory are made
-// searchable by others. Run as an ordinary user, everything runs as that
+// and the directories leading to Dir are made searchable by others. Run as an ordinary user, everything runs as that
 // user.
 //
 // # Mail content

@@ -50,6 +50,11 @@ type Options struct {
 	// ExtraConfig is appended to the generated dovecot.conf (Dovecot 2.3
 	// syntax). Later settings override earlier ones.
 	ExtraConfig string
+
+	// onDisk keeps the files under t.TempDir() even when /dev/shm has
+	// room, and ports replaces freePorts: both for the harness's own tests.
+	onDisk bool
+	ports  func(n int) ([]int, error)
 }
 
 // Server is one running Dovecot, private to the test that started it. Its
@@ -64,7 +69,9 @@ type Server struct {
 	// POP3SAddr is POP3 with implicit TLS.
 	POP3SAddr string
 	// Dir holds the configuration, the log, the certificate and the users'
-	// homes (Dir/home/<user>/Maildir). It is removed when the test ends.
+	// homes (Dir/home/<user>/Maildir). It is on /dev/shm (tmpfs) when that
+	// has at least 1 GiB free, else under t.TempDir(), and is removed when
+	// the test ends.
 	Dir string
 
 	dovecot, doveadm string
@@ -95,11 +102,15 @@ type identity struct {
 	uid, gid int    // mail_uid, mail_gid, and the owner of the Maildirs
 }
 
-// Start starts a private Dovecot (2.3) for the test, in a directory under
-// t.TempDir(), and stops it in t.Cleanup (SIGTERM to its PID, a wait, then
-// SIGKILL if it did not exit). It returns once all four listeners have sent
-// their greeting (each over TLS where it applies, with the certificate
-// verified).
+// Start starts a private Dovecot (2.3) for the test, in a directory of its
+// own (see Server.Dir), and returns once all four listeners have sent their
+// greeting (each over TLS where it applies, with the certificate verified).
+// Four free ports are picked anew if one was taken before Dovecot bound it.
+//
+// t.Cleanup stops the server by its PID: SIGTERM, a wait until its session,
+// login and auth processes have ended (at most 5 s), then SIGKILL for what
+// is left (Dovecot's master otherwise idles a second for its logger), and a
+// wait until none of its processes is left.
 //
 // When the dovecot or doveadm binary cannot be found (in $PATH, then
 // /usr/sbin, /usr/local/sbin, /usr/bin, /usr/local/bin), the test is skipped
@@ -151,13 +162,17 @@ func start(tb testing.TB, opts *Options, getenv func(string) string, fallbacks [
 		s.users[u] = p
 	}
 	s.stamp.Store(time.Now().Unix() - 1<<20)
-	if err := s.prepare(tb); err != nil {
+	if err := s.prepare(tb, opts.onDisk); err != nil {
 		tb.Fatalf("dovecottest: %v", err)
 		return nil
 	}
 	tb.Cleanup(s.stop)
+	pick := opts.ports
+	if pick == nil {
+		pick = freePorts
+	}
 	for try := 1; ; try++ {
-		err := s.launch(opts.ExtraConfig)
+		err := s.launch(opts.ExtraConfig, pick)
 		if err == nil {
 			return s
 		}
@@ -263,11 +278,11 @@ var safePathRE = regexp.MustCompile(`^[A-Za-z0-9/._+-]+$`)
 
 // prepare creates the directories, the certificate, the passwd-file and the
 // Maildirs, and registers the removal of what t.TempDir does not remove.
-func (s *Server) prepare(tb testing.TB) error {
+func (s *Server) prepare(tb testing.TB, onDisk bool) error {
 	// Dir is on tmpfs when there is room (fast), else under t.TempDir().
 	// owned is the topmost directory that belongs to this test.
 	var dir, owned string
-	if d := ramDir(); d != "" {
+	if d := ramDir(onDisk); d != "" {
 		tb.Cleanup(func() { os.RemoveAll(d) })
 		dir, owned = d, d
 	} else {
@@ -353,7 +368,11 @@ func (s *Server) prepare(tb testing.TB) error {
 		}
 	}
 	// The auth process reads the passwd-file as the unprivileged user.
-	return os.WriteFile(filepath.Join(dir, "passwd"), pw.Bytes(), 0o644)
+	mode := os.FileMode(0o600)
+	if s.id.root {
+		mode = 0o644
+	}
+	return os.WriteFile(filepath.Join(dir, "passwd"), pw.Bytes(), mode)
 }
 
 // makeSearchable gives others the search (x) permission on dir and on its
@@ -389,8 +408,8 @@ var errPortTaken = errors.New("a listening port was taken by another process")
 
 // launch writes the configuration with four fresh ports, starts Dovecot and
 // waits for its greetings.
-func (s *Server) launch(extra string) error {
-	ports, err := freePorts(4)
+func (s *Server) launch(extra string, pick func(int) ([]int, error)) error {
+	ports, err := pick(4)
 	if err != nil {
 		return err
 	}
@@ -509,9 +528,8 @@ func (s *Server) greeting(ctx context.Context, addr string, useTLS bool) (string
 			}
 		}
 		defer conn.Close()
-		if dl, ok := ctx.Deadline(); ok {
-			conn.SetDeadline(dl)
-		}
+		// Give up on the read when Dovecot exits or time is up.
+		defer context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })()
 		if useTLS {
 			tc := tls.Client(conn, s.ClientTLSConfig())
 			if err := tc.HandshakeContext(ctx); err != nil {

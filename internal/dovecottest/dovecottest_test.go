@@ -327,8 +327,10 @@ func TestWrongPasswordFailsQuickly(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("three failed logins and one good one took %v; failures should not be delayed", d)
 	}
-	if strings.Contains(srv.Log(), "bob-password") {
-		t.Error("the log contains a password")
+	for _, pw := range []string{"alice-password", "bob-password"} {
+		if strings.Contains(srv.Log(), pw) {
+			t.Errorf("the log contains the password %q", pw)
+		}
 	}
 }
 
@@ -442,8 +444,8 @@ func TestResetUIDValidity(t *testing.T) {
 	c = imapLogin(t, srv, true, nil)
 	v2, msgs := imapFetchAll(t, c, "INBOX")
 	imapLogout(t, c)
-	if v2 == v1 {
-		t.Fatalf("UIDVALIDITY stayed %d", v1)
+	if v2 <= v1 {
+		t.Fatalf("UIDVALIDITY went from %d to %d, want a larger one", v1, v2)
 	}
 	if v2 != srv.UIDValidity(t, "alice", "INBOX") {
 		t.Errorf("IMAP says UIDVALIDITY %d, UIDValidity says otherwise", v2)
@@ -581,6 +583,62 @@ func TestLineEndings(t *testing.T) {
 	p.cmd("QUIT")
 	sameMessages(t, srv, "IMAP serves bare LF as CRLF", raws(msgs), [][]byte{crlf})
 	sameMessages(t, srv, "POP3 serves bare LF as CRLF", pop, [][]byte{crlf})
+}
+
+func TestFilesUnderTempDir(t *testing.T) {
+	t.Parallel()
+	srv := Start(t, &Options{onDisk: true})
+	if !strings.HasPrefix(srv.Dir, os.TempDir()) {
+		t.Fatalf("Dir = %s, want it under %s", srv.Dir, os.TempDir())
+	}
+	want := messages(3, 100)
+	srv.Seed(t, "alice", "INBOX", want)
+	p := popDial(t, srv, true)
+	sameMessages(t, srv, "POP3", p.retrAll(), want)
+	p.cmd("DELE 3")
+	p.cmd("QUIT")
+	sameMessages(t, srv, "Messages", srv.Messages(t, "alice", "INBOX"), want[:2])
+}
+
+func TestStartRetriesATakenPort(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	calls := 0
+	srv := Start(t, &Options{ports: func(n int) ([]int, error) {
+		calls++
+		ports, err := freePorts(n)
+		if calls == 1 && err == nil {
+			ports[2] = taken.Addr().(*net.TCPAddr).Port // POP3
+		}
+		return ports, err
+	}})
+	if calls != 2 {
+		t.Errorf("ports were picked %d times, want 2", calls)
+	}
+	if srv.POP3Addr == taken.Addr().String() {
+		t.Errorf("POP3 is on the taken port")
+	}
+	if !strings.Contains(srv.Log(), "Address already in use") {
+		t.Errorf("the log does not show the first attempt's failure:\n%s", srv.Log())
+	}
+	p := popDial(t, srv, false)
+	p.cmd("QUIT")
+}
+
+func TestBadConfigFailsWithLog(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{TB: t}
+	srv := start(rec, &Options{ExtraConfig: "no_such_setting = 1"}, os.Getenv, fallbackDirs)
+	if srv != nil || !rec.failed {
+		t.Fatalf("a bad configuration did not fail Start: failed=%v skipped=%v", rec.failed, rec.skipped)
+	}
+	if !strings.Contains(rec.msg, "no_such_setting") || !strings.Contains(rec.msg, "exited during start-up") {
+		t.Errorf("the failure does not show Dovecot's complaint:\n%s", rec.msg)
+	}
 }
 
 func TestConfigIsValid(t *testing.T) {

@@ -4,4 +4,4 @@ package dovecottest
 
 // ramDir returns "": outside Linux the harness keeps its files under
 // t.TempDir().
-func ramDir() string { return "" }
+func ramDir(bool) string { return "" }
