@@ -343,16 +343,19 @@ func (m *Mailbox) capsError(op string) error {
 func (m *Mailbox) selectFolder(ctx context.Context) error {
 	const op = "imap select"
 	g := m.begin(ctx, op, boundTotal)
-	caps := m.client.Caps()
+	// An explicit CAPABILITY: go-imap forgets the capabilities after login
+	// only after the login command has returned, so Caps could still give
+	// the ones from before login.
+	caps, err := m.client.Capability().Wait()
+	if err == nil && len(caps) == 0 {
+		// Capabilities sent only as a response code of the tagged OK.
+		caps = m.client.Caps()
+	}
 	var data *imap.SelectData
-	var err error
-	if caps != nil {
+	if err == nil {
 		data, err = m.client.Select(m.opts.Folder, nil).Wait()
 	}
 	g.end()
-	if caps == nil {
-		return m.capsError(op)
-	}
 	if err != nil {
 		return m.fail(op, err, nil)
 	}

@@ -3,6 +3,7 @@ package imap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"sync"
@@ -58,7 +59,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 	m.mu.Unlock()
 	r.g = m.begin(ctx, op, boundStall)
 	if err := r.start(); err != nil {
-		r.fail(err)
+		r.release(err)
 		return nil, err
 	}
 	return r, nil
@@ -81,6 +82,7 @@ type messageReader struct {
 	msg    *imapclient.FetchMessageData
 	lit    imap.LiteralReader // nil between chunks
 	size   int64              // size of lit
+	got    int64              // bytes read from lit
 	last   bool               // lit is the last chunk
 	err    error              // sticky: io.EOF or the failure
 }
@@ -100,56 +102,55 @@ func (r *messageReader) start() error {
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{section},
 	})
-	msg := cmd.Next()
-	if msg == nil {
-		if err := cmd.Close(); err != nil {
-			return m.fail(fetchOp, err, nil)
-		}
-		if m.strays.Load() != strays {
-			return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "",
-				errors.New("the server answered the UID FETCH with a body that could not be matched to UID "+strconv.FormatUint(uint64(r.uid), 10)+" (the UID after the literal?); the message is not known to be gone"))
-		}
-		return mailaccess.NewError(fetchOp, mailaccess.ErrNotFound, "",
-			errors.New("no message with UID "+strconv.FormatUint(uint64(r.uid), 10)+" (expunged)"))
-	}
-
 	protocolErr := func(what string) error {
 		if err := cmd.Close(); err != nil { // drains the literal
 			return m.fail(fetchOp, err, nil)
 		}
 		return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "", errors.New(what))
 	}
-	for item := msg.Next(); item != nil; item = msg.Next() {
-		bs, ok := item.(imapclient.FetchItemDataBodySection)
-		if !ok || bs.Section == nil || bs.Section.Specifier != imap.PartSpecifierNone || len(bs.Section.Part) != 0 {
-			continue
-		}
-		p := bs.Section.Partial
-		last := true
-		switch {
-		case bs.Literal == nil && r.offset > 0:
-			// NIL past the end of the message: nothing more.
-			bs.Literal = emptyLiteral{}
-		case bs.Literal == nil:
-			return protocolErr("the server returned NIL for the message body")
-		case !r.chunked:
-		case p == nil:
-			// The whole message although a chunk was asked for: accept it
-			// only as the first chunk.
-			if r.offset != 0 {
-				return protocolErr("the server ignored the partial range of the chunk at offset " + strconv.FormatInt(r.offset, 10))
+	// A message may come without a body: a FETCH that only reports
+	// flags, as a server does for a message another client expunged.
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			bs, ok := item.(imapclient.FetchItemDataBodySection)
+			if !ok || bs.Section == nil || bs.Section.Specifier != imap.PartSpecifierNone || len(bs.Section.Part) != 0 {
+				continue
 			}
-		case p.Offset != r.offset:
-			return protocolErr("the server returned the chunk at offset " + strconv.FormatInt(p.Offset, 10) + " instead of " + strconv.FormatInt(r.offset, 10))
-		case bs.Literal.Size() > m.opts.ChunkSize:
-			return protocolErr("the server returned a chunk larger than asked for")
-		default:
-			last = bs.Literal.Size() < m.opts.ChunkSize
+			p := bs.Section.Partial
+			last := true
+			switch {
+			case bs.Literal == nil && r.offset > 0:
+				// NIL past the end of the message: nothing more.
+				bs.Literal = emptyLiteral{}
+			case bs.Literal == nil:
+				return protocolErr("the server returned NIL for the message body")
+			case !r.chunked:
+			case p == nil:
+				// The whole message although a chunk was asked for: accept
+				// it only as the first chunk.
+				if r.offset != 0 {
+					return protocolErr("the server ignored the partial range of the chunk at offset " + strconv.FormatInt(r.offset, 10))
+				}
+			case p.Offset != r.offset:
+				return protocolErr("the server returned the chunk at offset " + strconv.FormatInt(p.Offset, 10) + " instead of " + strconv.FormatInt(r.offset, 10))
+			case bs.Literal.Size() > m.opts.ChunkSize:
+				return protocolErr("the server returned a chunk larger than asked for")
+			default:
+				last = bs.Literal.Size() < m.opts.ChunkSize
+			}
+			r.cmd, r.msg, r.lit, r.size, r.got, r.last = cmd, msg, bs.Literal, bs.Literal.Size(), 0, last
+			return nil
 		}
-		r.cmd, r.msg, r.lit, r.size, r.last = cmd, msg, bs.Literal, bs.Literal.Size(), last
-		return nil
 	}
-	return protocolErr("the server's answer to UID FETCH holds no message body")
+	if err := cmd.Close(); err != nil {
+		return m.fail(fetchOp, err, nil)
+	}
+	if m.strays.Load() != strays {
+		return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "",
+			errors.New("the server answered the UID FETCH with a body that could not be matched to UID "+strconv.FormatUint(uint64(r.uid), 10)+" (the UID after the literal?); the message is not known to be gone"))
+	}
+	return mailaccess.NewError(fetchOp, mailaccess.ErrNotFound, "",
+		errors.New("no message with UID "+strconv.FormatUint(uint64(r.uid), 10)+" (expunged)"))
 }
 
 // emptyLiteral stands for a NIL chunk past the end of a message.
@@ -171,6 +172,31 @@ func (r *messageReader) finishCmd() error {
 	return nil
 }
 
+// readLit reads from the current literal. go-imap reports a connection
+// that ends inside a literal as a plain io.EOF: a literal that ends short
+// of its announced size is io.ErrUnexpectedEOF here, never a short
+// message.
+func (r *messageReader) readLit(p []byte) (int, error) {
+	n, err := r.lit.Read(p)
+	r.got += int64(n)
+	if err == io.EOF && r.got != r.size {
+		err = fmt.Errorf("the message literal ended after %d of %d bytes: %w", r.got, r.size, io.ErrUnexpectedEOF)
+	}
+	return n, err
+}
+
+// broken handles a literal that failed. go-imap's reader goroutine went
+// on at the error, so the literal, the message and the command must never
+// be touched again (that would race with it, and their Next and Close
+// would read the literal again). The connection is out of step: it is
+// killed, which also ends that goroutine.
+func (r *messageReader) broken(err error) {
+	e := r.m.fail(fetchOp, err, nil)
+	r.m.conn.Kill(err)
+	r.cmd, r.msg, r.lit = nil, nil, nil
+	r.release(e)
+}
+
 // Read reads the message. It returns io.EOF once the whole message was
 // read and the server confirmed the last FETCH with OK.
 func (r *messageReader) Read(p []byte) (int, error) {
@@ -182,16 +208,16 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		}
 		if r.lit == nil {
 			if err := r.start(); err != nil {
-				r.fail(err)
+				r.release(err)
 				continue
 			}
 		}
-		n, err := r.lit.Read(p)
+		n, err := r.readLit(p)
 		switch {
 		case err == io.EOF:
 			r.offset += r.size
 			if ferr := r.finishCmd(); ferr != nil {
-				r.fail(ferr)
+				r.release(ferr)
 			} else if r.last {
 				r.release(io.EOF)
 			}
@@ -199,9 +225,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 				return n, nil
 			}
 		case err != nil:
-			// go-imap's reader was released by the error; the connection
-			// is no longer in step.
-			r.fail(r.m.fail(fetchOp, err, nil))
+			r.broken(err)
 			return n, r.err
 		default:
 			return n, nil
@@ -218,17 +242,25 @@ func (r *messageReader) Close() error {
 	if r.err != nil {
 		return nil
 	}
-	var err error
 	if r.lit != nil {
-		if _, cerr := io.Copy(io.Discard, r.lit); cerr != nil {
-			err = r.m.fail(fetchOp, cerr, nil)
+		buf := make([]byte, 32<<10)
+		for {
+			_, err := r.readLit(buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				r.broken(err)
+				return r.err
+			}
 		}
-		if ferr := r.finishCmd(); err == nil {
-			err = ferr
+		if err := r.finishCmd(); err != nil {
+			r.release(err)
+			return err
 		}
 	}
 	r.release(errReaderClosed)
-	return err
+	return nil
 }
 
 // finish closes the reader on behalf of Mailbox.Close, bounded by ctx too.
@@ -238,29 +270,25 @@ func (r *messageReader) finish(ctx context.Context) {
 	r.Close()
 }
 
-// abort releases go-imap after the connection was killed: the literal is
-// read to its error (at once, the socket being closed) and the command
-// consumed.
+// abort releases go-imap's reader goroutine after the connection was
+// killed: when it waits on the literal, the literal is read to its end or
+// error (at once: the socket is closed), and everything is dropped.
 func (r *messageReader) abort() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
 		return
 	}
-	r.fail(r.m.connError(fetchOp, r.m.conn.Reason()))
-}
-
-// fail records err, releases go-imap from the command in flight and
-// detaches the reader from the Mailbox.
-func (r *messageReader) fail(err error) {
-	if r.cmd != nil {
-		if r.lit != nil {
-			io.Copy(io.Discard, r.lit)
+	if r.lit != nil {
+		buf := make([]byte, 32<<10)
+		for {
+			if _, err := r.readLit(buf); err != nil {
+				break
+			}
 		}
-		r.cmd.Close()
-		r.cmd, r.msg, r.lit = nil, nil, nil
 	}
-	r.release(err)
+	r.cmd, r.msg, r.lit = nil, nil, nil
+	r.release(r.m.connError(fetchOp, r.m.conn.Reason()))
 }
 
 // release records the final state, ends the guard and detaches the reader.

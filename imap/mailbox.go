@@ -192,7 +192,8 @@ func (m *Mailbox) signal() {
 
 // List returns the folder's messages in ascending UID order, from
 // UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE). An empty folder gives an
-// empty list without a FETCH. Each UID is "UIDVALIDITY/UID".
+// empty list (also from a server that refuses "1:*" there). Each UID is
+// "UIDVALIDITY/UID".
 func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 	const op = "imap list"
 	if err := m.ready(ctx, op); err != nil {
@@ -206,21 +207,9 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 	g := m.begin(ctx, op, boundStall)
 	defer g.end()
 
-	if n, ok := m.numMessages(); !ok {
-		return nil, m.lostSelection(op)
-	} else if n == 0 {
-		// The server may not have told us about new mail yet: ask.
-		if err := m.client.Noop().Wait(); err != nil {
-			return nil, m.fail(op, err, nil)
-		}
-		if n, ok := m.numMessages(); !ok {
-			return nil, m.lostSelection(op)
-		} else if n == 0 {
-			clear(m.sizes)
-			return []mailaccess.MessageInfo{}, nil
-		}
-	}
-
+	// Always asked, even when the count of messages says the folder is
+	// empty: that count comes from EXISTS and EXPUNGE responses, which
+	// some servers get wrong.
 	cmd := m.client.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
 		UID: true, RFC822Size: true, InternalDate: true,
 	})
@@ -244,6 +233,12 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 		}
 	}
 	if err := cmd.Close(); err != nil {
+		var ie *imap.Error
+		if n, ok := m.numMessages(); errors.As(err, &ie) && ok && n == 0 && len(byUID) == 0 {
+			// Some servers refuse "1:*" in an empty folder.
+			clear(m.sizes)
+			return []mailaccess.MessageInfo{}, nil
+		}
 		return nil, m.fail(op, err, nil)
 	}
 
@@ -262,20 +257,13 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 }
 
 // numMessages is the message count that the server last reported for the
-// selected folder; ok is false when no folder is selected any more.
+// selected folder; ok is false when go-imap has no selected folder.
 func (m *Mailbox) numMessages() (n uint32, ok bool) {
 	mb := m.client.Mailbox()
 	if mb == nil {
 		return 0, false
 	}
 	return mb.NumMessages, true
-}
-
-// lostSelection is the error when the server deselected the folder behind
-// our back (an untagged [CLOSED]): the session cannot go on.
-func (m *Mailbox) lostSelection(op string) error {
-	m.conn.Kill(errors.New("the server deselected the folder"))
-	return mailaccess.NewError(op, mailaccess.ErrProtocol, "", errors.New("the server deselected the folder"))
 }
 
 // Delete marks messages for deletion. Nothing is sent: the marks are kept
