@@ -418,6 +418,13 @@ func (s *Server) launch(extra string, pick func(int) ([]int, error)) error {
 	if err := os.WriteFile(s.conf, []byte(s.config(ports, extra)), 0o644); err != nil {
 		return err
 	}
+	// Only this attempt's lines tell why it failed.
+	logFiles := []string{filepath.Join(s.Dir, "dovecot.log"), filepath.Join(s.Dir, "dovecot.stderr")}
+	logStart := make([]int, len(logFiles))
+	for i, f := range logFiles {
+		b, _ := os.ReadFile(f)
+		logStart[i] = len(b)
+	}
 	stderr, err := os.OpenFile(filepath.Join(s.Dir, "dovecot.stderr"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -456,8 +463,10 @@ func (s *Server) launch(extra string, pick func(int) ([]int, error)) error {
 	}
 	select {
 	case <-exited:
-		if strings.Contains(s.Log(), "Address already in use") {
-			return errPortTaken
+		for i, f := range logFiles {
+			if b, _ := os.ReadFile(f); len(b) >= logStart[i] && bytes.Contains(b[logStart[i]:], []byte("Address already in use")) {
+				return errPortTaken
+			}
 		}
 		return fmt.Errorf("dovecot exited during start-up (%v)", s.waitErr)
 	default:

@@ -197,8 +197,8 @@ func (s *Server) seed(dir string, sub bool, raws [][]byte) error {
 // folder while the server runs, the way a local delivery agent does: it is
 // written into tmp/ and renamed into new/. The folder is created if needed.
 // A session that opens the folder afterwards sees it, and so does a session
-// in IDLE on it (Dovecot notices the new file at once, or at the latest
-// within a second). It gets a UID above every message already there.
+// in IDLE on it (Dovecot reports it within about half a second: it batches
+// change notifications). It gets a UID above every message already there.
 func (s *Server) Append(tb testing.TB, user, folder string, raw []byte) {
 	tb.Helper()
 	dir, ok := s.folderDir(tb, user, folder)
