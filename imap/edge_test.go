@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -502,4 +503,114 @@ func TestDropMidLiteral(t *testing.T) {
 	}
 	within(t, 5*time.Second, "Close of the reader", func() { r.Close() })
 	within(t, 5*time.Second, "Abort", func() { mb.Abort() })
+}
+
+func TestMailboxName(t *testing.T) {
+	for _, tc := range []struct{ user, host, folder, want string }{
+		{"alice", "Mail.Example.COM", "INBOX", "imap://alice@mail.example.com/INBOX"},
+		{"bob@example.com", "mail.example.com", "Archive/2024", "imap://bob%40example.com@mail.example.com/Archive%2F2024"},
+		{"a b:c", "::1", "Sent Items", "imap://a%20b%3Ac@[::1]/Sent%20Items"},
+		{"", "host", "INBOX", "imap://host/INBOX"},
+	} {
+		if got := mailboxName(tc.user, tc.host, tc.folder); got != tc.want {
+			t.Errorf("mailboxName(%q, %q, %q) = %q, want %q", tc.user, tc.host, tc.folder, got, tc.want)
+		}
+	}
+}
+
+func TestSplitAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		sec  mailaccess.Security
+		host string
+		port string
+	}{
+		{"mail.example.com:1993", mailaccess.SecurityTLS, "mail.example.com", "1993"},
+		{"mail.example.com", mailaccess.SecurityTLS, "mail.example.com", "993"},
+		{"mail.example.com", mailaccess.SecurityStartTLS, "mail.example.com", "143"},
+		{"[::1]:143", mailaccess.SecurityStartTLS, "::1", "143"},
+		{"::1", mailaccess.SecurityTLS, "::1", "993"},
+	} {
+		host, port, err := splitAddr(tc.addr, tc.sec)
+		if err != nil || host != tc.host || port != tc.port {
+			t.Errorf("splitAddr(%q) = %q, %q, %v; want %q, %q", tc.addr, host, port, err, tc.host, tc.port)
+		}
+	}
+	if _, _, err := splitAddr("host\r\n:143", mailaccess.SecurityTLS); err == nil {
+		t.Error("splitAddr accepted CR LF")
+	}
+}
+
+func TestAbortFromAnotherGoroutineDuringWait(t *testing.T) {
+	s := idleServer(t, "", true)
+	mb := dialScript(t, s, 5*time.Second)
+	errc := make(chan error, 1)
+	go func() { errc <- mb.Wait(t.Context()) }()
+	// Wait until IDLE is running, then pull the plug from here.
+	for !idling(s) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	within(t, 5*time.Second, "Abort", func() { mb.Abort() })
+	select {
+	case err := <-errc:
+		if !errors.Is(err, mailaccess.ErrConnection) {
+			t.Fatalf("Wait = %v, want ErrConnection", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return after Abort")
+	}
+}
+
+// idling reports whether the IDLE command reached s.
+func idling(s *scriptServer) bool {
+	for _, l := range s.commands() {
+		if strings.HasSuffix(l, " IDLE") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCancelDuringList(t *testing.T) {
+	s := newScriptServer(t, scriptCaps, func(c *scriptConn, tag, verb, rest string) bool {
+		return verb == "UID FETCH" // never answered
+	})
+	mb := dialScript(t, s, time.Minute)
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := mb.List(ctx)
+		errc <- err
+	}()
+	for !slices.ContainsFunc(s.commands(), func(l string) bool { return strings.Contains(l, "UID FETCH") }) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, mailaccess.ErrConnection) {
+			t.Fatalf("List = %v, want ErrConnection caused by context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("List did not return after cancel")
+	}
+	if _, err := mb.List(t.Context()); !errors.Is(err, mailaccess.ErrConnection) {
+		t.Fatalf("List after a cancelled one = %v, want ErrConnection (the session is dead)", err)
+	}
+	// A context that ended before the call leaves a live session alone.
+	s2 := newScriptServer(t, scriptCaps, func(c *scriptConn, tag, verb, rest string) bool {
+		if verb != "UID FETCH" {
+			return false
+		}
+		c.send(listAnswer)
+		c.send(tag + " OK done")
+		return true
+	})
+	mb2 := dialScript(t, s2, 5*time.Second)
+	if _, err := mb2.List(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("List with an ended context = %v, want context.Canceled", err)
+	}
+	if list, err := mb2.List(t.Context()); err != nil || len(list) != 1 {
+		t.Fatalf("List afterwards = %v, %v", list, err)
+	}
 }

@@ -14,8 +14,10 @@ import (
 // EXPUNGE: new mail, or mail removed) or ctx ends, with IDLE (RFC 2177).
 //
 // A change that the server reported since the last List, during any
-// command, makes Wait return nil at once. When ctx ends, IDLE is ended
-// with DONE and Wait returns ctx's error; the session stays usable. IDLE
+// command, makes Wait return nil at once. When ctx ends while idling, IDLE
+// is ended with DONE and Wait returns ctx's error; the session stays
+// usable. (When ctx ends before the server acknowledged IDLE, the
+// connection is closed, as for any other command.) IDLE
 // is restarted every 20 minutes, which also checks that the server still
 // answers; TCP keep-alive notices a dead peer in between. Starting and
 // ending IDLE are each bounded by Options.Timeout, so a server that stops
@@ -36,9 +38,9 @@ func (m *Mailbox) Wait(ctx context.Context) error {
 		default:
 		}
 
-		// Starting IDLE is not cut by ctx: it waits for the server's "+",
-		// after which DONE ends it cleanly.
-		g := m.begin(context.Background(), op, boundTotal)
+		// Until the server's "+", IDLE cannot be ended with DONE: a ctx
+		// that ends then closes the connection, as for other commands.
+		g := m.begin(ctx, op, boundTotal)
 		idle, err := m.client.Idle()
 		g.end()
 		if err != nil {
@@ -58,6 +60,7 @@ func (m *Mailbox) Wait(ctx context.Context) error {
 		}
 		restart.Stop()
 
+		// DONE, bounded by Timeout alone: ctx may have ended already.
 		g = m.begin(context.Background(), op, boundTotal)
 		err = idle.Close()
 		if err == nil {
