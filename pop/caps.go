@@ -40,13 +40,11 @@ func (c caps) sasl(mech string) bool {
 }
 
 // expireZero reports whether the server deletes messages once retrieved:
-// "EXPIRE 0" (RFC 2449 section 6.7). Before login the server may add
-// "USER" to say that the value depends on the user; after login the value
-// is the user's.
-func (c caps) expireZero(afterLogin bool) bool {
+// "EXPIRE 0" (RFC 2449 section 6.7). After login the value is the user's;
+// before login "EXPIRE 0 USER" says that it is 0 for some users, which
+// counts as 0 here when the server does not answer CAPA after login
+// (assuming otherwise could lose mail under a keep-on-server policy).
+func (c caps) expireZero() bool {
 	a := c.args["EXPIRE"]
-	if len(a) == 0 || a[0] != "0" {
-		return false
-	}
-	return afterLogin || len(a) == 1 || !strings.EqualFold(a[1], "USER")
+	return len(a) > 0 && a[0] == "0"
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -174,7 +175,7 @@ func (d *dialer) greeting() error {
 		return wireErr(op, err)
 	}
 	if !popwire.ValidStatus(line) {
-		return wireErr(op, d.w.Fail(popwire.Protocolf("the server's greeting is not +OK or -ERR (%d octets); is this a POP3 server, and is the security mode right?", len(line))))
+		return wireErr(op, d.w.Fail(popwire.Protocolf("the server's greeting %s is not +OK or -ERR; is this a POP3 server, and is the security mode right?", quoteStart(line))))
 	}
 	s := string(line)
 	if strings.HasPrefix(s, "-ERR") {
@@ -248,6 +249,15 @@ func (d *dialer) stls() error {
 	return d.capa()
 }
 
+// quoteStart quotes the start of a line that a server sent, for an error.
+func quoteStart(line []byte) string {
+	const max = 40
+	if len(line) > max {
+		return strconv.Quote(string(line[:max])) + "..."
+	}
+	return strconv.Quote(string(line))
+}
+
 // withOp sets the operation of a *mailaccess.Error (such as the ones
 // mailaccess.CheckArg returns).
 func withOp(op string, err error) error {
@@ -261,30 +271,9 @@ func withOp(op string, err error) error {
 // mailboxName is "pop3://user@host": the user escaped as URL userinfo,
 // the host lower-cased (IPv6 in brackets), no port and no TLS mode.
 func mailboxName(user, host string) string {
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	h := strings.ToLower(host)
 	if strings.Contains(h, ":") {
 		h = "[" + h + "]"
 	}
-	return "pop3://" + escapeUserinfo(user) + "@" + h
-}
-
-// escapeUserinfo escapes s for the userinfo of a URL (RFC 3986 section
-// 3.2.1): unreserved characters and sub-delims stay, everything else is
-// percent-encoded, ':' and '@' included.
-func escapeUserinfo(s string) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			strings.IndexByte("-._~!$&'()*+,;=", c) >= 0:
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
-		}
-	}
-	return b.String()
+	return "pop3://" + url.User(user).String() + "@" + h
 }

@@ -62,6 +62,15 @@
 // listing (UIDL and LIST) is held in memory, bounded at 64 MiB per
 // response.
 //
+// # Pipelining
+//
+// On a server that announces PIPELINING (RFC 2449 section 6.6), Delete
+// sends its DELEs in one write and reads the answers after, and List sends
+// UIDL and LIST together. A caller that knows which messages it is going to
+// open, in which order, says so with Mailbox.WillOpen: Open then keeps
+// RETRs in flight ahead of the reader, so that fetching many small messages
+// costs one round trip per batch rather than one per message.
+//
 // # go-pop3
 //
 // The commands go through github.com/knadh/go-pop3, which is used

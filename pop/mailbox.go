@@ -57,6 +57,8 @@ type Mailbox struct {
 	marked     map[int]bool // message numbers marked for deletion
 	retrieved  int          // messages retrieved (matters with EXPIRE 0)
 	rd         *messageReader
+	plan       []planned         // messages the caller will Open next (WillOpen)
+	inflight   []planned         // RETRs sent whose answers are not read yet
 	dead       *mailaccess.Error // the failure that ended the session
 
 	mu       sync.Mutex
@@ -80,7 +82,6 @@ func (m *Mailbox) afterLogin(ctx context.Context) error {
 		return err
 	}
 	defer end()
-	afterLogin := false
 	if m.caps.known {
 		res, err := m.run("pop3 CAPA", []command{{name: "CAPA", multi: true, maxTotal: maxCapaBytes}})
 		if err != nil {
@@ -92,10 +93,9 @@ func (m *Mailbox) afterLogin(ctx context.Context) error {
 				lines = append(lines, string(popwire.TrimEOL(l)))
 			}
 			m.caps = parseCaps(lines)
-			afterLogin = true
 		}
 	}
-	m.expire0 = m.caps.expireZero(afterLogin)
+	m.expire0 = m.caps.expireZero()
 	m.pipelining = m.caps.has("PIPELINING")
 	m.uidl = !m.caps.known || m.caps.has("UIDL")
 	if !m.caps.known {
@@ -123,7 +123,8 @@ func (m *Mailbox) Capabilities() []string {
 // Describe reports what the server said about itself: Protocol "pop3";
 // SessionUIDs when the server has no UIDL (UIDs are then "#n", valid in
 // this session only); DeletesOnRetrieval when it announced "EXPIRE 0"
-// after login (RFC 2449 section 6.7); and the CAPA lines.
+// after login (RFC 2449 section 6.7), or before login if it did not
+// answer CAPA after login; and the CAPA lines.
 func (m *Mailbox) Describe() mailaccess.Description {
 	return mailaccess.Description{
 		Protocol:           "pop3",
@@ -146,14 +147,15 @@ func (m *Mailbox) begin(ctx context.Context, op string) (end func(), err error) 
 	if ended {
 		return nil, mailaccess.NewError(op, mailaccess.ErrConnection, "", errEnded)
 	}
+	if ctx.Err() != nil && m.dead == nil {
+		return nil, ctxErr(op, ctx)
+	}
 	if m.rd != nil {
-		_ = m.rd.Close()
+		// A reader left open is drained under this call's context.
+		_ = m.rd.closeWith(ctx)
 	}
 	if m.dead != nil {
 		return nil, m.deadErr(op)
-	}
-	if ctx.Err() != nil {
-		return nil, ctxErr(op, ctx)
 	}
 	return m.w.Bind(ctx), nil
 }
@@ -281,6 +283,9 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 		return nil, err
 	}
 	defer end()
+	if err := m.settle("pop3 LIST"); err != nil {
+		return nil, err
+	}
 	if !m.prefetched || len(m.marked) > 0 {
 		if err := m.fetchListing(); err != nil {
 			return nil, err
@@ -489,17 +494,25 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 	if max := m.o.MaxMessageSize; max > 0 && e.size > max {
 		return nil, mailaccess.NewError(op, mailaccess.ErrTooLarge, "", fmt.Errorf("message is listed with %d octets, the limit is %d", e.size, max))
 	}
-	res, err := m.run(op, []command{{name: "RETR", arg: e.num}})
+	res, err := m.retr(op, planned{uid: uid, e: e})
 	if err != nil {
 		return nil, err
 	}
-	if !res[0].ok {
-		if res[0].err.isSys() || res[0].err.code == "IN-USE" {
-			return nil, serverErr(op, mailaccess.ErrServer, res[0].err)
+	if !res.ok {
+		if res.err.isSys() || res.err.code == "IN-USE" {
+			return nil, serverErr(op, mailaccess.ErrServer, res.err)
 		}
-		return nil, mailaccess.NewError(op, mailaccess.ErrNotFound, res[0].err.display(), nil)
+		return nil, mailaccess.NewError(op, mailaccess.ErrNotFound, res.err.display(), nil)
 	}
 	m.retrieved++
+	limit, what := m.bodyLimit(e)
+	m.rd = &messageReader{m: m, ctx: ctx, dot: m.w.DotReader(limit, what)}
+	return m.rd, nil
+}
+
+// bodyLimit returns how many octets the body of RETR e may have before the
+// server counts as lying, and why.
+func (m *Mailbox) bodyLimit(e entry) (int64, string) {
 	limit := e.size
 	if limit > (1<<62-readSlack)/2 {
 		limit = 1<<62 - readSlack
@@ -511,8 +524,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 		limit = max
 		what = fmt.Sprintf("listed with %d octets; MaxMessageSize is %d", e.size, max)
 	}
-	m.rd = &messageReader{m: m, ctx: ctx, dot: m.w.DotReader(limit, what)}
-	return m.rd, nil
+	return limit, what
 }
 
 // messageReader streams one message; see Open.
@@ -547,7 +559,10 @@ func (r *messageReader) Read(p []byte) (int, error) {
 // Close ends the reader. Before the end of the message it reads and
 // discards the rest, so that the session can go on; if that fails, the
 // session has ended and the error says why.
-func (r *messageReader) Close() error {
+func (r *messageReader) Close() error { return r.closeWith(r.ctx) }
+
+// closeWith closes the reader, draining the rest of the message under ctx.
+func (r *messageReader) closeWith(ctx context.Context) error {
 	if r.closed {
 		return nil
 	}
@@ -558,7 +573,7 @@ func (r *messageReader) Close() error {
 	if r.err != nil || r.dot.Done() {
 		return nil
 	}
-	unbind := r.m.w.Bind(r.ctx)
+	unbind := r.m.w.Bind(ctx)
 	_, err := io.Copy(io.Discard, r.dot)
 	unbind()
 	if err != nil {
@@ -590,6 +605,9 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
 		return err
 	}
 	defer end()
+	if err := m.settle(op); err != nil {
+		return err
+	}
 	if err := m.ensureListing(); err != nil {
 		return err
 	}
@@ -674,7 +692,7 @@ func (m *Mailbox) Close(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	if m.rd != nil {
-		_ = m.rd.Close()
+		_ = m.rd.closeWith(ctx)
 	}
 	pending := len(m.marked) > 0 || (m.expire0 && m.retrieved > 0)
 	err := m.quit(ctx, op, pending)
@@ -706,6 +724,10 @@ func (m *Mailbox) quit(ctx context.Context, op string, pending bool) error {
 		return notSent(context.Cause(ctx))
 	}
 	unbind := m.w.Bind(ctx)
+	if err := m.settle(op); err != nil {
+		unbind()
+		return notSent(err)
+	}
 	m.g.Expect(popwire.MaxListLine, 0)
 	qerr := m.c.Quit()
 	unbind()

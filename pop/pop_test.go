@@ -154,6 +154,14 @@ func TestImplicitTLSUntrustedCertificate(t *testing.T) {
 	}
 }
 
+func TestImplicitTLSAgainstCleartextServer(t *testing.T) {
+	s := setup(t, nil)
+	o := opts(s, "")
+	o.Security = mailaccess.SecurityTLS
+	_, err := pop.Dial(t.Context(), s.Addr, o)
+	wantKind(t, err, mailaccess.ErrTLS)
+}
+
 func TestImplicitTLSWrongServerName(t *testing.T) {
 	s := poptest.NewTLSServer(t, nil)
 	s.AddUser(user, password)

@@ -181,3 +181,41 @@ func TestInvalidAddress(t *testing.T) {
 		wantKind(t, err, mailaccess.ErrInvalidArgument)
 	}
 }
+
+func TestExpireZeroBeforeLoginOnly(t *testing.T) {
+	// "EXPIRE 0 USER" before login, and no CAPA after login: the value may
+	// be 0 for this user, so it counts as 0.
+	o := scripted(t, []step{
+		{"", "+OK\r\n"},
+		{"CAPA", "+OK\r\nUSER\r\nUIDL\r\nEXPIRE 0 USER\r\n.\r\n"},
+		{"USER alice", "+OK\r\n"},
+		{"PASS ", "+OK\r\n"},
+		{"CAPA", "-ERR\r\n"},
+	})
+	mb, err := pop.Dial(t.Context(), "pop.example.com:110", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Abort()
+	if !mb.Describe().DeletesOnRetrieval {
+		t.Fatal("EXPIRE 0 USER not taken as 0")
+	}
+}
+
+func TestExpireAfterLoginWins(t *testing.T) {
+	o := scripted(t, []step{
+		{"", "+OK\r\n"},
+		{"CAPA", "+OK\r\nUSER\r\nUIDL\r\nEXPIRE 0 USER\r\n.\r\n"},
+		{"USER alice", "+OK\r\n"},
+		{"PASS ", "+OK\r\n"},
+		{"CAPA", "+OK\r\nUIDL\r\nEXPIRE NEVER\r\n.\r\n"},
+	})
+	mb, err := pop.Dial(t.Context(), "pop.example.com:110", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Abort()
+	if mb.Describe().DeletesOnRetrieval {
+		t.Fatal("EXPIRE NEVER after login ignored")
+	}
+}
