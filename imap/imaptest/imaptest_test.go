@@ -241,9 +241,26 @@ func TestStartTLS(t *testing.T) {
 		t.Fatalf("DialStartTLS trusting CertPEM: %v", err)
 	}
 	c2.Close()
-	// A second STARTTLS, after login, is refused.
-	if _, err := imapclient.DialStartTLS(s.Addr, &imapclient.Options{TLSConfig: &tls.Config{ServerName: "localhost", RootCAs: pool}}); err != nil {
+	// The certificate is also valid for localhost.
+	c3, err := imapclient.DialStartTLS(s.Addr, &imapclient.Options{TLSConfig: &tls.Config{ServerName: "localhost", RootCAs: pool}})
+	if err != nil {
 		t.Fatalf("DialStartTLS as localhost: %v", err)
+	}
+	c3.Close()
+	// STARTTLS is offered once, before login.
+	r := dialRaw(t, s)
+	r.cmd("a1", "STARTTLS")
+	tc := tls.Client(r.conn, s.ClientTLSConfig())
+	r.conn, r.r = tc, bufio.NewReader(tc)
+	if got := r.cmd("a2", "CAPABILITY"); strings.Contains(got[0], "STARTTLS") {
+		t.Errorf("CAPABILITY after STARTTLS: %q", got)
+	}
+	if got := r.cmd("a3", "STARTTLS"); !strings.HasPrefix(got[len(got)-1], "a3 NO") {
+		t.Errorf("second STARTTLS: %q", got)
+	}
+	r.cmd("a4", "LOGIN "+user+" "+password)
+	if got := r.cmd("a5", "CAPABILITY"); strings.Contains(got[0], "STARTTLS") || !strings.Contains(got[0], "IDLE") {
+		t.Errorf("CAPABILITY after login: %q", got)
 	}
 }
 
@@ -960,8 +977,8 @@ func TestOAuth(t *testing.T) {
 		if cmd.Name == "AUTHENTICATE" && !strings.HasSuffix(cmd.Line, " [redacted]") {
 			t.Errorf("AUTHENTICATE logged as %q", cmd.Line)
 		}
-		if strings.Contains(cmd.Line, "tok-") || strings.Contains(cmd.Line, base64.StdEncoding.EncodeToString([]byte("\x00"+user))[:4]) {
-			t.Errorf("logged line %q may leak a credential", cmd.Line)
+		if strings.Contains(cmd.Line, "tok-") {
+			t.Errorf("logged line %q leaks a token", cmd.Line)
 		}
 	}
 }

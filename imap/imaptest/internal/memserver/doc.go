@@ -13,6 +13,8 @@
 //   - System flags are stored and sent in their RFC spelling (\Seen, not
 //     \seen); keywords are still compared case-insensitively and
 //     lower-cased.
+//   - Create keeps the special-use attributes it is given (upstream
+//     ignores them).
 //   - The test server's accessors: User.Mailbox, Mailbox.Snapshot,
 //     Mailbox.ExpungeAll, Mailbox.SpecialUse, Mailbox.Subscribed and
 //     Mailbox.UIDValidity.

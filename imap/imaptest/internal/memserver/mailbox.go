@@ -232,6 +232,8 @@ func (mbox *Mailbox) flagsLocked() []imap.Flag {
 	return l
 }
 
+// Expunge removes the messages flagged \Deleted (among uids, when not
+// nil). It implements imapserver.Session.
 func (mbox *Mailbox) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
 	expunged := make(map[*message]struct{})
 	mbox.mutex.Lock()
@@ -328,6 +330,7 @@ func (mbox *MailboxView) Close() {
 	mbox.tracker.Close()
 }
 
+// Fetch implements imapserver.Session.
 func (mbox *MailboxView) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	markSeen := false
 	for _, bs := range options.BodySection {
@@ -355,6 +358,7 @@ func (mbox *MailboxView) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, op
 	return err
 }
 
+// Search implements imapserver.Session.
 func (mbox *MailboxView) Search(numKind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	mbox.mutex.Lock()
 	defer mbox.mutex.Unlock()
@@ -437,6 +441,7 @@ func (mbox *MailboxView) staticSearchCriteria(criteria *imap.SearchCriteria) {
 	}
 }
 
+// Store implements imapserver.Session.
 func (mbox *MailboxView) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	mbox.forEach(numSet, func(seqNum uint32, msg *message) {
 		msg.store(flags)
@@ -449,6 +454,7 @@ func (mbox *MailboxView) Store(w *imapserver.FetchWriter, numSet imap.NumSet, fl
 	return nil
 }
 
+// Poll writes the updates queued for this view.
 func (mbox *MailboxView) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return mbox.tracker.Poll(w, allowExpunge)
 }

@@ -26,6 +26,7 @@ func NewUserSession(user *User) *UserSession {
 	return &UserSession{user: user}
 }
 
+// Close implements imapserver.Session.
 func (sess *UserSession) Close() error {
 	if sess != nil && sess.mailbox != nil {
 		sess.mailbox.Close()
@@ -33,6 +34,7 @@ func (sess *UserSession) Close() error {
 	return nil
 }
 
+// Select implements imapserver.Session.
 func (sess *UserSession) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	mbox, err := sess.user.mailbox(name)
 	if err != nil {
@@ -44,12 +46,14 @@ func (sess *UserSession) Select(name string, options *imap.SelectOptions) (*imap
 	return mbox.selectDataLocked(), nil
 }
 
+// Unselect implements imapserver.Session.
 func (sess *UserSession) Unselect() error {
 	sess.mailbox.Close()
 	sess.mailbox = nil
 	return nil
 }
 
+// Copy implements imapserver.Session.
 func (sess *UserSession) Copy(numSet imap.NumSet, destName string) (*imap.CopyData, error) {
 	dest, err := sess.user.mailbox(destName)
 	if err != nil {
@@ -79,6 +83,7 @@ func (sess *UserSession) Copy(numSet imap.NumSet, destName string) (*imap.CopyDa
 	}, nil
 }
 
+// Move implements imapserver.SessionMove.
 func (sess *UserSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, destName string) error {
 	dest, err := sess.user.mailbox(destName)
 	if err != nil {
@@ -125,6 +130,7 @@ func (sess *UserSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest
 	return nil
 }
 
+// Poll implements imapserver.Session.
 func (sess *UserSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if sess.mailbox == nil {
 		return nil
@@ -132,6 +138,7 @@ func (sess *UserSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) err
 	return sess.mailbox.Poll(w, allowExpunge)
 }
 
+// Idle implements imapserver.Session.
 func (sess *UserSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if sess.mailbox == nil {
 		return nil // TODO

@@ -12,6 +12,7 @@ import (
 
 const mailboxDelim rune = '/'
 
+// User is one account and its mailboxes.
 type User struct {
 	username, password string
 
@@ -20,6 +21,7 @@ type User struct {
 	prevUidValidity uint32
 }
 
+// NewUser returns a user without mailboxes.
 func NewUser(username, password string) *User {
 	return &User{
 		username:  username,
@@ -28,6 +30,7 @@ func NewUser(username, password string) *User {
 	}
 }
 
+// Login checks the credentials; it implements imapserver.Session.
 func (u *User) Login(username, password string) error {
 	if username != u.username {
 		return imapserver.ErrAuthFailed
@@ -56,6 +59,7 @@ func (u *User) mailbox(name string) (*Mailbox, error) {
 	return u.mailboxLocked(name)
 }
 
+// Status implements imapserver.Session.
 func (u *User) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	mbox, err := u.mailbox(name)
 	if err != nil {
@@ -64,6 +68,7 @@ func (u *User) Status(name string, options *imap.StatusOptions) (*imap.StatusDat
 	return mbox.StatusData(options), nil
 }
 
+// List implements imapserver.Session.
 func (u *User) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	u.mutex.Lock()
 	defer u.mutex.Unlock()
@@ -109,6 +114,7 @@ func (u *User) List(w *imapserver.ListWriter, ref string, patterns []string, opt
 	return nil
 }
 
+// Append implements imapserver.Session.
 func (u *User) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
 	mbox, err := u.mailbox(mailbox)
 	if err != nil {
@@ -121,6 +127,8 @@ func (u *User) Append(mailbox string, r imap.LiteralReader, options *imap.Append
 	return mbox.appendLiteral(r, options)
 }
 
+// Create implements imapserver.Session. Upstream ignores the
+// special-use attributes of options; they are kept here.
 func (u *User) Create(name string, options *imap.CreateOptions) error {
 	u.mutex.Lock()
 	defer u.mutex.Unlock()
@@ -146,6 +154,7 @@ func (u *User) Create(name string, options *imap.CreateOptions) error {
 	return nil
 }
 
+// Delete implements imapserver.Session.
 func (u *User) Delete(name string) error {
 	u.mutex.Lock()
 	defer u.mutex.Unlock()
@@ -158,6 +167,7 @@ func (u *User) Delete(name string) error {
 	return nil
 }
 
+// Rename implements imapserver.Session.
 func (u *User) Rename(oldName, newName string, options *imap.RenameOptions) error {
 	u.mutex.Lock()
 	defer u.mutex.Unlock()
@@ -183,6 +193,7 @@ func (u *User) Rename(oldName, newName string, options *imap.RenameOptions) erro
 	return nil
 }
 
+// Subscribe implements imapserver.Session.
 func (u *User) Subscribe(name string) error {
 	mbox, err := u.mailbox(name)
 	if err != nil {
@@ -192,6 +203,7 @@ func (u *User) Subscribe(name string) error {
 	return nil
 }
 
+// Unsubscribe implements imapserver.Session.
 func (u *User) Unsubscribe(name string) error {
 	mbox, err := u.mailbox(name)
 	if err != nil {
@@ -201,6 +213,7 @@ func (u *User) Unsubscribe(name string) error {
 	return nil
 }
 
+// Namespace implements imapserver.SessionNamespace.
 func (u *User) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{
 		Personal: []imap.NamespaceDescriptor{{Delim: mailboxDelim}},
