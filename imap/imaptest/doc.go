@@ -63,7 +63,10 @@
 //   - Everything is in memory and nothing persists. UIDVALIDITY is a
 //     per-user counter from 1; ResetUIDValidity changes it as a server that
 //     rebuilt its index does.
-//   - No CONDSTORE, QRESYNC, ID, QUOTA or METADATA; ID is answered BAD.
+//   - No CONDSTORE, QRESYNC, ID, QUOTA or METADATA. An unknown command,
+//     ID included, is answered BAD; before login the server then also
+//     sends BYE and closes the connection (imapserver's defence against
+//     cross-protocol attacks).
 //   - A connection with a folder selected learns of changes made by others
 //     (EXISTS, EXPUNGE, FLAGS) during IDLE or at its next command, as
 //     RFC 9051 allows; a connection whose folder was deleted and created

@@ -1236,3 +1236,20 @@ func (r *rawClient) cmd(tag, line string) []string {
 		}
 	}
 }
+
+func TestUnknownCommand(t *testing.T) {
+	s := newServer(t, nil)
+	r := dialRaw(t, s)
+	r.cmd("a1", "LOGIN "+user+" "+password)
+	if got := r.cmd("a2", `ID ("name" "test")`); !strings.HasPrefix(got[len(got)-1], "a2 BAD") {
+		t.Errorf("ID after login: %q, want BAD", got)
+	}
+	r = dialRaw(t, s)
+	r.send("a1 ID NIL\r\n")
+	if got := r.line() + " / " + r.line(); !strings.HasPrefix(got, "a1 BAD") || !strings.Contains(got, "/ * BYE") {
+		t.Errorf("ID before login: %q, want BAD then BYE", got)
+	}
+	if _, err := r.r.ReadByte(); err == nil {
+		t.Error("the connection stayed open after BYE")
+	}
+}
