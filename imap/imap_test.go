@@ -891,12 +891,26 @@ func TestFolders(t *testing.T) {
 	s := newServer(t, nil)
 	s.CreateFolder(user, "Archive")
 	s.CreateFolder(user, "Work/Projects")
-	mb := dial(t, s, nil)
+	s.CreateFolder(user, "Entwürfe")
+	s.Append(user, "Entwürfe", message(1, 100))
+	o := options(s)
+	o.Folder = "Entwürfe" // sent in modified UTF-7 (RFC 3501 section 5.1.3)
+	mb := dial(t, s, o)
+	list, err := mb.List(t.Context())
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List of Entwürfe = %v, %v", list, err)
+	}
+	if err := mb.Move(t.Context(), "Archiv/Ältere", list[0].UID); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Messages(user, "Archiv/Ältere"); len(got) != 1 {
+		t.Fatalf("Archiv/Ältere holds %d messages, want 1", len(got))
+	}
 	got, err := mb.Folders(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"INBOX", "Archive", "Work/Projects"} {
+	for _, want := range []string{"INBOX", "Archive", "Work/Projects", "Entwürfe", "Archiv/Ältere"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("Folders = %v, missing %q", got, want)
 		}
@@ -942,4 +956,19 @@ func TestTLSConfigNotModified(t *testing.T) {
 		t.Fatalf("the caller's tls.Config was modified: %q %v", cfg.ServerName, cfg.NextProtos)
 	}
 	_ = tls.VersionTLS12
+}
+
+func TestPasswordWithSpecialCharacters(t *testing.T) {
+	const odd = `pä"ss\wörd {5} *`
+	for _, mech := range []string{"LOGIN", "PLAIN"} {
+		s := imaptest.NewServer(t, nil)
+		s.AddUser(user, odd)
+		o := options(s)
+		o.Auth.Password = odd
+		o.Auth.Mechanism = mech
+		mb := dial(t, s, o)
+		if err := mb.Close(t.Context()); err != nil {
+			t.Fatalf("%s: %v", mech, err)
+		}
+	}
 }
