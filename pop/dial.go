@@ -32,13 +32,14 @@ import (
 //
 // Every value that reaches the wire is checked for CR, LF and NUL before
 // anything is sent (mailaccess.ErrInvalidArgument). Errors: a refused
-// login is mailaccess.ErrAuth ([IN-USE] is mailaccess.ErrInUse, [SYS/TEMP]
-// and [SYS/PERM] are mailaccess.ErrServer; [IN-USE], [SYS/TEMP] and
-// [LOGIN-DELAY] are temporary); a TLS failure, or STLS not offered or
-// refused, is mailaccess.ErrTLS; a greeting that is garbage or a line
-// without end is mailaccess.ErrProtocol; a -ERR greeting is
-// mailaccess.ErrServer; a transport failure or timeout is
-// mailaccess.ErrConnection. No error ever holds a credential.
+// login is mailaccess.ErrAuth, except for the response codes (RFC 2449
+// section 8, RFC 3206) IN-USE, which is mailaccess.ErrInUse, and SYS/TEMP
+// and SYS/PERM, which say the fault is the server's and are
+// mailaccess.ErrServer; IN-USE, SYS/TEMP and LOGIN-DELAY are temporary.
+// A TLS failure, or STLS not offered or refused, is mailaccess.ErrTLS; a
+// greeting that is garbage or a line without end is mailaccess.ErrProtocol;
+// a -ERR greeting is mailaccess.ErrServer; a transport failure or timeout
+// is mailaccess.ErrConnection. No error ever holds a credential.
 func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 	o := opts.resolved()
 	host, port, err := net.SplitHostPort(addr)

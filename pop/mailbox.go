@@ -465,9 +465,9 @@ func (m *Mailbox) lookup(op string, uid mailaccess.UID) (entry, error) {
 //
 // A UID that is not in this session's listing (Open lists the mail drop
 // first if List was not called), or that the server refuses with -ERR, is
-// mailaccess.ErrNotFound; -ERR [SYS/...] is mailaccess.ErrServer. With
-// MaxMessageSize, a message listed as larger is refused with
-// mailaccess.ErrTooLarge before RETR. While it streams, a message larger
+// mailaccess.ErrNotFound; -ERR with a SYS/... response code is
+// mailaccess.ErrServer. With MaxMessageSize, a message listed as larger is
+// refused with mailaccess.ErrTooLarge before RETR. While it streams, a message larger
 // than twice its listed size plus 64 KiB, or than MaxMessageSize, is
 // mailaccess.ErrProtocol (the server lied) and ends the session.
 //
