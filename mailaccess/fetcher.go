@@ -204,6 +204,19 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 	}
 	rep.Listed = len(list)
 	r.candidates(list)
+	if pf, ok := mb.(Prefetcher); ok {
+		var next []UID
+		for _, info := range list {
+			if _, done := r.known[info.UID]; done {
+				continue
+			}
+			if f.MaxSize > 0 && info.Size > f.MaxSize {
+				continue
+			}
+			next = append(next, info.UID)
+		}
+		pf.WillOpen(next...)
+	}
 	for _, info := range list {
 		if err := ctx.Err(); err != nil {
 			mb.Abort()

@@ -135,3 +135,15 @@ func Describe(mb Mailbox) Description {
 	}
 	return Description{}
 }
+
+// Prefetcher is implemented by mailboxes that can fetch ahead: told which
+// messages will be opened, in which order, they pipeline the requests
+// (POP3 PIPELINING, batched IMAP UID FETCH) instead of paying one round
+// trip per message. Open must still be called for each message, in that
+// order; messages announced but not opened are discarded by the driver.
+type Prefetcher interface {
+	Mailbox
+	// WillOpen announces the UIDs that the next Open calls will ask for,
+	// in order. It replaces any earlier announcement.
+	WillOpen(uids ...UID)
+}
