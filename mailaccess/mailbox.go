@@ -147,3 +147,18 @@ type Prefetcher interface {
 	// in order. It replaces any earlier announcement.
 	WillOpen(uids ...UID)
 }
+
+// AfterLister is implemented by mailboxes whose UIDs only grow within a UID
+// epoch (IMAP): they can list just the messages that arrived after a given
+// one, so that a run that finds no new mail costs a constant number of
+// round trips however large the mailbox is.
+type AfterLister interface {
+	Mailbox
+	// ListAfter lists, in the server's order, the messages whose UIDs
+	// come after the UID after. When after belongs to another UID epoch
+	// it lists every message, as List does.
+	ListAfter(ctx context.Context, after UID) ([]MessageInfo, error)
+	// Count returns the number of messages in the mail drop, as the server
+	// last reported it.
+	Count() int
+}
