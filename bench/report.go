@@ -1,0 +1,195 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Meta describes the run and the machine it ran on.
+type Meta struct {
+	// Command is the command line that produced the results.
+	Command string `json:"command"`
+	// Date is when the run started.
+	Date time.Time `json:"date"`
+	// CPUs is the number of logical CPUs, CPUModel the model name from
+	// /proc/cpuinfo, MemTotal the memory in bytes from /proc/meminfo.
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model"`
+	MemTotal int64  `json:"mem_total"`
+	// OS is GOOS/GOARCH and, on Linux, the kernel release.
+	OS string `json:"os"`
+	// GoVersion is the version of Go that built the benchmark.
+	GoVersion string `json:"go_version"`
+	// Dovecot is the output of dovecot --version.
+	Dovecot string `json:"dovecot"`
+	// Runs is the number of measured runs per case.
+	Runs int `json:"runs"`
+}
+
+// CollectMeta fills in what can be read from this machine.
+func CollectMeta(command string, runs int) Meta {
+	m := Meta{
+		Command:   command,
+		Date:      time.Now().UTC(),
+		CPUs:      runtime.NumCPU(),
+		OS:        runtime.GOOS + "/" + runtime.GOARCH,
+		GoVersion: runtime.Version(),
+		Runs:      runs,
+	}
+	m.CPUModel = procField("/proc/cpuinfo", "model name")
+	if v := procField("/proc/meminfo", "MemTotal"); v != "" {
+		f := strings.Fields(v) // "24570000 kB"
+		if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+			m.MemTotal = n * 1024
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.OS += ", Linux " + strings.TrimSpace(string(b))
+	}
+	if path := DovecotPath(); path != "" {
+		if out, err := exec.Command(path, "--version").Output(); err == nil {
+			m.Dovecot = strings.TrimSpace(string(out))
+		}
+	}
+	return m
+}
+
+// DovecotPath returns the dovecot executable (in $PATH, then the usual
+// sbin and bin directories), or "" when it is not installed.
+func DovecotPath() string {
+	if p, err := exec.LookPath("dovecot"); err == nil {
+		return p
+	}
+	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"} {
+		p := filepath.Join(d, "dovecot")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// procField returns the value of the first "key : value" line of a /proc
+// file.
+func procField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// WriteMarkdown writes the results as the BENCHMARKS.md document.
+func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
+	b := &strings.Builder{}
+	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+	p("# Benchmarks")
+	p("")
+	p("This file is written by `bench/run.sh`; every figure in it comes from the run described here. Rerun the command to measure again.")
+	p("")
+	p("- command: `%s`", meta.Command)
+	p("- date: %s", meta.Date.Format("2006-01-02 15:04 MST"))
+	p("- machine: %d CPUs (%s), %.1f GiB of memory, %s", meta.CPUs, orUnknown(meta.CPUModel), float64(meta.MemTotal)/(1<<30), meta.OS)
+	p("- Go: %s", meta.GoVersion)
+	p("- Dovecot: %s", orUnknown(meta.Dovecot))
+	p("- runs: %d measured runs of every case after one warm-up run; the tables show medians", meta.Runs)
+	p("")
+	p("## Method")
+	p("")
+	p("Each profile gets a private Dovecot on 127.0.0.1 (`internal/dovecottest`, its Maildirs on tmpfs) seeded with deterministic messages with CRLF line ends. Every client connects over implicit TLS (IMAPS, POP3S) and verifies the server's certificate. Every case runs as a process of its own, started by a tiny launcher (`bench/cmd/spawn`) that reaps it and reads its peak RSS (getrusage `ru_maxrss`), so the figure is its own and not that of the benchmark process (on Linux a child's `ru_maxrss` starts at the size of the process that spawned it; the launcher's own size is the floor, shown per profile); and every run is checked to have delivered every message and every octet (or, with nothing new, to have skipped them all). The cases of one run are interleaved, so a slow moment of the machine hits them alike.")
+	p("")
+	p("- **raw**: the limit, `bench/rawclient`: logs in, sends the whole fetch as one pipelined batch and discards the bytes (IMAP: `UID FETCH 1:* BODY.PEEK[]`; POP3: every `RETR n` in one write after `STAT`).")
+	p("- **raw-list**: for a run with nothing new, the least a client asks to see every message: `UID FETCH 1:* (UID RFC822.SIZE)`.")
+	p("- **library**: `mailaccess.Fetcher` (KeepOnServer) over `imap.Dial` or `pop.Dial`, with a handler that copies each message to `io.Discard`; no State (nil) except in the incremental profiles, which use a `mailaccess.FileState` on tmpfs.")
+	p("- **retrieve**: the `examples/retrieve` binary (built once) into a fresh Maildir on tmpfs, with its file state, so every message is written, fsynced and renamed.")
+	p("")
+	p("*wall* is the whole process's wall time, from its start to its exit (as for the peers in the design notes); msgs/s and MiB/s are computed from it. *x raw* is the median wall time over the raw baseline's median wall time measured in the same run; *x raw in-process* compares the time each process measured itself from the connection to the end of the session, without process start-up (raw and library only). Peak RSS is the largest of the runs. Noise between runs on small machines is about 20%%: compare ratios from one run, not absolute times from different runs.")
+	for _, r := range results {
+		if r.Incremental {
+			continue
+		}
+		p("")
+		p("## %s: %s", r.Name, r.Description)
+		p("")
+		p("%d messages, %.1f MiB; seeded in %.2f s; the first session after seeding (Dovecot indexes the Maildir) took %.2f s. A process that does nothing shows a peak RSS of %.1f MiB measured the same way.", r.Messages, mib(r.Bytes), r.Seed.Seconds(), r.FirstOpen.Seconds(), mib(r.Floor))
+		p("")
+		p("| client | protocol | wall (s) | msgs/s | MiB/s | peak RSS (MiB) | x raw | x raw in-process |")
+		p("|---|---|---:|---:|---:|---:|---:|---:|")
+		for _, c := range r.Cases {
+			p("| %s | %s | %.3f | %.0f | %.1f | %.1f | %s | %s |", c.Kind, strings.ToUpper(c.Proto), c.Wall.Seconds(),
+				float64(c.Messages)/c.Wall.Seconds(), mib(c.Bytes)/c.Wall.Seconds(), mib(c.MaxRSS), ratio(c.Ratio), ratio(c.InProcRatio))
+		}
+	}
+	var incr []ProfileResult
+	for _, r := range results {
+		if r.Incremental {
+			incr = append(incr, r)
+		}
+	}
+	if len(incr) > 0 {
+		p("")
+		p("## incremental: IMAP, KeepOnServer, with a file state")
+		p("")
+		p("Mailboxes of n messages of %d octets. *first run*: the state is empty, every message is delivered. *no new mail*: the state holds a complete first run, nothing is delivered; its baseline is raw-list. The raw baseline of a first run is the raw fetch.", IncrementMsg)
+		p("")
+		p("| messages | client | first run (s) | msgs/s | peak RSS (MiB) | x raw | no new mail (s) | peak RSS (MiB) | x raw-list |")
+		p("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+		for _, r := range incr {
+			for _, kind := range []string{KindRaw, KindLibrary, KindRetrieve} {
+				f := r.Case(Case{Kind: kind, Proto: IMAP, Phase: PhaseFirst})
+				nkind := kind
+				if kind == KindRaw {
+					nkind = KindRawList
+				}
+				n := r.Case(Case{Kind: nkind, Proto: IMAP, Phase: PhaseNoNew})
+				if f == nil || n == nil {
+					continue
+				}
+				name := kind
+				if kind == KindRaw {
+					name = "raw / raw-list"
+				}
+				p("| %d | %s | %.3f | %.0f | %.1f | %s | %.3f | %.1f | %s |", r.Messages, name, f.Wall.Seconds(), float64(f.Messages)/f.Wall.Seconds(),
+					mib(f.MaxRSS), ratio(f.Ratio), n.Wall.Seconds(), mib(n.MaxRSS), ratio(n.Ratio))
+			}
+		}
+		p("")
+		p("| messages | seeding (s) | first session after seeding (s) |")
+		p("|---:|---:|---:|")
+		for _, r := range incr {
+			p("| %d | %.2f | %.2f |", r.Messages, r.Seed.Seconds(), r.FirstOpen.Seconds())
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func ratio(r float64) string {
+	if r == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", r)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
