@@ -30,6 +30,8 @@ type Meta struct {
 	GoVersion string `json:"go_version"`
 	// Dovecot is the output of dovecot --version.
 	Dovecot string `json:"dovecot"`
+	// Commit is the commit of the code measured ("" when unknown).
+	Commit string `json:"commit,omitempty"`
 	// Runs is the number of measured runs per case.
 	Runs int `json:"runs"`
 }
@@ -105,6 +107,9 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 	p("")
 	p("- command: `%s`", meta.Command)
 	p("- date: %s", meta.Date.Format("2006-01-02 15:04 MST"))
+	if meta.Commit != "" {
+		p("- code: commit %s", meta.Commit)
+	}
 	p("- machine: %d CPUs (%s), %.1f GiB of memory, %s", meta.CPUs, orUnknown(meta.CPUModel), float64(meta.MemTotal)/(1<<30), meta.OS)
 	p("- Go: %s", meta.GoVersion)
 	p("- Dovecot: %s", orUnknown(meta.Dovecot))

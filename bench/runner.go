@@ -482,7 +482,7 @@ func checkMaildir(dir string, n int) error {
 		return err
 	}
 	if len(ents) != n {
-		return fmt.Errorf("Maildir %s/new holds %d messages, want %d", dir, len(ents), n)
+		return fmt.Errorf("the new/ of Maildir %s holds %d messages, want %d", dir, len(ents), n)
 	}
 	return nil
 }

@@ -18,7 +18,8 @@
 //	unimail-bench [-runs 5] [-profiles small,mixed,large,incremental]
 //	              [-incremental-sizes 1000,10000,100000] [-o BENCHMARKS.md]
 //	              [-json results.json] [-retrieve PATH | -no-retrieve]
-//	              [-cpuprofile DIR] [-workdir DIR] [-command TEXT]
+//	              [-launcher PATH] [-cpuprofile DIR] [-workdir DIR]
+//	              [-command TEXT] [-commit TEXT]
 //
 // bench/run.sh is the usual way to run it. Without Dovecot installed it
 // fails at once; it installs nothing.
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cpuDir := fs.String("cpuprofile", "", "write a CPU profile of the last run of every library case into this directory")
 	workDir := fs.String("workdir", "", "directory for Maildirs and state files (default: /dev/shm when it exists)")
 	command := fs.String("command", "", "the command line to record in the results (default: this program's)")
+	commit := fs.String("commit", "", "the commit of the code measured, to record in the results")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -142,6 +144,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		*command = strings.Join(append([]string{"unimail-bench"}, args...), " ")
 	}
 	meta := bench.CollectMeta(*command, *runs)
+	meta.Commit = *commit
 
 	r := &bench.Runner{
 		Exe:           exe,

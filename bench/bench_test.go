@@ -1,0 +1,425 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/unimail/unimail/internal/dovecottest"
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// childEnv makes the test binary act as the benchmark's child: it runs the
+// Job on its standard input and prints the Outcome, as unimail-bench -child
+// does.
+const childEnv = "UNIMAIL_BENCH_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		var j Job
+		if err := json.NewDecoder(os.Stdin).Decode(&j); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		out, err := RunJob(context.Background(), j, os.Getenv(PasswordEnv))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		json.NewEncoder(os.Stdout).Encode(out)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// wellFormed fails unless every line of m ends with CRLF and the header
+// ends with an empty line.
+func wellFormed(t *testing.T, name string, m []byte) {
+	t.Helper()
+	if !bytes.HasSuffix(m, []byte("\r\n")) {
+		t.Errorf("%s does not end with CRLF", name)
+	}
+	if bytes.Count(m, []byte("\n")) != bytes.Count(m, []byte("\r\n")) || bytes.Count(m, []byte("\r")) != bytes.Count(m, []byte("\r\n")) {
+		t.Errorf("%s has a bare CR or LF", name)
+	}
+	if headerEnd(m) == len(m) {
+		t.Errorf("%s has no end of header", name)
+	}
+}
+
+func TestMessages(t *testing.T) {
+	for _, size := range []int{1024, 3800, 4000, 4200, 70000} {
+		m := Message(7, size)
+		if len(m) != size {
+			t.Errorf("Message(7, %d) has %d octets", size, len(m))
+		}
+		wellFormed(t, fmt.Sprintf("Message(7, %d)", size), m)
+		if !bytes.Equal(m, Message(7, size)) {
+			t.Errorf("Message(7, %d) is not deterministic", size)
+		}
+	}
+	if bytes.Equal(Message(1, 4000), Message(2, 4000)) {
+		t.Error("messages 1 and 2 are equal")
+	}
+	if !bytes.Contains(Message(3, 8000), []byte("\r\n.")) {
+		t.Error("no line starts with a dot: POP3 dot-stuffing is not exercised")
+	}
+	for _, size := range []int{256 << 10, 1<<20 + 3, 3<<20 + 77} {
+		m := LargeMessage(1, size)
+		if len(m) != size {
+			t.Errorf("LargeMessage(1, %d) has %d octets", size, len(m))
+		}
+		wellFormed(t, fmt.Sprintf("LargeMessage(1, %d)", size), m)
+		if !bytes.HasSuffix(m, []byte("--unimail-bench-boundary--\r\n")) {
+			t.Errorf("LargeMessage(1, %d) does not end with the closing boundary", size)
+		}
+	}
+
+	small := SmallMessages(200)
+	for i, m := range small {
+		if len(m) < 3800 || len(m) > 4200 {
+			t.Errorf("small message %d has %d octets", i, len(m))
+		}
+	}
+	mixed := MixedMessages(120, MixedMin, MixedMax)
+	var under, over int
+	for i, m := range mixed {
+		if len(m) < MixedMin || len(m) > MixedMax {
+			t.Errorf("mixed message %d has %d octets", i, len(m))
+		}
+		if len(m) < 32<<10 {
+			under++
+		}
+		if len(m) > 256<<10 {
+			over++
+		}
+	}
+	if under == 0 || over == 0 {
+		t.Errorf("mixed sizes are not spread: %d under 32 KiB, %d over 256 KiB", under, over)
+	}
+	if !bytes.Equal(bytes.Join(mixed, nil), bytes.Join(MixedMessages(120, MixedMin, MixedMax), nil)) {
+		t.Error("MixedMessages is not deterministic")
+	}
+}
+
+func TestParseProfiles(t *testing.T) {
+	ps, err := ParseProfiles("small, incremental,small", []int{10, 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, " "); got != "small incremental-10 incremental-20" {
+		t.Errorf("profiles %q", got)
+	}
+	if ps[2].Size != 20 || !ps[2].Incremental || len(ps[2].Messages()) != 20 {
+		t.Errorf("incremental-20: %+v", ps[2])
+	}
+	all, err := ParseProfiles("all", DefaultIncrementalSizes)
+	if err != nil || len(all) != 3+len(DefaultIncrementalSizes) {
+		t.Errorf("all: %d profiles, %v", len(all), err)
+	}
+	if none, err := ParseProfiles("none", nil); err != nil || len(none) != 0 {
+		t.Errorf("none: %d profiles, %v", len(none), err)
+	}
+	if _, err := ParseProfiles("small,huge", nil); err == nil {
+		t.Error("unknown profile accepted")
+	}
+	if s, err := ParseSizes("1000, 10000"); err != nil || len(s) != 2 || s[1] != 10000 {
+		t.Errorf("ParseSizes: %v, %v", s, err)
+	}
+	for _, bad := range []string{"0", "-1", "x"} {
+		if _, err := ParseSizes(bad); err == nil {
+			t.Errorf("ParseSizes(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMedianAndParsers(t *testing.T) {
+	if m := Median([]time.Duration{5, 1, 3}); m != 3 {
+		t.Errorf("median of 5 1 3 = %d", m)
+	}
+	if m := Median([]time.Duration{4, 1, 3, 2}); m != 2 {
+		t.Errorf("median of 4 1 3 2 = %d", m)
+	}
+	if m := Median(nil); m != 0 {
+		t.Errorf("median of nothing = %d", m)
+	}
+	out, err := parseSummary("delivered=3 skipped=2 deleted=0 bytes=1234\n")
+	if err != nil || out.Messages != 3 || out.Skipped != 2 || out.Bytes != 1234 {
+		t.Errorf("parseSummary: %+v, %v", out, err)
+	}
+	if _, err := parseSummary("retrieve: connection refused\n"); err == nil {
+		t.Error("parseSummary accepted a line without a summary")
+	}
+	s, code, err := parseSpawnReport("1500000 9437184 0\n")
+	if err != nil || s.Wall != 1500*time.Microsecond || s.MaxRSS != 9<<20 || code != 0 {
+		t.Errorf("parseSpawnReport: %+v %d %v", s, code, err)
+	}
+	if _, _, err := parseSpawnReport("12 x 0"); err == nil {
+		t.Error("parseSpawnReport accepted garbage")
+	}
+}
+
+// seedCorpus seeds srv with messages that exercise the framing of both
+// protocols and returns them.
+func seedCorpus(t *testing.T, srv *dovecottest.Server) [][]byte {
+	t.Helper()
+	msgs := SmallMessages(30)
+	msgs = append(msgs,
+		[]byte("Subject: dots\r\n\r\n.\r\n..\r\n.leading dot\r\nend\r\n"),
+		[]byte("Subject: long line\r\n\r\n"+strings.Repeat("z", 100<<10)+"\r\n"),
+		LargeMessage(99, 300<<10),
+	)
+	srv.Seed(t, benchUser, "INBOX", msgs)
+	return msgs
+}
+
+// target returns the Target of srv for proto, with the CA in a file.
+func target(t testing.TB, srv *dovecottest.Server, proto string) Target {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, srv.CAPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.IMAPSAddr
+	if proto == POP3 {
+		addr = srv.POP3SAddr
+	}
+	return Target{Proto: proto, Addr: addr, CAFile: ca, User: benchUser}
+}
+
+// TestRawMatchesLibrary checks against a real Dovecot that the raw clients
+// and the library deliver the same messages and octets, which are the ones
+// seeded.
+func TestRawMatchesLibrary(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	msgs := seedCorpus(t, srv)
+	n, size := len(msgs), TotalBytes(msgs)
+	for _, proto := range []string{IMAP, POP3} {
+		tg := target(t, srv, proto)
+		raw, err := Raw(t.Context(), KindRaw, tg, benchPassword, n)
+		if err != nil {
+			t.Fatalf("raw %s: %v", proto, err)
+		}
+		lib, err := Library(t.Context(), tg, benchPassword, nil)
+		if err != nil {
+			t.Fatalf("library %s: %v", proto, err)
+		}
+		for name, o := range map[string]Outcome{"raw": raw, "library": lib} {
+			if o.Messages != n || o.Bytes != size {
+				t.Errorf("%s %s: %d messages, %d octets; want %d and %d", name, proto, o.Messages, o.Bytes, n, size)
+			}
+			if o.Elapsed <= 0 {
+				t.Errorf("%s %s: elapsed %v", name, proto, o.Elapsed)
+			}
+		}
+	}
+	list, err := Raw(t.Context(), KindRawList, target(t, srv, IMAP), benchPassword, n)
+	if err != nil || list.Messages != n || list.Bytes != size {
+		t.Errorf("raw list: %+v, %v; want %d messages and %d octets", list, err, n, size)
+	}
+	if _, err := Raw(t.Context(), KindRaw, target(t, srv, IMAP), benchPassword, n+1); !errors.Is(err, mailaccess.ErrProtocol) {
+		t.Errorf("raw IMAP expecting one message too many: %v, want ErrProtocol", err)
+	}
+	if got := srv.Messages(t, benchUser, "INBOX"); len(got) != n {
+		t.Errorf("%d messages left on the server, want %d", len(got), n)
+	}
+}
+
+// TestStartDovecotProgram checks the entry point that a program (not a
+// test) uses to start Dovecot.
+func TestStartDovecotProgram(t *testing.T) {
+	srv, err := StartDovecot()
+	if errors.Is(err, ErrNoDovecot) && os.Getenv(dovecottest.RequireEnv) != "1" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := srv.Dir
+	closed := false
+	defer func() {
+		if !closed {
+			srv.Close()
+		}
+	}()
+	msgs := SmallMessages(5)
+	if err := srv.Seed(benchUser, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Seed(benchUser, "no/such..folder", msgs); err == nil {
+		t.Error("Seed into an invalid folder did not fail")
+	}
+	tg := Target{Proto: IMAP, Addr: srv.IMAPSAddr, CAFile: filepath.Join(t.TempDir(), "ca.pem"), User: benchUser}
+	if err := os.WriteFile(tg.CAFile, srv.CAPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Raw(t.Context(), KindRaw, tg, benchPassword, len(msgs))
+	if err != nil || out.Bytes != TotalBytes(msgs) {
+		t.Fatalf("raw fetch: %+v, %v", out, err)
+	}
+	srv.Close()
+	closed = true
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Close left %s behind (%v)", dir, err)
+	}
+	if _, err := Raw(t.Context(), KindRaw, tg, benchPassword, -1); !errors.Is(err, mailaccess.ErrConnection) {
+		t.Errorf("fetch after Close: %v, want ErrConnection", err)
+	}
+}
+
+// build builds a package of this module into dir and returns the binary.
+func build(t *testing.T, dir, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", out, "github.com/unimail/unimail/"+pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// TestRunnerTiny runs the whole benchmark machinery on tiny profiles:
+// Dovecot, the launcher, child processes (this test binary), retrieve,
+// the checks of every run, and the report.
+func TestRunnerTiny(t *testing.T) {
+	if DovecotPath() == "" && os.Getenv(dovecottest.RequireEnv) != "1" {
+		t.Skip("Dovecot is not installed")
+	}
+	bin := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(childEnv, "1") // for the children only: TestMain has run
+	r := &Runner{
+		Exe:      exe,
+		Launcher: []string{build(t, bin, "bench/cmd/spawn")},
+		Retrieve: build(t, bin, "examples/retrieve"),
+		Runs:     1,
+		WorkDir:  t.TempDir(),
+	}
+	var log bytes.Buffer
+	r.Log = &log
+	profiles := []Profile{
+		{Name: "tiny", Description: "12 messages", Protocols: []string{IMAP, POP3},
+			Messages: func() [][]byte { return append(SmallMessages(11), LargeMessage(0, 200<<10)) }},
+		{Name: "tiny-incremental", Description: "15 messages", Protocols: []string{IMAP}, Incremental: true, Size: 15,
+			Messages: func() [][]byte { return SmallMessages(15) }},
+	}
+	var results []ProfileResult
+	for _, p := range profiles {
+		res, err := r.Run(t.Context(), p)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", p.Name, err, log.String())
+		}
+		results = append(results, res)
+	}
+
+	tiny := results[0]
+	if len(tiny.Cases) != 6 {
+		t.Fatalf("tiny has %d cases, want 6", len(tiny.Cases))
+	}
+	for _, c := range tiny.Cases {
+		if len(c.Samples) != 1 || c.Wall <= 0 || c.Ratio <= 0 || c.Messages != 12 {
+			t.Errorf("%s: %+v", c.Case, c)
+		}
+		if c.MaxRSS <= tiny.Floor || tiny.Floor <= 0 {
+			t.Errorf("%s: peak RSS %d, floor %d", c.Case, c.MaxRSS, tiny.Floor)
+		}
+		if (c.Kind == KindRetrieve) != (c.InProc == 0) {
+			t.Errorf("%s: in-process time %v", c.Case, c.InProc)
+		}
+		if c.Kind == KindRaw && (c.Ratio != 1 || c.InProcRatio != 1) {
+			t.Errorf("%s: ratio %v, in-process %v, want 1", c.Case, c.Ratio, c.InProcRatio)
+		}
+	}
+	incr := results[1]
+	if len(incr.Cases) != 6 {
+		t.Fatalf("tiny-incremental has %d cases, want 6", len(incr.Cases))
+	}
+	if c := incr.Case(Case{Kind: KindLibrary, Proto: IMAP, Phase: PhaseNoNew}); c == nil || c.Messages != 0 || c.Ratio <= 0 {
+		t.Errorf("library no-new: %+v", c)
+	}
+
+	var md bytes.Buffer
+	meta := CollectMeta("test", r.Runs)
+	if meta.Dovecot == "" {
+		t.Error("no Dovecot version in the report's meta data")
+	}
+	if err := WriteMarkdown(&md, meta, results); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## tiny: 12 messages", "| library | POP3 |", "| retrieve | IMAP |", "## incremental", "| 15 | raw / raw-list |", "- Dovecot: " + meta.Dovecot + "\n"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, md.String())
+		}
+	}
+}
+
+// BenchmarkFetchIMAP measures the library on the small profile over IMAP
+// (Fetcher, KeepOnServer, nil State, the bytes discarded), and reports
+// msgs/s and x-raw: the time of one fetch over the median of raw fetches
+// measured just before, in the same process.
+func BenchmarkFetchIMAP(b *testing.B) { benchmarkFetch(b, IMAP, false) }
+
+// BenchmarkFetchPOP3 is BenchmarkFetchIMAP over POP3.
+func BenchmarkFetchPOP3(b *testing.B) { benchmarkFetch(b, POP3, false) }
+
+// BenchmarkRawIMAP measures the raw IMAP baseline on the small profile.
+func BenchmarkRawIMAP(b *testing.B) { benchmarkFetch(b, IMAP, true) }
+
+// BenchmarkRawPOP3 measures the raw POP3 baseline on the small profile.
+func BenchmarkRawPOP3(b *testing.B) { benchmarkFetch(b, POP3, true) }
+
+func benchmarkFetch(b *testing.B, proto string, raw bool) {
+	srv := dovecottest.Start(b, nil)
+	msgs := SmallMessages(SmallCount)
+	srv.Seed(b, benchUser, "INBOX", msgs)
+	n, size := len(msgs), TotalBytes(msgs)
+	msgs = nil
+	tg := target(b, srv, proto)
+	check := func(what string, out Outcome, err error) {
+		b.Helper()
+		if err != nil {
+			b.Fatalf("%s: %v", what, err)
+		}
+		if out.Messages != n || out.Bytes != size {
+			b.Fatalf("%s: %d messages and %d octets, want %d and %d", what, out.Messages, out.Bytes, n, size)
+		}
+	}
+	// One warm-up (Dovecot indexes the new Maildir), then the baseline.
+	var raws []time.Duration
+	for i := range 6 {
+		out, err := Raw(b.Context(), KindRaw, tg, benchPassword, n)
+		check("raw", out, err)
+		if i > 0 {
+			raws = append(raws, out.Elapsed)
+		}
+	}
+	rawMedian := Median(raws)
+	b.SetBytes(size)
+	for b.Loop() {
+		if raw {
+			out, err := Raw(b.Context(), KindRaw, tg, benchPassword, n)
+			check("raw", out, err)
+		} else {
+			out, err := Library(b.Context(), tg, benchPassword, nil)
+			check("library", out, err)
+		}
+	}
+	perOp := b.Elapsed() / time.Duration(b.N)
+	b.ReportMetric(float64(n)/perOp.Seconds(), "msgs/s")
+	b.ReportMetric(float64(perOp)/float64(rawMedian), "x-raw")
+}

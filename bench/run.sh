@@ -1,0 +1,114 @@
+#!/bin/sh
+# Runs the unimail benchmark against a private Dovecot on 127.0.0.1 and
+# writes the results into BENCHMARKS.md at the repository root.
+#
+# Usage (from anywhere; paths are relative to the repository root):
+#
+#   ./bench/run.sh [-runs N] [-profiles LIST] [-incremental-sizes LIST]
+#                  [-o FILE] [-json FILE] [-cpuprofile DIR] [-long]
+#
+#   -runs N                measured runs per case after one warm-up
+#                          (default 5; env BENCH_RUNS)
+#   -profiles LIST         small,mixed,large,incremental, all or none
+#                          (default all; env BENCH_PROFILES)
+#   -incremental-sizes L   mailbox sizes of the incremental profile
+#                          (default 1000,10000,100000; env BENCH_INCREMENTAL_SIZES)
+#   -o FILE                where the Markdown goes (default BENCHMARKS.md;
+#                          "-" prints it only)
+#   -json FILE             also write the raw results as JSON
+#   -cpuprofile DIR        CPU profiles of the last run of each library case
+#   -long                  afterwards, run the long tests: fuzzing and fault
+#                          schedules that take minutes (env BENCH_LONG=1);
+#                          see run_long below
+#
+# It installs nothing: Dovecot 2.3 (Debian: dovecot-imapd, dovecot-pop3d)
+# and Go must be there. The server runs as the current user (or as nobody
+# when run as root), on free ports of 127.0.0.1, with its files on /dev/shm.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+runs=${BENCH_RUNS:-5}
+profiles=${BENCH_PROFILES:-all}
+sizes=${BENCH_INCREMENTAL_SIZES:-1000,10000,100000}
+out=BENCHMARKS.md
+json=""
+cpuprofile=""
+long=${BENCH_LONG:-0}
+args="$*"
+
+usage() {
+	sed -n '2,/^set -eu/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-runs | --runs) runs=$2; shift 2 ;;
+	-profiles | --profiles) profiles=$2; shift 2 ;;
+	-incremental-sizes | --incremental-sizes) sizes=$2; shift 2 ;;
+	-o) out=$2; shift 2 ;;
+	-json | --json) json=$2; shift 2 ;;
+	-cpuprofile | --cpuprofile) cpuprofile=$2; shift 2 ;;
+	-long | --long) long=1; shift ;;
+	-h | -help | --help) usage ;;
+	*) echo "run.sh: unknown option $1" >&2; usage ;;
+	esac
+done
+
+# run_long is the entry point of the long checks: every test named *Long*
+# in the module, with UNIMAIL_LONG=1 so that tests which honour it run
+# their long schedules (long fuzzing, random fault schedules). Packages
+# without such tests simply report "no tests to run".
+run_long() {
+	echo "run.sh: long tests: UNIMAIL_LONG=1 go test -run 'Long' -count=1 ./..." >&2
+	UNIMAIL_LONG=1 UNIMAIL_REQUIRE_DOVECOT=1 go test -run 'Long' -count=1 -timeout 0 ./...
+}
+
+if ! command -v go >/dev/null 2>&1; then
+	echo "run.sh: go is not in \$PATH" >&2
+	exit 1
+fi
+if [ "$profiles" != "none" ]; then
+	dovecot=""
+	if command -v dovecot >/dev/null 2>&1; then
+		dovecot=$(command -v dovecot)
+	else
+		for d in /usr/sbin /usr/local/sbin; do
+			[ -x "$d/dovecot" ] && dovecot="$d/dovecot" && break
+		done
+	fi
+	if [ -z "$dovecot" ]; then
+		echo "run.sh: Dovecot is not installed (no dovecot in \$PATH, /usr/sbin or /usr/local/sbin)." >&2
+		echo "run.sh: install Dovecot 2.3 (Debian: apt-get install dovecot-imapd dovecot-pop3d); this script installs nothing." >&2
+		exit 1
+	fi
+	export PATH="$PATH:$(dirname "$dovecot")"
+	echo "run.sh: $("$dovecot" --version | sed 's/^/Dovecot /'), $(go version)" >&2
+
+	bin=$(mktemp -d "${TMPDIR:-/tmp}/unimail-bench-bin.XXXXXX")
+	trap 'rm -rf "$bin"' EXIT INT TERM
+	echo "run.sh: building the benchmark, the launcher and examples/retrieve" >&2
+	go build -o "$bin/unimail-bench" ./bench/cmd/unimail-bench
+	go build -o "$bin/spawn" ./bench/cmd/spawn
+	go build -o "$bin/retrieve" ./examples/retrieve
+
+	commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no -- . ':!BENCHMARKS.md' 2>/dev/null)" ]; then
+		commit="$commit with uncommitted changes"
+	fi
+
+	set -- -runs "$runs" -profiles "$profiles" -incremental-sizes "$sizes" \
+		-launcher "$bin/spawn" -retrieve "$bin/retrieve" \
+		-command "./bench/run.sh${args:+ $args}" -commit "$commit"
+	[ "$out" = "-" ] || set -- "$@" -o "$out"
+	[ -z "$json" ] || set -- "$@" -json "$json"
+	[ -z "$cpuprofile" ] || set -- "$@" -cpuprofile "$cpuprofile"
+	"$bin/unimail-bench" "$@"
+	[ "$out" = "-" ] || echo "run.sh: results written to $out" >&2
+fi
+
+if [ "$long" = 1 ]; then
+	run_long
+fi
