@@ -49,10 +49,38 @@ type Fetcher struct {
 	// Now returns the current time; nil means time.Now. Tests set it to
 	// exercise KeepFor.
 	Now func() time.Time
+	// Progress, when set, is called once the listing is known (with the
+	// work to do) and after each message that was fetched. It runs on
+	// the fetching goroutine and must return quickly.
+	Progress func(Progress)
+	// Interval is how long Run waits between two fetches when the
+	// mailbox cannot wait for new mail (POP3); 0 means one minute.
+	Interval time.Duration
+	// WatchRefresh bounds one wait for new mail in Run (IMAP IDLE): after
+	// it Run fetches again on a new connection, which also notices a dead
+	// one; 0 means five minutes.
+	WatchRefresh time.Duration
+	// MaxBackoff caps the wait between Run's attempts after errors; 0
+	// means five minutes.
+	MaxBackoff time.Duration
+	// AfterFetch, when set, is called by Run after each Fetch with its
+	// report and error.
+	AfterFetch func(Report, error)
 	// SpoolDir is where messages larger than 32 MiB are spooled while
 	// their fingerprint is compared after a UID reset; "" means the
 	// system's temporary directory.
 	SpoolDir string
+}
+
+// Progress is the state of one Fetch, for progress displays.
+type Progress struct {
+	// Mailbox is the Name of the mailbox.
+	Mailbox string
+	// Messages and Bytes are the new messages to fetch in this run and
+	// their announced size.
+	Messages, Bytes int64
+	// DoneMessages and DoneBytes are what has been fetched so far.
+	DoneMessages, DoneBytes int64
 }
 
 // MessageError is a problem with one message that did not stop the run: a
@@ -171,6 +199,16 @@ type run struct {
 	toMove    []UID
 	recorded  map[UID]bool
 	handlerEs []error
+	// incremental is true when only the messages after the mark were
+	// listed; mark is the mark the run started from.
+	incremental bool
+	mark        UID
+	// taken counts, in listing order, how many messages from the start of
+	// the listing were taken (delivered, recognised, known, or gone), for
+	// the next mark.
+	taken     int
+	takenOpen bool
+	done      Progress
 }
 
 // Fetch runs one session: it lists mb, delivers every message that the
@@ -197,13 +235,12 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 		mb.Abort()
 		return rep, err
 	}
-	list, err := mb.List(ctx)
+	list, err := r.list()
 	if err != nil {
 		mb.Abort()
 		return rep, err
 	}
-	rep.Listed = len(list)
-	r.candidates(list)
+	r.progress(list)
 	if pf, ok := mb.(Prefetcher); ok {
 		var next []UID
 		for _, info := range list {
@@ -236,13 +273,135 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 		}
 	}
 	if err := r.commit(); err != nil {
+		r.saveMark(list)
 		return rep, err
 	}
+	r.saveMark(list)
 	r.forgetCandidates()
 	if len(r.handlerEs) > 0 {
 		return rep, &Error{Op: "fetch", Kind: ErrHandler, Err: fmt.Errorf("%d message(s) not taken: %w", len(r.handlerEs), errors.Join(firstN(r.handlerEs, 3)...))}
 	}
 	return rep, nil
+}
+
+// list lists the mailbox: only the messages after the mark when the
+// mailbox and the State allow it and the retention needs no full view,
+// otherwise every message.
+func (r *run) list() ([]MessageInfo, error) {
+	al, okL := r.mb.(AfterLister)
+	ms, okS := r.f.State.(MarkState)
+	kind := r.f.Retention.Kind
+	if okL && okS && (kind == Keep || kind == KeepForPeriod) && !r.desc.SessionUIDs {
+		mark, err := ms.Mark(r.ctx, r.name)
+		if err != nil {
+			return nil, wrapState("read", err)
+		}
+		if mark != "" && !r.rep.UIDReset {
+			list, err := al.ListAfter(r.ctx, mark)
+			if err != nil {
+				return nil, err
+			}
+			// Everything up to the mark was taken and is known; if the
+			// server's count disagrees, messages were deleted or the mark
+			// is stale: fall back to the full listing.
+			inList := 0
+			for _, m := range list {
+				if _, ok := r.known[m.UID]; ok {
+					inList++
+				}
+			}
+			before := len(r.known) - inList
+			if al.Count() == before+len(list) {
+				r.incremental = true
+				r.mark = mark
+				r.rep.Listed = al.Count()
+				r.rep.Skipped += before
+				r.dueFromState(list)
+				return list, nil
+			}
+			r.log.Debug("mark and server count disagree; listing every message", "count", al.Count(), "known", len(r.known))
+		}
+	}
+	list, err := r.mb.List(r.ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.rep.Listed = len(list)
+	r.candidates(list)
+	return list, nil
+}
+
+// dueFromState applies KeepFor to the known messages before the mark,
+// which an incremental listing does not show.
+func (r *run) dueFromState(list []MessageInfo) {
+	if r.f.Retention.Kind != KeepForPeriod {
+		return
+	}
+	listed := make(map[UID]bool, len(list))
+	for _, m := range list {
+		listed[m.UID] = true
+	}
+	for u, rec := range r.known {
+		if !listed[u] {
+			r.apply(u, rec.Delivered)
+		}
+	}
+}
+
+// progress reports the work of this run once the listing is known.
+func (r *run) progress(list []MessageInfo) {
+	r.done = Progress{Mailbox: r.name}
+	for _, m := range list {
+		if _, ok := r.known[m.UID]; ok {
+			continue
+		}
+		if r.f.MaxSize > 0 && m.Size > r.f.MaxSize {
+			continue
+		}
+		r.done.Messages++
+		if m.Size > 0 {
+			r.done.Bytes += m.Size
+		}
+	}
+	if r.f.Progress != nil {
+		r.f.Progress(r.done)
+	}
+}
+
+// step records the outcome of one listed message for the mark and the
+// progress report.
+func (r *run) step(taken bool, fetched bool, n int64) {
+	if taken && !r.takenOpen {
+		r.taken++
+	} else {
+		r.takenOpen = true
+	}
+	if fetched {
+		r.done.DoneMessages++
+		r.done.DoneBytes += n
+		if r.f.Progress != nil {
+			r.f.Progress(r.done)
+		}
+	}
+}
+
+// saveMark moves the mark to the last message of the listing before which
+// every message was taken.
+func (r *run) saveMark(list []MessageInfo) {
+	ms, ok := r.f.State.(MarkState)
+	if !ok || r.desc.SessionUIDs || r.taken == 0 {
+		return
+	}
+	if _, ok := r.mb.(AfterLister); !ok {
+		return
+	}
+	mark := list[r.taken-1].UID
+	if mark == r.mark {
+		return
+	}
+	if err := ms.SetMark(context.WithoutCancel(r.ctx), r.name, mark); err != nil {
+		r.log.Warn("could not save the mark", "err", err)
+	}
 }
 
 func firstN(errs []error, n int) []error {
@@ -354,6 +513,7 @@ func (r *run) one(info MessageInfo) error {
 	if rec, ok := r.known[info.UID]; ok {
 		r.rep.Skipped++
 		r.apply(info.UID, rec.Delivered)
+		r.step(true, false, 0)
 		return nil
 	}
 	log := r.log.With("uid", string(info.UID), "size", info.Size)
@@ -361,6 +521,7 @@ func (r *run) one(info MessageInfo) error {
 		r.rep.TooLarge++
 		r.problem(info.UID, NewError("fetch", ErrTooLarge, "", fmt.Errorf("%d octets announced, limit %d", info.Size, max)))
 		log.Warn("message too large, left on the server")
+		r.step(false, false, 0)
 		return nil
 	}
 	body, err := r.mb.Open(r.ctx, info.UID)
@@ -369,6 +530,7 @@ func (r *run) one(info MessageInfo) error {
 			r.rep.Vanished++
 			r.problem(info.UID, err)
 			log.Info("message vanished before it was fetched")
+			r.step(true, true, 0)
 			return nil
 		}
 		return err
@@ -400,6 +562,7 @@ func (r *run) one(info MessageInfo) error {
 			}
 			r.apply(info.UID, old.Delivered)
 			log.Info("content already delivered under another UID; not delivered again")
+			r.step(true, true, m.n)
 			return nil
 		}
 		src = sp.reader()
@@ -427,6 +590,7 @@ func (r *run) one(info MessageInfo) error {
 		r.handlerEs = append(r.handlerEs, &MessageError{UID: info.UID, Err: herr})
 		r.problem(info.UID, herr)
 		log.Warn("handler refused the message; it stays on the server", "err", herr)
+		r.step(false, true, m.n)
 		return nil
 	}
 	var sum [sha256.Size]byte
@@ -439,6 +603,7 @@ func (r *run) one(info MessageInfo) error {
 	r.rep.Bytes += m.n
 	r.apply(info.UID, now)
 	log.Info("delivered", "bytes", m.n)
+	r.step(true, true, m.n)
 	return nil
 }
 
@@ -449,6 +614,7 @@ func (r *run) readFailed(info MessageInfo, m *meter, err error, log *slog.Logger
 		r.rep.TooLarge++
 		r.problem(info.UID, err)
 		log.Warn("message larger than announced and than the limit; left on the server")
+		r.step(false, true, m.n)
 		return nil
 	}
 	return err

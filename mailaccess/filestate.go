@@ -36,9 +36,10 @@ type FileState struct {
 	size   int64 // bytes of complete lines in the file
 	broken error
 	m      map[string]map[UID]Record
+	marks  map[string]UID
 }
 
-var _ State = (*FileState)(nil)
+var _ MarkState = (*FileState)(nil)
 
 // OpenFileState opens (or creates) the journal at path, reads it,
 // compacts it, and locks it until Close.
@@ -47,7 +48,7 @@ func OpenFileState(path string) (*FileState, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &FileState{path: path, unlock: unlock, m: make(map[string]map[UID]Record)}
+	s := &FileState{path: path, unlock: unlock, m: make(map[string]map[UID]Record), marks: make(map[string]UID)}
 	if err := s.load(); err != nil {
 		unlock()
 		return nil, err
@@ -71,12 +72,12 @@ func (s *FileState) load() error {
 	if err != nil {
 		return stateErr("read", err)
 	}
-	return parseJournal(data, s.m)
+	return parseJournal(data, s.m, s.marks)
 }
 
 // parseJournal reads journal bytes into m. A last line without its newline
 // (torn by a crash) is ignored.
-func parseJournal(data []byte, m map[string]map[UID]Record) error {
+func parseJournal(data []byte, m map[string]map[UID]Record, marks map[string]UID) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -96,14 +97,14 @@ func parseJournal(data []byte, m map[string]map[UID]Record) error {
 		}
 		line := string(data[:i])
 		data = data[i+1:]
-		if err := parseJournalLine(line, m); err != nil {
+		if err := parseJournalLine(line, m, marks); err != nil {
 			return stateErr("read", fmt.Errorf("line %d: %w", lineNo, err))
 		}
 	}
 	return nil
 }
 
-func parseJournalLine(line string, m map[string]map[UID]Record) error {
+func parseJournalLine(line string, m map[string]map[UID]Record, marks map[string]UID) error {
 	f := strings.Split(line, " ")
 	switch {
 	case len(f) == 7 && f[0] == "P":
@@ -138,6 +139,14 @@ func parseJournalLine(line string, m map[string]map[UID]Record) error {
 			return fmt.Errorf("malformed record: %w", err)
 		}
 		delete(m[mb], UID(uid))
+		return nil
+	case len(f) == 3 && f[0] == "M":
+		mb, err1 := unescapeField(f[1])
+		uid, err2 := unescapeField(f[2])
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("malformed mark: %w", err)
+		}
+		marks[mb] = UID(uid)
 		return nil
 	}
 	return errors.New("malformed record")
@@ -214,6 +223,35 @@ func appendRecord(b []byte, mailbox string, r Record) []byte {
 	return append(b, '\n')
 }
 
+func appendMark(b []byte, mailbox string, uid UID) []byte {
+	b = append(b, "M "...)
+	b = append(b, escapeField(mailbox)...)
+	b = append(b, ' ')
+	b = append(b, escapeField(string(uid))...)
+	return append(b, '\n')
+}
+
+// Mark returns the mailbox's mark.
+func (s *FileState) Mark(_ context.Context, mailbox string) (UID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return "", stateErr("read", errors.New("state is closed"))
+	}
+	return s.marks[mailbox], nil
+}
+
+// SetMark appends the mailbox's new mark to the journal and fsyncs it.
+func (s *FileState) SetMark(_ context.Context, mailbox string, uid UID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.append(appendMark(nil, mailbox, uid)); err != nil {
+		return err
+	}
+	s.marks[mailbox] = uid
+	return nil
+}
+
 // compact rewrites the journal with one line per live record, atomically,
 // and opens it for appending.
 func (s *FileState) compact() error {
@@ -234,6 +272,14 @@ func (s *FileState) compact() error {
 		for _, u := range uids {
 			buf = appendRecord(buf, mb, recs[UID(u)])
 		}
+	}
+	marked := make([]string, 0, len(s.marks))
+	for mb := range s.marks {
+		marked = append(marked, mb)
+	}
+	sort.Strings(marked)
+	for _, mb := range marked {
+		buf = appendMark(buf, mb, s.marks[mb])
 	}
 	tmp := s.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)

@@ -32,6 +32,9 @@ func TestFileStateRoundTrip(t *testing.T) {
 	if err := s.Forget(ctx, odd, "7/2", "unknown"); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SetMark(ctx, odd, "7/3"); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +53,9 @@ func TestFileStateRoundTrip(t *testing.T) {
 	}
 	if len(got) != 2 || got["7/1"] != rec("7/1") || got["7/3"] != rec("7/3") {
 		t.Fatalf("records after reopen: %+v", recs)
+	}
+	if mark, _ := s.Mark(ctx, odd); mark != "7/3" {
+		t.Fatalf("mark after reopen: %q", mark)
 	}
 	if recs, _ := s.Records(ctx, "pop3://x@y"); len(recs) != 1 || recs[0].UID != "" {
 		t.Fatalf("empty UID record: %+v", recs)
@@ -206,10 +212,12 @@ func BenchmarkFileStateOpen100k(b *testing.B) {
 func FuzzJournal(f *testing.F) {
 	f.Add([]byte(fileStateHeader + string(appendRecord(nil, "mb", rec("1")))))
 	f.Add([]byte(fileStateHeader + "F mb 1\n"))
+	f.Add([]byte(fileStateHeader + "M mb 7/42\nM ~ %41\n"))
 	f.Add([]byte(fileStateHeader + "P ~ ~ ~ 0 0 " + fmt.Sprintf("%064x", 1) + "\nP %2"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := map[string]map[UID]Record{}
-		if err := parseJournal(data, m); err != nil {
+		marks := map[string]UID{}
+		if err := parseJournal(data, m, marks); err != nil {
 			if !errors.Is(err, ErrState) {
 				t.Fatalf("error of the wrong kind: %v", err)
 			}
@@ -223,9 +231,18 @@ func FuzzJournal(f *testing.F) {
 				buf = appendRecord(buf, mb, r)
 			}
 		}
+		for mb, u := range marks {
+			buf = appendMark(buf, mb, u)
+		}
 		m2 := map[string]map[UID]Record{}
-		if err := parseJournal(buf, m2); err != nil {
+		marks2 := map[string]UID{}
+		if err := parseJournal(buf, m2, marks2); err != nil {
 			t.Fatalf("re-read: %v", err)
+		}
+		for mb, u := range marks {
+			if marks2[mb] != u {
+				t.Fatalf("mark of %q changed", mb)
+			}
 		}
 		for mb, recs := range m {
 			for u, r := range recs {

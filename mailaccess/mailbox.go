@@ -122,6 +122,10 @@ type Description struct {
 	// has been retrieved (POP3 "EXPIRE 0", RFC 2449 section 6.7), so
 	// KeepOnServer cannot be honoured.
 	DeletesOnRetrieval bool
+	// LoginDelay is the minimum time the server asks between two logins
+	// (POP3 LOGIN-DELAY, RFC 2449 section 6.8); Run waits at least that
+	// long between fetches. Zero when the server sets none.
+	LoginDelay time.Duration
 	// Capabilities lists the server's capabilities as announced, for
 	// reports and logs.
 	Capabilities []string
