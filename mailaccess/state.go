@@ -45,7 +45,7 @@ type State interface {
 // MemoryState is a State held in memory, for tests and for programs that
 // need no memory across processes. The zero value is ready to use.
 type MemoryState struct {
-	mu sync.Mutex
+	mu    sync.Mutex
 	m     map[string]map[UID]Record
 	marks map[string]UID
 }
