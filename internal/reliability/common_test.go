@@ -1,0 +1,245 @@
+package reliability
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/unimail/unimail/mailaccess"
+)
+
+const (
+	user     = "alice"
+	password = "alice-password"
+	archive  = "Archive"
+)
+
+// long reports whether the large variants run (UNIMAIL_LONG=1).
+func long() bool { return os.Getenv("UNIMAIL_LONG") == "1" }
+
+type sum = [sha256.Size]byte
+
+func sha(b []byte) sum { return sha256.Sum256(b) }
+
+// corpus returns n distinct CRLF messages of varied sizes (some above a
+// few kilobytes, so that a transfer can be cut in its middle), with lines
+// that start with dots for POP3's dot-stuffing.
+func corpus(n int, tag string) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		var b strings.Builder
+		fmt.Fprintf(&b, "From: sender@example.com\r\nTo: alice@example.com\r\nSubject: %s %d\r\nMessage-ID: <%d.%s@reliability.example>\r\n\r\n", tag, i, i, tag)
+		b.WriteString(".leading dot\r\n..two dots\r\n.\r\n")
+		lines := 4 + (i*37)%120
+		for l := 0; l < lines; l++ {
+			fmt.Fprintf(&b, "line %d of message %d %s\r\n", l, i, strings.Repeat("x", 40))
+		}
+		out[i] = []byte(b.String())
+	}
+	return out
+}
+
+// ledger remembers what a handler took (returned nil for) and what the
+// State recorded, by fingerprint.
+type ledger struct {
+	mu        sync.Mutex
+	delivered map[sum]int
+	recorded  map[sum]bool
+}
+
+func newLedger() *ledger {
+	return &ledger{delivered: map[sum]int{}, recorded: map[sum]bool{}}
+}
+
+// handle is a Handler that reads the whole message before taking it, as
+// a careful program does.
+func (l *ledger) handle(_ context.Context, m *mailaccess.Message) error {
+	b, err := io.ReadAll(m.Body)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.delivered[sha256.Sum256(b)]++
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *ledger) took(s sum) (n int, recorded bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.delivered[s], l.recorded[s]
+}
+
+// watchState wraps a State and tells the ledger what it recorded. With
+// failAfter > 0, Puts after the first failAfter ones fail, as on a full
+// disk.
+type watchState struct {
+	mailaccess.State
+	l         *ledger
+	mu        sync.Mutex
+	puts      int
+	failAfter int
+}
+
+var errDiskFull = errors.New("no space left on device (simulated)")
+
+func (w *watchState) Put(ctx context.Context, mailbox string, recs ...mailaccess.Record) error {
+	w.mu.Lock()
+	w.puts++
+	fail := w.failAfter > 0 && w.puts > w.failAfter
+	w.mu.Unlock()
+	if fail {
+		return errDiskFull
+	}
+	if err := w.State.Put(ctx, mailbox, recs...); err != nil {
+		return err
+	}
+	w.l.mu.Lock()
+	for _, r := range recs {
+		w.l.recorded[r.SHA256] = true
+	}
+	w.l.mu.Unlock()
+	return nil
+}
+
+// count returns how many of the messages in set are equal to m.
+func count(set [][]byte, m []byte) int {
+	s := sha256.Sum256(m)
+	n := 0
+	for _, b := range set {
+		if sha256.Sum256(b) == s {
+			n++
+		}
+	}
+	return n
+}
+
+// checkSafe is the core invariant, valid at any moment: every seeded
+// message is on the server (inbox, or the archive folder under MoveTo)
+// exactly once, or was delivered and recorded; the server holds nothing
+// that was not seeded, and no message twice.
+func checkSafe(msgs, inbox, folder [][]byte, l *ledger) error {
+	seen := map[sum]bool{}
+	for _, m := range msgs {
+		seen[sha256.Sum256(m)] = true
+	}
+	for _, set := range [][][]byte{inbox, folder} {
+		for _, b := range set {
+			if !seen[sha256.Sum256(b)] {
+				return fmt.Errorf("the server holds a message that was never seeded (%d bytes)", len(b))
+			}
+		}
+	}
+	for i, m := range msgs {
+		on := count(inbox, m) + count(folder, m)
+		if on > 1 {
+			return fmt.Errorf("message %d is %d times on the server", i, on)
+		}
+		if on == 0 {
+			n, rec := l.took(sha256.Sum256(m))
+			if n == 0 || !rec {
+				return fmt.Errorf("LOST: message %d is gone from the server but was delivered %d times and recorded=%v", i, n, rec)
+			}
+		}
+	}
+	return nil
+}
+
+// checkDone checks the end of a scenario, after a clean run: every
+// message delivered at least once and at most once plus maxDup in total,
+// and the server holding what the retention says. keptUntil says, for
+// KeepFor, which messages must still be on the server. It returns the
+// number of duplicate deliveries.
+func checkDone(ret mailaccess.Retention, msgs, inbox, folder [][]byte, l *ledger, kept func(m []byte) bool, maxDup int) (dups int, err error) {
+	if err := checkSafe(msgs, inbox, folder, l); err != nil {
+		return 0, err
+	}
+	for i, m := range msgs {
+		n, _ := l.took(sha256.Sum256(m))
+		if n == 0 {
+			return 0, fmt.Errorf("message %d was never delivered by the clean run", i)
+		}
+		dups += n - 1
+	}
+	if dups > maxDup {
+		return dups, fmt.Errorf("%d duplicate deliveries, bound %d", dups, maxDup)
+	}
+	switch ret.Kind {
+	case mailaccess.Keep:
+		if len(inbox) != len(msgs) {
+			return dups, fmt.Errorf("keep: the server holds %d messages, want %d", len(inbox), len(msgs))
+		}
+	case mailaccess.Delete:
+		if len(inbox) != 0 {
+			return dups, fmt.Errorf("delete: the server still holds %d messages", len(inbox))
+		}
+	case mailaccess.KeepForPeriod:
+		for i, m := range msgs {
+			want := 0
+			if kept(m) {
+				want = 1
+			}
+			if got := count(inbox, m); got != want {
+				return dups, fmt.Errorf("keep-for: message %d is %d times on the server, want %d", i, got, want)
+			}
+		}
+	case mailaccess.Move:
+		if len(inbox) != 0 || len(folder) != len(msgs) {
+			return dups, fmt.Errorf("move: the inbox holds %d and %s %d, want 0 and %d", len(inbox), ret.Folder, len(folder), len(msgs))
+		}
+	}
+	return dups, nil
+}
+
+// retentions are the retentions every scenario runs with (MoveTo only on
+// IMAP).
+func retentions(protocol string) []mailaccess.Retention {
+	rs := []mailaccess.Retention{mailaccess.KeepOnServer, mailaccess.DeleteAfterFetch, mailaccess.KeepFor(time.Hour)}
+	if protocol == "imap" {
+		rs = append(rs, mailaccess.MoveTo(archive))
+	}
+	return rs
+}
+
+// retry runs f until it succeeds, fails for a reason that is not
+// temporary, or the deadline passes; POP3 servers keep a maildrop locked
+// for a moment after a dropped connection.
+func retry(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := f()
+		if err == nil || !mailaccess.IsTemporary(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// parallel runs the jobs with at most n at a time and returns their
+// errors (nil for the ones that passed), in order.
+func parallel(n int, jobs []func() error) []error {
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = job()
+		}()
+	}
+	wg.Wait()
+	return errs
+}

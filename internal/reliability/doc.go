@@ -1,0 +1,34 @@
+// Package reliability holds the end-to-end reliability tests of unimail:
+// the checks that the safety contract of package mailaccess (a message is
+// deleted or moved on the server only after it was delivered and that
+// delivery was recorded; a dropped connection, a crash or a kill loses
+// nothing; duplicates stay within the documented window) holds when things
+// go wrong. The package has no code of its own, only tests:
+//
+//   - faults at every step: against the in-process servers of pop/poptest
+//     and imap/imaptest, for every retention, the connection is dropped
+//     before and after every command and in the middle of every message
+//     transfer, the commit commands are refused, and every command is
+//     stalled past the driver's timeout; then a clean run with the same
+//     State finishes the job;
+//   - random faults against a real Dovecot: a proxy (internal/faultproxy)
+//     cuts or stalls the conversation after a random number of bytes in a
+//     random direction, on seeded schedules that can be replayed one by
+//     one with UNIMAIL_FAULT_SEED;
+//   - a killed process: examples/retrieve is built, run against Dovecot
+//     and killed with SIGKILL at random moments, then run to completion;
+//     the Maildir must hold every message, duplicates bounded by the
+//     number of kills;
+//   - the state under stress: a state file torn at random offsets, a full
+//     disk, and two processes on one state file.
+//
+// After every scenario the same invariant is checked: every seeded message
+// is either still on the server or was delivered (the handler took it and
+// the State recorded it); the server holds what the retention says; and
+// the number of messages delivered more than once is within the bound of
+// the safety contract (none at all without a crash).
+//
+// The normal suite runs in about a minute. UNIMAIL_LONG=1 runs the large
+// variants (thousands of random schedules, more kills). Tests that need
+// Dovecot skip when it is not installed, unless UNIMAIL_REQUIRE_DOVECOT=1.
+package reliability
