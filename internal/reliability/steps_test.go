@@ -66,10 +66,12 @@ type memServer interface {
 	inbox() [][]byte
 	folder() [][]byte
 	dial(ctx context.Context, timeout time.Duration) (mailaccess.Mailbox, error)
-	// steps returns the commands of connection 1, the greeting first.
-	steps() []step
-	// inject arms f on connection 1; hit is set when it fires.
-	inject(f fault, hit *atomic.Bool)
+	// add appends a message to the mail drop.
+	add(msg []byte)
+	// steps returns the commands of connection conn, the greeting first.
+	steps(conn int) []step
+	// inject arms f on connection conn; hit is set when it fires.
+	inject(conn int, f fault, hit *atomic.Bool)
 	waitIdle(ctx context.Context) error
 }
 
@@ -90,18 +92,19 @@ func (p *popMem) waitIdle(ctx context.Context) error {
 func (p *popMem) dial(ctx context.Context, timeout time.Duration) (mailaccess.Mailbox, error) {
 	return pop.Dial(ctx, p.s.Addr, &pop.Options{Auth: mailaccess.Auth{Username: user, Password: password}, Security: mailaccess.SecurityInsecureCleartext, Timeout: timeout})
 }
-func (p *popMem) steps() []step {
+func (p *popMem) add(msg []byte) { p.s.AddMessage(user, msg) }
+func (p *popMem) steps(conn int) []step {
 	out := []step{{seq: 0}}
 	for _, c := range p.s.Commands() {
-		if c.Conn == 1 {
+		if c.Conn == conn {
 			out = append(out, step{seq: c.Seq, name: c.Name, line: c.String()})
 		}
 	}
 	return out
 }
-func (p *popMem) inject(f fault, hit *atomic.Bool) {
+func (p *popMem) inject(conn int, f fault, hit *atomic.Bool) {
 	p.s.SetFault(func(c poptest.Command) poptest.Fault {
-		if c.Conn != 1 || c.Seq != f.step.seq {
+		if c.Conn != conn || c.Seq != f.step.seq {
 			return poptest.Fault{}
 		}
 		hit.Store(true)
@@ -142,18 +145,19 @@ func (m *imapMem) waitIdle(ctx context.Context) error {
 func (m *imapMem) dial(ctx context.Context, timeout time.Duration) (mailaccess.Mailbox, error) {
 	return imap.Dial(ctx, m.s.Addr, &imap.Options{Auth: mailaccess.Auth{Username: user, Password: password}, Security: mailaccess.SecurityInsecureCleartext, Timeout: timeout})
 }
-func (m *imapMem) steps() []step {
+func (m *imapMem) add(msg []byte) { m.s.Append(user, "INBOX", msg) }
+func (m *imapMem) steps(conn int) []step {
 	out := []step{{seq: 0}}
 	for _, c := range m.s.Commands() {
-		if c.Conn == 1 {
+		if c.Conn == conn {
 			out = append(out, step{seq: c.Seq, name: c.Name, line: c.Line})
 		}
 	}
 	return out
 }
-func (m *imapMem) inject(f fault, hit *atomic.Bool) {
+func (m *imapMem) inject(conn int, f fault, hit *atomic.Bool) {
 	m.s.SetFault(func(c imaptest.Command) imaptest.Fault {
-		if c.Conn != 1 || c.Seq != f.step.seq {
+		if c.Conn != conn || c.Seq != f.step.seq {
 			return imaptest.Fault{}
 		}
 		hit.Store(true)
@@ -259,22 +263,66 @@ func TestFaultAtEveryStep(t *testing.T) {
 	})
 }
 
+// scenario is what a faulted run works on. For KeepFor, a clean run at
+// t0 first delivers the messages of pre; more messages arrive; the
+// faulted run and the rerun, two hours later, delete the expired ones and
+// deliver (and keep) the new ones. For the other retentions the faulted
+// run is the first.
+type scenario struct {
+	ret  mailaccess.Retention
+	pre  [][]byte // delivered by a clean run at t0, before the fault
+	more [][]byte // arrive after that run
+	conn int      // the faulted connection
+	at   time.Time
+}
+
+func (sc scenario) all() [][]byte { return append(append([][]byte(nil), sc.pre...), sc.more...) }
+
+func newScenario(ret mailaccess.Retention) scenario {
+	if ret.Kind == mailaccess.KeepForPeriod {
+		msgs := corpus(5, "step")
+		return scenario{ret: ret, pre: msgs[:3], more: msgs[3:], conn: 2, at: t0.Add(2 * time.Hour)}
+	}
+	return scenario{ret: ret, more: corpus(4, "step"), conn: 1, at: t0}
+}
+
+// prepare seeds s and runs the clean run of pre.
+func (sc scenario) prepare(ctx context.Context, s memServer, st mailaccess.State, l *ledger) error {
+	s.seed(sc.pre)
+	if len(sc.pre) > 0 {
+		if err := runOnce(ctx, s, sc.ret, st, l, 10*time.Second, t0); err != nil {
+			return fmt.Errorf("clean run before the fault: %w", err)
+		}
+	}
+	for _, m := range sc.more {
+		s.add(m)
+	}
+	return nil
+}
+
+// kept reports whether m must stay on the server under KeepFor.
+func (sc scenario) kept(m []byte) bool { return count(sc.more, m) > 0 }
+
 func testFaultAtEveryStep(t *testing.T, protocol string, newServer func(*testing.T) memServer, ret mailaccess.Retention) {
-	msgs := corpus(4, "step")
+	sc := newScenario(ret)
+	msgs := sc.all()
 	// A clean run gives the conversation.
 	rec := newServer(t)
-	rec.seed(msgs)
 	l := newLedger()
-	if err := runOnce(t.Context(), rec, ret, &watchState{State: &mailaccess.MemoryState{}, l: l}, l, faultTimeout, t0); err != nil {
+	st := &watchState{State: &mailaccess.MemoryState{}, l: l}
+	if err := sc.prepare(t.Context(), rec, st, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := runOnce(t.Context(), rec, ret, st, l, faultTimeout, sc.at); err != nil {
 		t.Fatalf("clean run: %v", err)
 	}
-	steps := rec.steps()
+	steps := rec.steps(sc.conn)
 	faults := faultsFor(protocol, steps, msgs)
 	var fired atomic.Int64
 	jobs := make([]func() error, len(faults))
 	for i, f := range faults {
 		jobs[i] = func() error {
-			err := faultCase(t, newServer, ret, msgs, f, &fired)
+			err := faultCase(t, newServer, sc, f, &fired)
 			if err != nil {
 				return fmt.Errorf("%s: %w", f, err)
 			}
@@ -309,16 +357,19 @@ func runOnce(ctx context.Context, s memServer, ret mailaccess.Retention, st mail
 	return err
 }
 
-func faultCase(t *testing.T, newServer func(*testing.T) memServer, ret mailaccess.Retention, msgs [][]byte, f fault, fired *atomic.Int64) error {
+func faultCase(t *testing.T, newServer func(*testing.T) memServer, sc scenario, f fault, fired *atomic.Int64) error {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
+	msgs := sc.all()
 	s := newServer(t)
-	s.seed(msgs)
-	var hit atomic.Bool
-	s.inject(f, &hit)
 	l := newLedger()
 	st := &watchState{State: &mailaccess.MemoryState{}, l: l}
-	first := runOnce(ctx, s, ret, st, l, faultTimeout, t0)
+	if err := sc.prepare(ctx, s, st, l); err != nil {
+		return err
+	}
+	var hit atomic.Bool
+	s.inject(sc.conn, f, &hit)
+	first := runOnce(ctx, s, sc.ret, st, l, faultTimeout, sc.at)
 	if err := s.waitIdle(ctx); err != nil {
 		return fmt.Errorf("server did not end the faulted session: %v", err)
 	}
@@ -328,21 +379,11 @@ func faultCase(t *testing.T, newServer func(*testing.T) memServer, ret mailacces
 	if err := checkSafe(msgs, s.inbox(), s.folder(), l); err != nil {
 		return fmt.Errorf("after the faulted run (%v): %w", first, err)
 	}
-	// The clean rerun, two hours later (KeepFor then deletes what the
-	// faulted run delivered).
-	later := t0.Add(2 * time.Hour)
-	firstRun := map[sum]bool{}
-	for _, m := range msgs {
-		if n, _ := l.took(sha(m)); n > 0 {
-			firstRun[sha(m)] = true
-		}
-	}
-	err := retry(ctx, func() error { return runOnce(ctx, s, ret, st, l, 10*time.Second, later) })
+	err := retry(ctx, func() error { return runOnce(ctx, s, sc.ret, st, l, 10*time.Second, sc.at) })
 	if err != nil {
 		return fmt.Errorf("clean rerun after %v: %w", first, err)
 	}
-	kept := func(m []byte) bool { return !firstRun[sha(m)] }
-	if _, err := checkDone(ret, msgs, s.inbox(), s.folder(), l, kept, 0); err != nil {
+	if _, err := checkDone(sc.ret, msgs, s.inbox(), s.folder(), l, sc.kept, 0); err != nil {
 		return fmt.Errorf("after the faulted run (%v) and a clean rerun: %w", first, err)
 	}
 	return nil
