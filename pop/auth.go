@@ -77,18 +77,23 @@ func (d *dialer) login() error {
 		}
 	}
 	secrets := redactor{a.Password, d.token}
+	var err error
 	switch mech {
 	case mailaccess.MechLogin:
-		return d.userPass(secrets)
+		err = d.userPass(secrets)
 	case mailaccess.MechAPOP:
-		return d.apop(secrets)
+		err = d.apop(secrets)
 	case mailaccess.MechPlain:
-		return d.sasl(sasl.NewPlainClient("", a.Username, a.Password), secrets)
+		err = d.sasl(sasl.NewPlainClient("", a.Username, a.Password), secrets)
 	case mailaccess.MechXOAuth2:
-		return d.sasl(&xoauth2Client{user: a.Username, token: d.token}, secrets)
+		err = d.sasl(&xoauth2Client{user: a.Username, token: d.token}, secrets)
 	default: // OAUTHBEARER
-		return d.sasl(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: a.Username, Token: d.token, Host: d.host, Port: d.port}), secrets)
+		err = d.sasl(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: a.Username, Token: d.token, Host: d.host, Port: d.port}), secrets)
 	}
+	if err == nil {
+		d.log.Debug("logged in", "user", a.Username, "mechanism", mech)
+	}
+	return err
 }
 
 // command sends line and reads its status line; -ERR becomes an
@@ -130,6 +135,7 @@ func (d *dialer) apop(secrets redactor) error {
 	}
 	sum := md5.Sum([]byte(d.timestamp + d.o.Auth.Password))
 	digest := hex.EncodeToString(sum[:])
+	d.w.AddSecret(digest)
 	return d.command(op, "APOP "+d.o.Auth.Username+" "+digest, append(secrets, digest))
 }
 
@@ -150,6 +156,8 @@ func (d *dialer) sasl(c sasl.Client, secrets redactor) error {
 	if err != nil {
 		return mailaccess.NewError(op, mailaccess.ErrAuth, "", &redactedError{err, secrets})
 	}
+	d.w.SetSASL(true)
+	defer d.w.SetSASL(false)
 	line := "AUTH " + mech
 	var irEnc string
 	pendingIR := ir != nil
@@ -158,6 +166,7 @@ func (d *dialer) sasl(c sasl.Client, secrets redactor) error {
 		if len(ir) > 0 {
 			irEnc = base64.StdEncoding.EncodeToString(ir)
 			secrets = append(secrets, irEnc)
+			d.w.AddSecret(irEnc)
 		}
 		if len(line)+1+len(irEnc)+2 <= popwire.MaxCommandLine {
 			line += " " + irEnc
@@ -215,6 +224,7 @@ func (d *dialer) sasl(c sasl.Client, secrets redactor) error {
 		enc := base64.StdEncoding.EncodeToString(resp)
 		if len(resp) > 0 {
 			secrets = append(secrets, enc)
+			d.w.AddSecret(enc)
 		}
 		if err := d.w.WriteLine(enc); err != nil {
 			return wireErr(op, &redactedError{err, secrets})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"regexp"
@@ -58,16 +59,17 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	log := o.Logger.With("server", addr)
 	if err := ctx.Err(); err != nil {
-		return nil, ctxErr("pop3 dial", ctx)
+		return nil, logWarn(log, ctxErr("pop3 dial", ctx))
 	}
-	d := &dialer{ctx: ctx, addr: addr, host: host, o: &o, mech: mech}
+	d := &dialer{ctx: ctx, addr: addr, host: host, o: &o, mech: mech, log: log}
 	d.port, _ = strconv.Atoi(port)
 	if o.Auth.Token != nil && (mech == "" || mech == mailaccess.MechXOAuth2 || mech == mailaccess.MechOAuthBearer) {
 		// Get the token before connecting, so that a token source that
 		// fails costs no connection.
 		if d.token, err = getToken(ctx, o.Auth); err != nil {
-			return nil, err
+			return nil, logWarn(log, err)
 		}
 	}
 
@@ -80,9 +82,9 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		}
 		var me *mailaccess.Error
 		if errors.As(err, &me) {
-			return nil, err
+			return nil, logWarn(log, err)
 		}
-		return nil, wireErr("pop3 dial", err)
+		return nil, logWarn(log, wireErr("pop3 dial", err))
 	}
 	m := &Mailbox{
 		name:   mailboxName(o.Auth.Username, host),
@@ -93,10 +95,11 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		caps:   d.caps,
 		byUID:  make(map[mailaccess.UID]entry),
 		marked: make(map[int]bool),
+		log:    log,
 	}
 	if err := m.afterLogin(ctx); err != nil {
-		m.Abort()
-		return nil, err
+		_ = m.w.Close()
+		return nil, logWarn(log, err)
 	}
 	return m, nil
 }
@@ -111,6 +114,7 @@ type dialer struct {
 	o     *Options
 	mech  string
 	token string
+	log   *slog.Logger
 
 	w         *popwire.Wire
 	gate      *popwire.Gate
@@ -133,6 +137,11 @@ func (d *dialer) Dial(_, _ string) (net.Conn, error) {
 		return nil, e
 	}
 	d.w = popwire.New(raw, d.o.Timeout)
+	if d.o.Trace != nil {
+		d.w.SetTrace(d.o.Trace)
+		d.w.AddSecret(d.o.Auth.Password, d.token)
+	}
+	d.log.Debug("connected", "security", d.o.Security.String())
 	unbind := d.w.Bind(d.ctx)
 	err = d.handshake()
 	unbind()
@@ -277,4 +286,13 @@ func mailboxName(user, host string) string {
 		h = "[" + h + "]"
 	}
 	return "pop3://" + url.User(user).String() + "@" + h
+}
+
+// logWarn logs err at Warn and returns it. Errors never hold a
+// credential, so they can be logged whole.
+func logWarn(log *slog.Logger, err error) error {
+	if err != nil {
+		log.Warn("pop3 error", "err", err)
+	}
+	return err
 }

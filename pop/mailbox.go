@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,10 +29,6 @@ const maxListingBytes = 64 << 20
 // readSlack is what a message may exceed its listed size by while it
 // streams, beyond twice that size, before the server counts as lying.
 const readSlack = 64 << 10
-
-// pipelineWindow is the number of commands sent before their answers are
-// read, when the server announces PIPELINING (RFC 2449 section 6.6).
-const pipelineWindow = 128
 
 // Mailbox is one POP3 session in the TRANSACTION state. It implements
 // mailaccess.Mailbox and mailaccess.Describer.
@@ -60,6 +57,7 @@ type Mailbox struct {
 	plan       []planned         // messages the caller will Open next (WillOpen)
 	inflight   []planned         // RETRs sent whose answers are not read yet
 	dead       *mailaccess.Error // the failure that ended the session
+	log        *slog.Logger
 
 	mu       sync.Mutex
 	ended    bool
@@ -200,8 +198,8 @@ type result struct {
 }
 
 // run sends cmds through go-pop3 and returns their results in order. With
-// PIPELINING they are sent in batches of pipelineWindow, each in one write,
-// and the answers read after; otherwise one at a time. A -ERR is a result;
+// PIPELINING they are all sent in one write while the answers are read;
+// otherwise one at a time. A -ERR is a result;
 // a transport or protocol failure is an error and ends the session.
 func (m *Mailbox) run(op string, cmds []command) ([]result, error) {
 	res := make([]result, 0, len(cmds))
@@ -225,30 +223,34 @@ func (m *Mailbox) run(op string, cmds []command) ([]result, error) {
 		}
 		return res, nil
 	}
-	for start := 0; start < len(cmds); start += pipelineWindow {
-		batch := cmds[start:min(start+pipelineWindow, len(cmds))]
-		m.g.Cork()
-		for _, c := range batch {
-			_ = m.c.Send(c.line()) // corked: only buffers
+	// All the commands leave in one write, from another goroutine, while
+	// this one reads the answers: one round trip whatever their number,
+	// and no deadlock when both directions' buffers fill.
+	var batch []byte
+	for _, c := range cmds {
+		batch = append(batch, c.line()...)
+		batch = append(batch, '\r', '\n')
+	}
+	wait := m.w.WriteAsync(batch)
+	for _, c := range cmds {
+		m.g.Expect(popwire.MaxListLine, c.maxTotal)
+		_, err := m.c.ReadOne()
+		r, err := m.outcome(op, nil, err)
+		if err == nil && r.ok && c.multi {
+			var body *bytes.Buffer
+			body, err = m.c.ReadAll()
+			r, err = m.outcome(op, body, err)
 		}
-		if err := m.g.Uncork(); err != nil {
-			return res, m.fail(op, err)
+		if err != nil {
+			// The session is over: stop the writer too.
+			_ = m.w.Close()
+			_ = wait()
+			return res, err
 		}
-		for _, c := range batch {
-			m.g.Expect(popwire.MaxListLine, c.maxTotal)
-			_, err := m.c.ReadOne()
-			r, err := m.outcome(op, nil, err)
-			if err != nil {
-				return res, err
-			}
-			if r.ok && c.multi {
-				body, err := m.c.ReadAll()
-				if r, err = m.outcome(op, body, err); err != nil {
-					return res, err
-				}
-			}
-			res = append(res, r)
-		}
+		res = append(res, r)
+	}
+	if err := wait(); err != nil {
+		return res, m.fail(op, err)
 	}
 	return res, nil
 }
@@ -277,7 +279,8 @@ func (m *Mailbox) outcome(op string, body *bytes.Buffer, err error) (result, err
 // has no arrival time. UIDL and LIST are sent once each (pipelined when
 // the server allows). A malformed line, a duplicate UID or a UIDL that
 // does not match LIST is mailaccess.ErrProtocol.
-func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
+func (m *Mailbox) List(ctx context.Context) (_ []mailaccess.MessageInfo, err error) {
+	defer func() { _ = logWarn(m.log, err) }()
 	end, err := m.begin(ctx, "pop3 LIST")
 	if err != nil {
 		return nil, err
@@ -292,6 +295,7 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 		}
 	}
 	m.prefetched = false
+	m.log.Debug("listed", "count", len(m.list))
 	return append([]mailaccess.MessageInfo(nil), m.list...), nil
 }
 
@@ -474,8 +478,9 @@ func (m *Mailbox) lookup(op string, uid mailaccess.UID) (entry, error) {
 // The reader must be closed before any other call; closing it early reads
 // and discards the rest of the message, within the limits above. Reads
 // are bounded by ctx and by the idle Timeout.
-func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, error) {
+func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser, err error) {
 	const op = "pop3 RETR"
+	defer func() { _ = logWarn(m.log, err) }()
 	if err := mailaccess.CheckArg("uid", string(uid)); err != nil {
 		return nil, withOp(op, err)
 	}
@@ -499,6 +504,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 		return nil, err
 	}
 	if !res.ok {
+		m.logRetrieve(uid, e.size, 0, "refused")
 		if res.err.isSys() || res.err.code == "IN-USE" {
 			return nil, serverErr(op, mailaccess.ErrServer, res.err)
 		}
@@ -506,7 +512,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 	}
 	m.retrieved++
 	limit, what := m.bodyLimit(e)
-	m.rd = &messageReader{m: m, ctx: ctx, dot: m.w.DotReader(limit, what)}
+	m.rd = &messageReader{m: m, ctx: ctx, dot: m.w.DotReader(limit, what), uid: uid, size: e.size}
 	return m.rd, nil
 }
 
@@ -532,8 +538,24 @@ type messageReader struct {
 	m      *Mailbox
 	ctx    context.Context
 	dot    *popwire.DotReader
+	uid    mailaccess.UID
+	size   int64 // as listed
 	err    error
 	closed bool
+	logged bool
+}
+
+// logEnd logs the retrieval's outcome, once.
+func (r *messageReader) logEnd(outcome string) {
+	if !r.logged {
+		r.logged = true
+		r.m.logRetrieve(r.uid, r.size, r.dot.N(), outcome)
+	}
+}
+
+// logRetrieve logs one retrieval at Debug.
+func (m *Mailbox) logRetrieve(uid mailaccess.UID, size, octets int64, outcome string) {
+	m.log.Debug("retrieved", "uid", string(uid), "size", size, "octets", octets, "outcome", outcome)
 }
 
 var errReaderClosed = errors.New("pop3: read on a closed message reader")
@@ -551,7 +573,12 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	unbind()
 	if err != nil && err != io.EOF {
 		r.err = r.m.fail("pop3 RETR", err)
+		r.logEnd("failed")
+		_ = logWarn(r.m.log, r.err)
 		return n, r.err
+	}
+	if err == io.EOF {
+		r.logEnd("complete")
 	}
 	return n, err
 }
@@ -570,7 +597,11 @@ func (r *messageReader) closeWith(ctx context.Context) error {
 	if r.m.rd == r {
 		r.m.rd = nil
 	}
-	if r.err != nil || r.dot.Done() {
+	if r.err != nil {
+		return nil
+	}
+	if r.dot.Done() {
+		r.logEnd("complete")
 		return nil
 	}
 	unbind := r.m.w.Bind(ctx)
@@ -578,8 +609,10 @@ func (r *messageReader) closeWith(ctx context.Context) error {
 	unbind()
 	if err != nil {
 		r.err = r.m.fail("pop3 RETR", err)
-		return r.err
+		r.logEnd("failed while draining after an early close")
+		return logWarn(r.m.log, r.err)
 	}
+	r.logEnd("closed early, rest discarded")
 	return nil
 }
 
@@ -590,8 +623,9 @@ func (r *messageReader) closeWith(ctx context.Context) error {
 // is sent; a UID already marked is skipped. When the server refuses some
 // DELEs, the others stay marked and the error (mailaccess.ErrServer) names
 // the refused UIDs.
-func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
+func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) (err error) {
 	const op = "pop3 DELE"
+	defer func() { _ = logWarn(m.log, err) }()
 	for _, uid := range uids {
 		if err := mailaccess.CheckArg("uid", string(uid)); err != nil {
 			return withOp(op, err)
@@ -651,6 +685,7 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
 		}
 		refused = append(refused, strconv.Quote(string(targets[i])))
 	}
+	m.log.Info("marked for deletion", "count", len(cmds)-len(refused), "refused", len(refused), "marked", len(m.marked))
 	if len(refused) > 0 {
 		e := serverErr(op, mailaccess.ErrServer, first)
 		e.Err = fmt.Errorf("server refused DELE for %d of %d messages (UIDs %s); the others are marked", len(refused), len(cmds), joinFew(refused))
@@ -696,6 +731,17 @@ func (m *Mailbox) Close(ctx context.Context) error {
 	}
 	pending := len(m.marked) > 0 || (m.expire0 && m.retrieved > 0)
 	err := m.quit(ctx, op, pending)
+	outcome := "committed"
+	switch {
+	case err == nil && !pending:
+		outcome = "nothing to commit"
+	case errors.Is(err, mailaccess.ErrCommitUnknown):
+		outcome = "unknown"
+	case err != nil:
+		outcome = "not committed"
+	}
+	m.log.Info("quit", "marked", len(m.marked), "commit", outcome)
+	_ = logWarn(m.log, err)
 	m.mu.Lock()
 	if !m.ended {
 		m.ended = true
@@ -768,5 +814,6 @@ func (m *Mailbox) Abort() error {
 	m.ended = true
 	m.aborted = true
 	_ = m.w.Close()
+	m.log.Info("aborted without QUIT; the server rolls back every deletion mark")
 	return nil
 }

@@ -3,6 +3,8 @@ package pop
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -66,6 +68,30 @@ type Options struct {
 	// means no limit beyond the check against the listed size that Open
 	// always makes.
 	MaxMessageSize int64
+
+	// Logger receives the session's events; nil means no logging. At
+	// Debug: the connection (address, security mode), the login (user and
+	// mechanism), the listing (message count) and every retrieval (UID,
+	// listed size, octets read, outcome). At Info: deletion marks, the
+	// QUIT commit (committed, not committed or unknown) and Abort. At
+	// Warn: every error a call returns. No event holds a password, a
+	// token or any other credential.
+	Logger *slog.Logger
+
+	// Trace receives a trace of the protocol; nil means none. It has one
+	// line per protocol line, "C: " for what the client sent and "S: " for
+	// what the server sent, and lines starting with "-- " for events that
+	// are not protocol lines (the TLS handshake). Credentials are always
+	// redacted, whatever the server does: the argument of PASS, the digest
+	// of APOP, every line of an AUTH exchange in both directions except
+	// the AUTH verb and mechanism, +OK and -ERR, and the password and token
+	// wherever they would appear (a server that echoes them) are shown as
+	// "[REDACTED]". The body of a message is not shown: a line such as
+	// "S: [message body, 4096 octets]" stands for it. Control characters
+	// are escaped. Each line is one Write, from the goroutine that drives
+	// the session; write errors are ignored. A writer shared by several
+	// sessions must be safe for concurrent use.
+	Trace io.Writer
 }
 
 // resolved returns a copy of o with the defaults filled in.
@@ -79,6 +105,9 @@ func (o *Options) resolved() Options {
 	}
 	if r.DialTimeout <= 0 {
 		r.DialTimeout = DefaultDialTimeout
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
 	}
 	if r.Dialer == nil {
 		d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 15 * time.Second, Count: 4}}

@@ -18,14 +18,15 @@ import (
 // never more than one buffer: memory stays flat whatever the size of the
 // message.
 type DotReader struct {
-	w     *Wire
-	limit int64
-	n     int64
-	bol   bool   // at the beginning of a line
-	frag  []byte // rest of the current fragment, inside the Wire's buffer
-	done  bool
-	err   error
-	what  string
+	w      *Wire
+	limit  int64
+	n      int64
+	bol    bool   // at the beginning of a line
+	frag   []byte // rest of the current fragment, inside the Wire's buffer
+	done   bool
+	err    error
+	what   string
+	traced bool
 }
 
 // DotReader returns a reader of the multi-line body that follows a +OK,
@@ -77,12 +78,14 @@ func (r *DotReader) next() error {
 	frag, err := w.br.ReadSlice('\n')
 	eol := err == nil
 	if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		r.traceEnd(false)
 		return w.Fail(eofErr(err))
 	}
 	if r.bol && len(frag) > 0 && frag[0] == '.' {
 		if eol && (len(frag) == 2 || (len(frag) == 3 && frag[1] == '\r')) {
 			r.done = true
 			r.frag = nil
+			r.traceEnd(true)
 			return nil
 		}
 		frag = frag[1:]
@@ -90,10 +93,19 @@ func (r *DotReader) next() error {
 	r.bol = eol
 	r.n += int64(len(frag))
 	if r.n > r.limit {
+		r.traceEnd(false)
 		return w.Fail(Protocolf("message body exceeds %d octets (%s)", r.limit, r.what))
 	}
 	r.frag = frag
 	return nil
+}
+
+// traceEnd writes the body's summary line to the trace, once.
+func (r *DotReader) traceEnd(complete bool) {
+	if r.w.tr != nil && !r.traced {
+		r.traced = true
+		r.w.tr.traceBody(r.n, complete)
+	}
 }
 
 // Done reports whether the terminating line has been consumed.

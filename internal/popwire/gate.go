@@ -113,6 +113,9 @@ func (g *Gate) Read(p []byte) (int, error) {
 	}
 	n := copy(p, buf)
 	_, _ = w.br.Discard(n)
+	if w.tr != nil {
+		w.tr.traceInPart(buf[:n], eol)
+	}
 	g.total += int64(n)
 	if eol {
 		g.lineLen = 0

@@ -67,6 +67,7 @@ type Wire struct {
 	br   *bufio.Reader
 	err  error
 	line []byte
+	tr   *tracer // nil: no trace
 }
 
 // New returns a Wire over raw with the given idle deadline.
@@ -115,12 +116,18 @@ func (w *Wire) StartTLS(cfg *tls.Config) error {
 	if w.br.Buffered() > 0 {
 		return w.Fail(Protocolf("server sent %d octets before the TLS handshake (possible response injection)", w.br.Buffered()))
 	}
+	if w.tr != nil {
+		w.tr.traceNote("TLS handshake")
+	}
 	tc := tls.Client(w.conn, cfg)
 	if err := tc.Handshake(); err != nil {
 		if cerr := w.conn.Err(); cerr != nil {
 			return w.Fail(cerr)
 		}
 		return w.Fail(&TLSError{Err: err})
+	}
+	if w.tr != nil {
+		w.tr.traceNote("TLS established: " + tls.VersionName(tc.ConnectionState().Version))
 	}
 	w.rw = tc
 	w.tls = true
@@ -144,6 +151,9 @@ func (w *Wire) Buffered() int { return w.br.Buffered() }
 func (w *Wire) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
+	}
+	if w.tr != nil {
+		w.tr.traceOut(p)
 	}
 	n, err := w.rw.Write(p)
 	if err != nil {
@@ -193,6 +203,9 @@ func (w *Wire) readLine(max int) ([]byte, error) {
 		w.line = append(w.line, buf[:n]...)
 		_, _ = w.br.Discard(n)
 		if done {
+			if w.tr != nil {
+				w.tr.traceIn(w.line)
+			}
 			return w.line, nil
 		}
 	}
@@ -286,4 +299,33 @@ func describe(line []byte) string {
 		s = s[:max] + "..."
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// WriteAsync writes p from another goroutine and returns at once, so that
+// the caller can read the answers to a long pipelined batch while it is
+// still being sent: a batch of any length then costs one round trip, and
+// neither side can block the other with full buffers. wait blocks until
+// the write has ended and returns its error, which it records as the
+// Wire's failure. Until wait has returned, the caller may read from the
+// Wire and Close it, but not write. The trace shows p at once.
+func (w *Wire) WriteAsync(p []byte) (wait func() error) {
+	if w.err != nil {
+		err := w.err
+		return func() error { return err }
+	}
+	if w.tr != nil {
+		w.tr.traceOut(p)
+	}
+	done := make(chan error, 1)
+	rw := w.rw
+	go func() {
+		_, err := rw.Write(p)
+		done <- err
+	}()
+	return func() error {
+		if err := <-done; err != nil {
+			return w.Fail(err)
+		}
+		return w.err
+	}
 }
