@@ -6,7 +6,9 @@ package faultproxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -42,6 +44,43 @@ type Cut struct {
 	Stall bool
 }
 
+// String describes the cut, such as "down@1234" or "up@10 stall".
+func (c Cut) String() string {
+	s := fmt.Sprintf("%s@%d", c.Dir, c.At)
+	if c.Stall {
+		s += " stall"
+	}
+	if c.Every {
+		s += " every"
+	}
+	return s
+}
+
+// RandomCut returns a cut chosen with r: a direction with even odds among
+// the directions that carry bytes, and an offset in [0, n] where n is up
+// or down, the length of a clean conversation in that direction (from
+// Boundaries); with probability stall (0 to 1) the cut stalls instead of
+// closing. The same sequence from r gives the same cut, so that a test
+// can replay a failing schedule from its seed.
+func RandomCut(r *rand.Rand, up, down int64, stall float64) Cut {
+	dir := Up
+	switch {
+	case up <= 0 && down > 0:
+		dir = Down
+	case up > 0 && down > 0 && r.IntN(2) == 1:
+		dir = Down
+	}
+	n := up
+	if dir == Down {
+		n = down
+	}
+	var at int64
+	if n > 0 {
+		at = r.Int64N(n + 1)
+	}
+	return Cut{Dir: dir, At: at, Stall: r.Float64() < stall}
+}
+
 // Proxy forwards connections from Addr to a target address.
 type Proxy struct {
 	// Addr is the proxy's listening address, 127.0.0.1:port.
@@ -57,6 +96,7 @@ type Proxy struct {
 	open   map[net.Conn]struct{}
 	wg     sync.WaitGroup
 	closed bool
+	hits   int
 	done   chan struct{}
 }
 
@@ -80,6 +120,14 @@ func (p *Proxy) Boundaries() (up, down []int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]int64(nil), p.bounds[Up]...), append([]int64(nil), p.bounds[Down]...)
+}
+
+// Hits returns how many times the cut was performed: 0 when the
+// conversations ended before reaching it.
+func (p *Proxy) Hits() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hits
 }
 
 // Close stops the proxy and closes every connection.
@@ -202,6 +250,9 @@ func (p *Proxy) pipe(dst, src net.Conn, dir Direction, first bool, cut *Cut, clo
 // hit performs the cut: it closes both connections, or with Stall leaves
 // them open and silent until the proxy closes.
 func (p *Proxy) hit(cut *Cut, closeBoth func()) {
+	p.mu.Lock()
+	p.hits++
+	p.mu.Unlock()
 	if cut.Stall {
 		<-p.done
 	}

@@ -3,7 +3,9 @@ package faultproxy
 import (
 	"bufio"
 	"io"
+	"math/rand/v2"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -130,5 +132,63 @@ func TestStall(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := c.Read(buf); err == nil {
 		t.Fatal("connection still open after Close")
+	}
+}
+
+func TestHits(t *testing.T) {
+	p, err := New(echoServer(t), &Cut{Dir: Down, At: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	c.Write([]byte("a\n"))
+	if line, err := r.ReadString('\n'); line != "echo a\n" {
+		t.Fatalf("got %q, %v", line, err)
+	}
+	if n := p.Hits(); n != 0 {
+		t.Fatalf("Hits = %d before the cut point", n)
+	}
+	c.Write([]byte(strings.Repeat("x", 200) + "\n"))
+	if got, _ := io.ReadAll(r); len(got) != 100-7 {
+		t.Fatalf("got %d bytes after the first line, want %d", len(got), 100-7)
+	}
+	if n := p.Hits(); n != 1 {
+		t.Fatalf("Hits = %d after the cut, want 1", n)
+	}
+}
+
+func TestRandomCut(t *testing.T) {
+	seen := map[Direction]bool{}
+	stalls := 0
+	for seed := range uint64(200) {
+		c := RandomCut(rand.New(rand.NewPCG(seed, 1)), 50, 1000, 0.25)
+		if again := RandomCut(rand.New(rand.NewPCG(seed, 1)), 50, 1000, 0.25); again != c {
+			t.Fatalf("seed %d: %v then %v", seed, c, again)
+		}
+		max := int64(50)
+		if c.Dir == Down {
+			max = 1000
+		}
+		if c.At < 0 || c.At > max || c.Every {
+			t.Fatalf("seed %d: %v out of range", seed, c)
+		}
+		seen[c.Dir] = true
+		if c.Stall {
+			stalls++
+		}
+	}
+	if !seen[Up] || !seen[Down] || stalls < 20 || stalls > 80 {
+		t.Fatalf("directions %v, %d stalls of 200", seen, stalls)
+	}
+	if c := RandomCut(rand.New(rand.NewPCG(1, 1)), 0, 10, 0); c.Dir != Down {
+		t.Fatalf("no bytes up: %v", c)
+	}
+	if got := (Cut{Dir: Up, At: 7, Stall: true}).String(); got != "up@7 stall" {
+		t.Fatalf("String = %q", got)
 	}
 }
