@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/unimail/unimail/imap"
 	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/pop"
@@ -36,6 +38,28 @@ type Options struct {
 	MaxMessageSize int64
 	// Dialer replaces the network dialer (proxies, tests).
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TokenSource, when set, makes Dial log in with an OAuth 2.0 access
+	// token from it, through SASL OAUTHBEARER (RFC 7628) or XOAUTH2
+	// (Google, Microsoft): the one Auth.Mechanism or the URL's ;AUTH=
+	// names, else OAUTHBEARER when the server offers it and XOAUTH2
+	// otherwise. Auth.Username (or the URL's user) is the account; a
+	// password is never sent, and Auth.Token must be nil.
+	//
+	// Dial gets a token for every connection, before it connects (so a
+	// source that fails costs no connection), and the source decides when
+	// to refresh it: oauth2.Config.TokenSource refreshes an expired token
+	// with the refresh token. When the server refuses the token, Dial gets
+	// a new one at once, past any cache, and logs in once more; a second
+	// refusal is mailaccess.ErrAuth. Use a TokenCache (NewTokenCache) and
+	// share it between Dials, so that later connections also get the
+	// refreshed token; any other source is wrapped in a TokenCache for the
+	// one Dial.
+	//
+	// The source's Token method takes no context: Dial returns when ctx
+	// ends, but a source that is stuck goes on in the background. Give it
+	// an HTTP client with a timeout (oauth2.HTTPClient in the context of
+	// oauth2.Config.TokenSource). Tokens never appear in errors.
+	TokenSource oauth2.TokenSource
 }
 
 // Target is a parsed mail URL.
@@ -196,16 +220,22 @@ func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailb
 	if o.InsecureCleartext && sec == mailaccess.SecurityStartTLS {
 		sec = mailaccess.SecurityInsecureCleartext
 	}
-	switch t.Protocol() {
-	case "pop3":
-		return pop.Dial(ctx, t.Addr, &pop.Options{
-			Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
-			Dialer: o.Dialer, MaxMessageSize: o.MaxMessageSize,
-		})
-	default:
-		return imap.Dial(ctx, t.Addr, &imap.Options{
-			Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
-			Dialer: o.Dialer, Folder: t.Folder,
-		})
+	dial := func(ctx context.Context, auth mailaccess.Auth) (mailaccess.Mailbox, error) {
+		switch t.Protocol() {
+		case "pop3":
+			return pop.Dial(ctx, t.Addr, &pop.Options{
+				Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
+				Dialer: o.Dialer, MaxMessageSize: o.MaxMessageSize,
+			})
+		default:
+			return imap.Dial(ctx, t.Addr, &imap.Options{
+				Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
+				Dialer: o.Dialer, Folder: t.Folder,
+			})
+		}
 	}
+	if o.TokenSource != nil {
+		return dialOAuth(ctx, &o, auth, dial)
+	}
+	return dial(ctx, auth)
 }
