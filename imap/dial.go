@@ -49,6 +49,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		sizes:       make(map[imap.UID]int64),
 		idleRestart: idleRestartInterval,
 		secrets:     []string{o.Auth.Password},
+		log:         o.Logger.With("mailbox", mailboxName(o.Auth.Username, host, o.Folder)),
 	}
 
 	dctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
@@ -365,6 +366,8 @@ func (m *Mailbox) selectFolder(ctx context.Context) error {
 	}
 	m.caps = caps
 	m.uidValidity = data.UIDValidity
+	m.uidNext = data.UIDNext
+	m.log.Debug("imap selected", "folder", m.opts.Folder, "uidvalidity", data.UIDValidity, "uidnext", uint32(data.UIDNext), "messages", data.NumMessages)
 	for c := range caps {
 		m.capList = append(m.capList, string(c))
 	}

@@ -58,7 +58,13 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 	m.reader = r
 	m.mu.Unlock()
 	r.g = m.begin(ctx, op, boundStall)
-	if err := r.start(); err != nil {
+	m.pf.mu.Lock()
+	batched, err := m.openBatched(r)
+	m.pf.mu.Unlock()
+	if err == nil && !batched {
+		err = r.start()
+	}
+	if err != nil {
 		r.release(err)
 		return nil, err
 	}
@@ -98,6 +104,8 @@ func (r *messageReader) start() error {
 		section.Partial = &imap.SectionPartial{Offset: r.offset, Size: m.opts.ChunkSize}
 	}
 	strays := m.strays.Load()
+	stop := m.control(fetchOp)
+	defer stop()
 	cmd := m.client.Fetch(imap.UIDSetNum(r.uid), &imap.FetchOptions{
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{section},
@@ -124,6 +132,11 @@ func (r *messageReader) start() error {
 				bs.Literal = emptyLiteral{}
 			case bs.Literal == nil:
 				return protocolErr("the server returned NIL for the message body")
+			case r.oversized(bs.Literal.Size(), p != nil):
+				// Never drained: it may be huge. The connection goes.
+				m.conn.Kill(errors.New("oversized literal"))
+				_, _ = io.Copy(io.Discard, bs.Literal)
+				return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server announced a body of "+strconv.FormatInt(bs.Literal.Size(), 10)+" octets, more than was asked for"))
 			case !r.chunked:
 			case p == nil:
 				// The whole message although a chunk was asked for: accept
@@ -133,8 +146,6 @@ func (r *messageReader) start() error {
 				}
 			case p.Offset != r.offset:
 				return protocolErr("the server returned the chunk at offset " + strconv.FormatInt(p.Offset, 10) + " instead of " + strconv.FormatInt(r.offset, 10))
-			case bs.Literal.Size() > m.opts.ChunkSize:
-				return protocolErr("the server returned a chunk larger than asked for")
 			default:
 				last = bs.Literal.Size() < m.opts.ChunkSize
 			}
@@ -153,6 +164,18 @@ func (r *messageReader) start() error {
 		errors.New("no message with UID "+strconv.FormatUint(uint64(r.uid), 10)+" (expunged)"))
 }
 
+// oversized says whether a body literal of size octets is more than was
+// asked for: more than ChunkSize for a whole message listed at most that
+// large or for a chunk, more than the listed size for a whole message
+// sent although a chunk was asked for. Such a literal is never drained.
+func (r *messageReader) oversized(size int64, partial bool) bool {
+	if !r.chunked || partial {
+		return size > r.m.opts.ChunkSize
+	}
+	listed, ok := r.m.sizes[r.uid]
+	return ok && listed >= 0 && size > listed
+}
+
 // emptyLiteral stands for a NIL chunk past the end of a message.
 type emptyLiteral struct{}
 
@@ -161,12 +184,24 @@ func (emptyLiteral) Size() int64              { return 0 }
 
 // finishCmd consumes the rest of the current FETCH answer and its tagged
 // status, after the literal was read to its end.
+//
+// A message of a batched window has no command of its own: its FETCH
+// response ends at its closing parenthesis, and the window's tagged status
+// is read by the next Open (or by the next command).
 func (r *messageReader) finishCmd() error {
+	stop := r.m.control(fetchOp)
+	defer stop()
 	for item := r.msg.Next(); item != nil; item = r.msg.Next() {
 	}
-	err := r.cmd.Close()
+	cmd := r.cmd
 	r.cmd, r.msg, r.lit = nil, nil, nil
-	if err != nil {
+	if cmd == nil {
+		if reason := r.m.conn.Reason(); reason != nil {
+			return r.m.connError(fetchOp, reason)
+		}
+		return nil
+	}
+	if err := cmd.Close(); err != nil {
 		return r.m.fail(fetchOp, err, nil)
 	}
 	return nil

@@ -28,6 +28,9 @@ func (m *Mailbox) Wait(ctx context.Context) error {
 	if err := m.ready(ctx, op); err != nil {
 		return err
 	}
+	if err := m.settleOp(ctx, op, false); err != nil {
+		return err
+	}
 	if !m.caps.Has(imap.CapIdle) {
 		return mailaccess.NewError(op, mailaccess.ErrUnsupported, "", errors.New("the server does not announce IDLE"))
 	}

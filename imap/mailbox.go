@@ -3,6 +3,8 @@ package imap
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +42,11 @@ type Mailbox struct {
 	marks map[imap.UID]struct{} // deletion marks of the current epoch
 	sizes map[imap.UID]int64    // RFC822.SIZE from the last List
 
+	uidNext  imap.UID    // UIDNEXT from SELECT, 0 when not sent
+	arrivals atomic.Bool // EXISTS seen since SELECT: uidNext may be stale
+	pf       prefetch    // WillOpen's announcement and batched fetches
+	log      *slog.Logger
+
 	mu     sync.Mutex
 	reader *messageReader // the open reader of Open, if any
 	closed bool           // Close or Abort was called
@@ -51,7 +58,9 @@ var (
 	_ mailaccess.Mover     = (*Mailbox)(nil)
 	_ mailaccess.Folders   = (*Mailbox)(nil)
 	_ mailaccess.Watcher   = (*Mailbox)(nil)
-	_ mailaccess.Describer = (*Mailbox)(nil)
+	_ mailaccess.Describer   = (*Mailbox)(nil)
+	_ mailaccess.Prefetcher  = (*Mailbox)(nil)
+	_ mailaccess.AfterLister = (*Mailbox)(nil)
 )
 
 // idleRestartInterval is how long one IDLE runs before Wait ends it and
@@ -92,6 +101,36 @@ func (m *Mailbox) begin(ctx context.Context, op string, b bound) *guard {
 		g.stall = true
 	}
 	return g
+}
+
+// settleOp reads the batched fetches in flight to their end before
+// another command is sent (go-imap answers commands in order, and a
+// message literal that nobody reads holds up every later answer). With
+// end, WillOpen's announcement ends too.
+func (m *Mailbox) settleOp(ctx context.Context, op string, end bool) error {
+	m.pf.mu.Lock()
+	busy := len(m.pf.windows) > 0
+	m.pf.mu.Unlock()
+	if !busy {
+		if end {
+			m.settleFor(true)
+		}
+		return nil
+	}
+	g := m.begin(ctx, op, boundStall)
+	defer g.end()
+	return m.settleFor(end)
+}
+
+// control bounds a wait for the control part of a response (status
+// lines, the items of a FETCH before and after its literal) by
+// Options.Timeout in total, however slowly bytes trickle in; it returns
+// the function that ends the bound. Message literals are bounded by the
+// stall watchdog of the operation's guard instead.
+func (m *Mailbox) control(op string) (stop func()) {
+	d := m.opts.Timeout
+	t := time.AfterFunc(d, func() { m.conn.Kill(&timeoutError{op: op, after: d}) })
+	return func() { t.Stop() }
 }
 
 func (g *guard) end() {
@@ -164,6 +203,7 @@ func (m *Mailbox) unilateralHandler() *imapclient.UnilateralDataHandler {
 		Expunge: func(uint32) { m.signal() },
 		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 			if d.NumMessages != nil {
+				m.arrivals.Store(true)
 				m.signal()
 			}
 		},
@@ -193,24 +233,101 @@ func (m *Mailbox) signal() {
 // List returns the folder's messages in ascending UID order, from
 // UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE). An empty folder gives an
 // empty list (also from a server that refuses "1:*" there). Each UID is
-// "UIDVALIDITY/UID".
+// "UIDVALIDITY/UID". List ends any announcement of WillOpen.
+//
+// Options.Timeout bounds each stall, and the whole answer is bounded by
+// Options.Timeout plus one millisecond per message that the folder holds
+// (so a server that trickles bytes cannot stretch it for ever).
 func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 	const op = "imap list"
 	if err := m.ready(ctx, op); err != nil {
+		return nil, m.warn(op, err)
+	}
+	list, err := m.list(ctx, op, 0)
+	return list, m.warn(op, err)
+}
+
+// ListAfter lists the messages whose UIDs come after after, in ascending
+// UID order (mailaccess.AfterLister). When after is of the folder's
+// current UIDVALIDITY and the server's UIDNEXT (from SELECT, and no new
+// message reported since) shows that no message came after it, nothing
+// is sent at all; otherwise it sends UID FETCH <after+1>:* (UID
+// RFC822.SIZE INTERNALDATE) and drops the messages up to after (for
+// "n:*" with n above every UID, a server returns the last message). So a
+// run that finds no new mail costs no round trip after Dial, whatever the
+// size of the folder.
+//
+// An empty after, or one of another UIDVALIDITY, lists every message, as
+// List does. A malformed after is ErrInvalidArgument. ListAfter ends any
+// announcement of WillOpen. What ListAfter sees is what the server has
+// reported up to its last answer: a message that arrives after that is
+// listed by a later call.
+func (m *Mailbox) ListAfter(ctx context.Context, after mailaccess.UID) ([]mailaccess.MessageInfo, error) {
+	const op = "imap list after"
+	if err := m.ready(ctx, op); err != nil {
+		return nil, m.warn(op, err)
+	}
+	if after == "" {
+		list, err := m.list(ctx, op, 0)
+		return list, m.warn(op, err)
+	}
+	uid, current, err := m.parseUID(op, after)
+	if err != nil {
+		return nil, m.warn(op, err)
+	}
+	if !current {
+		list, err := m.list(ctx, op, 0)
+		return list, m.warn(op, err)
+	}
+	if uid == math.MaxUint32 || (m.uidNext != 0 && !m.arrivals.Load() && uid+1 >= m.uidNext) {
+		if err := m.settleOp(ctx, op, true); err != nil {
+			return nil, m.warn(op, err)
+		}
+		select {
+		case <-m.changed:
+		default:
+		}
+		clear(m.sizes)
+		m.log.Debug("imap list after: nothing new", "after", string(after), "uidnext", uint32(m.uidNext))
+		return []mailaccess.MessageInfo{}, nil
+	}
+	list, err := m.list(ctx, op, uid+1)
+	return list, m.warn(op, err)
+}
+
+// Count returns the number of messages in the folder, as the server last
+// reported it (SELECT, then EXISTS and EXPUNGE responses).
+func (m *Mailbox) Count() int {
+	n, _ := m.numMessages()
+	return int(n)
+}
+
+// list sends UID FETCH <from>:* (UID RFC822.SIZE INTERNALDATE), from 1
+// when from is 0, and returns the messages from from on, in UID order.
+func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailaccess.MessageInfo, error) {
+	if err := m.settleOp(ctx, op, true); err != nil {
 		return nil, err
+	}
+	if from == 0 {
+		from = 1
 	}
 	// Everything the server reported so far is in this answer.
 	select {
 	case <-m.changed:
 	default:
 	}
+	m.arrivals.Store(false)
 	g := m.begin(ctx, op, boundStall)
 	defer g.end()
+	n, _ := m.numMessages()
+	total := m.opts.Timeout + time.Duration(n)*time.Millisecond
+	limit := time.AfterFunc(total, func() { m.conn.Kill(&timeoutError{op: op, after: total}) })
+	defer limit.Stop()
 
 	// Always asked, even when the count of messages says the folder is
 	// empty: that count comes from EXISTS and EXPUNGE responses, which
 	// some servers get wrong.
-	cmd := m.client.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{
+	cmd := m.client.Fetch(imap.UIDSet{{Start: from, Stop: 0}}, &imap.FetchOptions{
 		UID: true, RFC822Size: true, InternalDate: true,
 	})
 	byUID := make(map[imap.UID]mailaccess.MessageInfo)
@@ -227,7 +344,7 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 				info.Date = it.Time
 			}
 		}
-		if uid != 0 {
+		if uid >= from {
 			info.UID = m.makeUID(uid)
 			byUID[uid] = info
 		}
@@ -253,7 +370,19 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 		out[i] = byUID[uid]
 		m.sizes[uid] = out[i].Size
 	}
+	if len(uids) > 0 && uids[len(uids)-1] >= m.uidNext {
+		m.uidNext = uids[len(uids)-1] + 1
+	}
+	m.log.Debug("imap listed", "op", op, "from", uint32(from), "messages", len(out))
 	return out, nil
+}
+
+// warn logs err at Warn when it is not nil, and returns it.
+func (m *Mailbox) warn(op string, err error) error {
+	if err != nil {
+		m.log.Warn("imap error", "op", op, "err", err)
+	}
+	return err
 }
 
 // numMessages is the message count that the server last reported for the
@@ -328,6 +457,9 @@ func (m *Mailbox) Close(ctx context.Context) error {
 	if r != nil {
 		// Finishing the open reader keeps the session for the commit.
 		r.finish(ctx)
+	}
+	if m.conn.Reason() == nil {
+		_ = m.settleOp(ctx, op, true)
 	}
 	err := m.commit(ctx, op)
 	if m.conn.Reason() == nil && ctx.Err() == nil {
@@ -412,6 +544,7 @@ func (m *Mailbox) shutdown() {
 	if r != nil {
 		r.abort()
 	}
+	m.releaseWindows()
 	t := time.NewTimer(m.opts.Timeout)
 	defer t.Stop()
 	select {

@@ -39,6 +39,9 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 	if err := m.ready(ctx, op); err != nil {
 		return err
 	}
+	if err := m.settleOp(ctx, op, false); err != nil {
+		return err
+	}
 	var list []imap.UID
 	for _, u := range uids {
 		uid, current, err := m.parseUID(op, u)
@@ -140,6 +143,9 @@ var errCopiedNotRemoved = errors.New("the messages were copied to the target fol
 func (m *Mailbox) Folders(ctx context.Context) ([]string, error) {
 	const op = "imap list folders"
 	if err := m.ready(ctx, op); err != nil {
+		return nil, err
+	}
+	if err := m.settleOp(ctx, op, false); err != nil {
 		return nil, err
 	}
 	g := m.begin(ctx, op, boundStall)

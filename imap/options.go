@@ -3,6 +3,8 @@ package imap
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -72,6 +74,24 @@ type Options struct {
 	// flat and each literal well within go-imap's 5-minute literal
 	// deadline. DefaultChunkSize when zero.
 	ChunkSize int64
+
+	// Logger receives the session's events: connect (address, TLS mode),
+	// login (user, mechanism), select (folder, UIDVALIDITY, message
+	// count) and each fetched message (UID, size, outcome) at Debug;
+	// deletions, moves and the commit at Info; errors at Warn. No event
+	// holds a password or a token. nil: no logging.
+	Logger *slog.Logger
+
+	// Trace, when not nil, receives a trace of the protocol: one line per
+	// protocol line, "C: " for what the client sent and "S: " for what the
+	// server sent (the plaintext inside TLS). Credentials never appear in
+	// it: the arguments of LOGIN and every line of an AUTHENTICATE
+	// exchange (the initial response, the server's challenges and the
+	// client's answers) are replaced by [REDACTED], and the session's
+	// password and token are replaced wherever else they would appear.
+	// The contents of literals (message bodies) are replaced by their
+	// size. Writes are serialized; a failing Trace is ignored.
+	Trace io.Writer
 }
 
 // withDefaults returns a copy of o with the zero fields filled in.
@@ -91,6 +111,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.ChunkSize <= 0 {
 		r.ChunkSize = DefaultChunkSize
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
 	}
 	if r.Dialer == nil {
 		d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{

@@ -5,8 +5,13 @@
 // read or write makes no progress for a given time.
 //
 // The wrapper sits under TLS, on the raw transport, so that killing it
-// unblocks every layer above at once. It passes deadlines set by the layers
-// above through unchanged: the watchdog is an independent bound.
+// unblocks every layer above at once. It ignores the deadlines that the
+// layers above set (SetDeadline, SetReadDeadline and SetWriteDeadline
+// succeed without effect): go-imap sets fixed ones of its own (30 seconds
+// for the rest of a response, 5 minutes for a whole literal) that cannot
+// be configured and that would cut a slow but moving transfer, or a
+// literal that waits while the caller is busy; the watchdog, Kill and the
+// caller's timers are the bounds instead.
 package imapconn
 
 import (
@@ -39,6 +44,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.exit(n > 0)
 	return n, err
 }
+
+// SetDeadline does nothing and returns nil: see the package documentation.
+func (c *Conn) SetDeadline(time.Time) error { return nil }
+
+// SetReadDeadline does nothing and returns nil.
+func (c *Conn) SetReadDeadline(time.Time) error { return nil }
+
+// SetWriteDeadline does nothing and returns nil.
+func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
 
 // Write writes to the wrapped connection, under the watchdog.
 func (c *Conn) Write(p []byte) (int, error) {
