@@ -1,7 +1,8 @@
 // Command retrieve fetches mail from a POP3 or IMAP server into a local
-// Maildir, with an explicit retention policy, and never loses a message:
-// each message is written to the Maildir's tmp/, fsynced and renamed into
-// new/ before the server is allowed to delete it.
+// Maildir or mbox, with an explicit retention policy, and never loses a
+// message: each message is made durable (written to the Maildir's tmp/,
+// fsynced and renamed into new/; or appended to the mbox under its locks
+// and fsynced) before the server is allowed to delete it.
 //
 // Usage:
 //
@@ -9,22 +10,33 @@
 //
 // URL is pop3s://user@host[:port], pop3://user@host[:port] (STLS
 // required), imaps://user@host[:port][/folder] or imap://... (STARTTLS
-// required). The password comes from the environment variable
-// UNIMAIL_PASSWORD or from -password-file, never from a flag value.
+// required); user;AUTH=MECH@host picks the authentication mechanism
+// (PLAIN, LOGIN, APOP, XOAUTH2, OAUTHBEARER). The password comes from the
+// environment variable UNIMAIL_PASSWORD or from -password-file, never from
+// a flag value; with -oauth2-token-file or -oauth2-token-command an OAuth2
+// access token is used instead (XOAUTH2 unless the URL says
+// ;AUTH=OAUTHBEARER), read afresh at each login.
 //
-// It ends by printing one summary line,
+// Exactly one of -maildir DIR and -mbox FILE says where the mail goes.
+// On a terminal a progress bar on stderr shows the messages and bytes
+// fetched, the rate and the time left (-q hides it). With -watch it keeps
+// running: it fetches, then waits for new mail (IMAP IDLE) or polls every
+// -interval (POP3), until SIGINT or SIGTERM.
+//
+// Each fetch ends by printing one summary line on stdout,
 //
 //	delivered=N skipped=N deleted=N bytes=N
 //
 // where skipped counts the messages not delivered on purpose (delivered by
 // an earlier run, recognised by fingerprint, or over -max-size). Exit
-// status: 0 success; 1 the run failed (connection, server, state, or the
-// deletions not confirmed); 2 bad usage; 3 authentication failed; 4 TLS
-// failed; 5 some messages could not be delivered into the Maildir (they
-// stay on the server).
+// status: 0 success (and a -watch ended by a signal); 1 the run failed
+// (connection, server, state, or the deletions not confirmed); 2 bad
+// usage; 3 authentication failed; 4 TLS failed; 5 some messages could not
+// be delivered into the Maildir or mbox (they stay on the server).
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -32,7 +44,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -64,31 +78,84 @@ func main() {
 type config struct {
 	retention    mailaccess.Retention
 	maildir      string
+	mbox         string
 	state        string
 	ca           string
 	insecure     bool
 	maxSize      int64
 	passwordFile string
+	tokenFile    string
+	tokenCommand string
 	timeout      time.Duration
+	watch        bool
+	interval     time.Duration
+	quiet        bool
+	verbose      bool
+	trace        string
 	url          string
 }
+
+const usageHead = `usage: retrieve [flags] URL
+
+Fetches the mail of one mailbox into a Maildir (-maildir DIR) or an mbox
+file (-mbox FILE), and applies a retention policy on the server. A message
+is deleted or moved on the server only once it is safely on disk.
+
+URL:
+  pop3s://user@host[:port]           POP3 over TLS (port 995)
+  pop3://user@host[:port]            POP3 with STLS required (port 110)
+  imaps://user@host[:port][/folder]  IMAP over TLS (port 993), folder INBOX by default
+  imap://user@host[:port][/folder]   IMAP with STARTTLS required (port 143)
+  user;AUTH=MECH@host picks the mechanism: PLAIN, LOGIN, APOP (POP3),
+  XOAUTH2 or OAUTHBEARER. Special characters in the user are percent-encoded.
+
+Credentials (never given as a flag value):
+  the password comes from $UNIMAIL_PASSWORD, or from -password-file FILE;
+  an OAuth2 access token comes from -oauth2-token-file FILE or from the
+  output of -oauth2-token-command CMD, read at each login, and is sent
+  with XOAUTH2 unless the URL says ;AUTH=OAUTHBEARER.
+
+Output: one line per fetch on stdout,
+  delivered=N skipped=N deleted=N bytes=N
+and, on a terminal, a progress bar on stderr (not with -q).
+
+flags:
+`
+
+const usageTail = `
+exit status:
+  0  success (with -watch: ended by SIGINT or SIGTERM)
+  1  the run failed (connection, server, state file, deletions not confirmed)
+  2  bad usage
+  3  authentication failed
+  4  TLS failed
+  5  some messages could not be delivered (they stay on the server)
+`
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("retrieve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	retention := fs.String("retention", "keep", "what happens on the server to delivered mail: keep, delete, keep-for=DURATION (14d, 336h) or move=FOLDER")
-	fs.StringVar(&c.maildir, "maildir", "", "deliver into this Maildir (created if missing); required")
-	fs.StringVar(&c.state, "state", "", "delivery state file (default: .unimail-state inside the Maildir)")
-	fs.StringVar(&c.ca, "ca", "", "PEM file of certificates to trust besides the system's")
+	retention := fs.String("retention", "keep", "what happens on the server to delivered mail: keep, delete, keep-for=DURATION (14d, 336h) or move=FOLDER (IMAP)")
+	fs.StringVar(&c.maildir, "maildir", "", "deliver into the Maildir `DIR` (created if missing); this or -mbox is required")
+	fs.StringVar(&c.mbox, "mbox", "", "append to the mboxrd `FILE` (created if missing), locked with flock and FILE.lock while each message is written")
+	fs.StringVar(&c.state, "state", "", "delivery state `FILE` (default: .unimail-state inside the Maildir, or the mbox FILE + \".unimail-state\")")
+	fs.StringVar(&c.ca, "ca", "", "PEM `FILE` of certificates to trust besides the system's")
 	fs.BoolVar(&c.insecure, "insecure-cleartext", false, "allow pop3:// and imap:// without any TLS (credentials in clear)")
-	fs.Int64Var(&c.maxSize, "max-size", 0, "leave messages larger than this many bytes on the server (0: no limit)")
-	fs.StringVar(&c.passwordFile, "password-file", "", "read the password from this file (default: $UNIMAIL_PASSWORD)")
+	fs.Int64Var(&c.maxSize, "max-size", 0, "leave messages larger than this many `bytes` on the server (0: no limit)")
+	fs.StringVar(&c.passwordFile, "password-file", "", "read the password from `FILE` (default: $UNIMAIL_PASSWORD)")
+	fs.StringVar(&c.tokenFile, "oauth2-token-file", "", "log in with the OAuth2 access token in `FILE`, read at each login (surrounding white space ignored)")
+	fs.StringVar(&c.tokenCommand, "oauth2-token-command", "", "log in with the OAuth2 access token that `CMD` (run with sh -c at each login) prints on stdout")
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "bound on each network operation")
+	fs.BoolVar(&c.watch, "watch", false, "keep running: wait for new mail (IMAP IDLE) or poll every -interval (POP3), until SIGINT or SIGTERM")
+	fs.DurationVar(&c.interval, "interval", time.Minute, "with -watch, the time between two fetches when the server cannot announce new mail")
+	fs.BoolVar(&c.quiet, "q", false, "no progress bar")
+	fs.BoolVar(&c.verbose, "v", false, "log what happens (debug level) on stderr")
+	fs.StringVar(&c.trace, "trace", "", "write the protocol trace, credentials redacted, to `FILE`")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: retrieve [flags] URL\n\nURL: pop3s://user@host[:port], pop3://... (STLS), imaps://user@host[:port][/folder], imap://... (STARTTLS)\nThe password comes from $UNIMAIL_PASSWORD or -password-file.\n\nflags:\n")
+		fmt.Fprint(stderr, usageHead)
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nexit status: 0 success, 1 run failed, 2 bad usage, 3 authentication failed, 4 TLS failed, 5 some messages not delivered\n")
+		fmt.Fprint(stderr, usageTail)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -103,16 +170,176 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, err
 	}
 	c.retention = r
-	if c.maildir == "" {
-		return nil, errors.New("-maildir is required")
+	switch {
+	case c.maildir == "" && c.mbox == "":
+		return nil, errors.New("-maildir or -mbox is required")
+	case c.maildir != "" && c.mbox != "":
+		return nil, errors.New("-maildir and -mbox exclude each other")
 	}
 	if c.state == "" {
-		c.state = filepath.Join(c.maildir, ".unimail-state")
+		if c.maildir != "" {
+			c.state = filepath.Join(c.maildir, ".unimail-state")
+		} else {
+			c.state = c.mbox + ".unimail-state"
+		}
 	}
 	if c.maxSize < 0 {
 		return nil, errors.New("-max-size must not be negative")
 	}
+	if c.interval <= 0 {
+		return nil, errors.New("-interval must be positive")
+	}
+	if c.tokenFile != "" && c.tokenCommand != "" {
+		return nil, errors.New("-oauth2-token-file and -oauth2-token-command exclude each other")
+	}
+	if (c.tokenFile != "" || c.tokenCommand != "") && c.passwordFile != "" {
+		return nil, errors.New("-password-file and an OAuth2 token exclude each other")
+	}
 	return c, nil
+}
+
+// mboxLockTimeout is how long a delivery waits for another program's
+// lock on the mbox before the message is left on the server.
+var mboxLockTimeout = 10 * time.Second
+
+// destination is where delivered messages go.
+type destination func(r io.Reader) error
+
+func openDestination(c *config) (destination, error) {
+	if c.mbox != "" {
+		mb, err := deliver.OpenMbox(c.mbox)
+		if err != nil {
+			return nil, err
+		}
+		mb.LockTimeout = mboxLockTimeout
+		return func(r io.Reader) error {
+			_, err := mb.Deliver(r, time.Now())
+			return err
+		}, nil
+	}
+	md, err := deliver.OpenMaildir(c.maildir)
+	if err != nil {
+		return nil, err
+	}
+	return func(r io.Reader) error {
+		_, _, err := md.Deliver(r)
+		return err
+	}, nil
+}
+
+// credentials fills opts.Auth from the environment, the password file or
+// the token source, and checks that exactly one kind is given.
+func credentials(c *config, target *unimail.Target, getenv func(string) string, opts *unimail.Options) error {
+	if c.tokenFile != "" || c.tokenCommand != "" {
+		if target.Password != "" {
+			return errors.New("a password in the URL and an OAuth2 token exclude each other")
+		}
+		if getenv("UNIMAIL_PASSWORD") != "" {
+			return errors.New("UNIMAIL_PASSWORD is set: unset it to log in with an OAuth2 token")
+		}
+		switch target.Mechanism {
+		case "", mailaccess.MechXOAuth2:
+			opts.Auth.Mechanism = mailaccess.MechXOAuth2
+		case mailaccess.MechOAuthBearer:
+			opts.Auth.Mechanism = mailaccess.MechOAuthBearer
+		default:
+			return fmt.Errorf("an OAuth2 token needs ;AUTH=XOAUTH2 or ;AUTH=OAUTHBEARER, not ;AUTH=%s", target.Mechanism)
+		}
+		if c.tokenFile != "" {
+			opts.Auth.Token = tokenFromFile(c.tokenFile)
+		} else {
+			opts.Auth.Token = tokenFromCommand(c.tokenCommand)
+		}
+		return nil
+	}
+	password := getenv("UNIMAIL_PASSWORD")
+	if c.passwordFile != "" {
+		b, err := os.ReadFile(c.passwordFile)
+		if err != nil {
+			return fmt.Errorf("password file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	if password == "" && target.Password == "" {
+		return errors.New("no password: set UNIMAIL_PASSWORD or use -password-file (or an -oauth2-token- flag)")
+	}
+	opts.Auth.Password = password
+	return nil
+}
+
+// tokenError is an error getting a token: it never holds the token or
+// the command's output.
+func tokenError(format string, a ...any) error {
+	return mailaccess.NewError("oauth2 token", mailaccess.ErrAuth, "", fmt.Errorf(format, a...))
+}
+
+func tokenFromFile(path string) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				return "", tokenError("token file %s: %v", path, pe.Err)
+			}
+			return "", tokenError("token file %s: cannot read it", path)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", tokenError("token file %s is empty", path)
+		}
+		return tok, nil
+	}
+}
+
+// maxTokenOutput bounds what a token command may print.
+const maxTokenOutput = 64 << 10
+
+func tokenFromCommand(command string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		cmd := exec.CommandContext(ctx, "sh", "-c", command)
+		// Neither stdout (the token) nor stderr (which may repeat it) is
+		// ever shown.
+		var out limitedBuffer
+		out.limit = maxTokenOutput
+		cmd.Stdout = &out
+		cmd.Stderr = io.Discard
+		cmd.WaitDelay = time.Second
+		err := cmd.Run()
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee):
+			return "", tokenError("token command failed (%v); its output is not shown: run it yourself to see why", ee.ProcessState)
+		case err != nil:
+			return "", tokenError("token command could not run: %v", err)
+		case out.over:
+			return "", tokenError("token command printed more than %d bytes", maxTokenOutput)
+		}
+		tok := strings.TrimSpace(out.String())
+		if tok == "" {
+			return "", tokenError("token command printed no token")
+		}
+		if strings.ContainsAny(tok, " \t\r\n") {
+			return "", tokenError("token command printed more than one word; it must print the access token alone")
+		}
+		return tok, nil
+	}
+}
+
+type limitedBuffer struct {
+	bytes.Buffer
+	limit int
+	over  bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.limit {
+		b.over = true
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -129,23 +356,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "retrieve: %v\n", err)
 		return exitUsage
 	}
-	password := getenv("UNIMAIL_PASSWORD")
-	if c.passwordFile != "" {
-		b, err := os.ReadFile(c.passwordFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "retrieve: password file: %v\n", err)
-			return exitUsage
-		}
-		password = strings.TrimRight(string(b), "\r\n")
-	}
-	if password == "" && target.Password == "" {
-		fmt.Fprintln(stderr, "retrieve: no password: set UNIMAIL_PASSWORD or use -password-file")
-		return exitUsage
-	}
 	opts := &unimail.Options{
-		Auth:              mailaccess.Auth{Password: password},
 		InsecureCleartext: c.insecure,
 		Timeout:           c.timeout,
+	}
+	if err := credentials(c, target, getenv, opts); err != nil {
+		fmt.Fprintf(stderr, "retrieve: %v\n", err)
+		return exitUsage
 	}
 	if c.ca != "" {
 		pem, err := os.ReadFile(c.ca)
@@ -163,7 +380,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		opts.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	md, err := deliver.OpenMaildir(c.maildir)
+
+	// The bar, when there is one, is also where the log goes, so that log
+	// lines appear above it rather than through it.
+	var bar *progressBar
+	logOut := stderr
+	if cols, ok := terminalWidth(stderr); ok && !c.quiet {
+		bar = newProgressBar(stderr, func() int {
+			if n, ok := terminalWidth(stderr); ok {
+				return n
+			}
+			return cols
+		})
+		logOut = bar
+	}
+	level := slog.LevelWarn
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	if c.trace != "" {
+		tf, err := os.OpenFile(c.trace, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			fmt.Fprintf(stderr, "retrieve: -trace: %v\n", err)
+			return exitUsage
+		}
+		defer tf.Close()
+		setTrace(opts, tf)
+	}
+	if c.verbose {
+		setLogger(opts, logger)
+	}
+
+	dest, err := openDestination(c)
 	if err != nil {
 		fmt.Fprintf(stderr, "retrieve: %v\n", err)
 		return exitFailed
@@ -175,22 +424,60 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer st.Close()
 
-	mb, err := unimail.DialTarget(ctx, target, opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "retrieve: %v\n", err)
+	f := &mailaccess.Fetcher{Retention: c.retention, State: st, MaxSize: c.maxSize, Logger: logger, Interval: c.interval}
+	if bar != nil {
+		f.Progress = bar.update
+	}
+	h := func(ctx context.Context, m *mailaccess.Message) error {
+		var body io.Reader = m.Body
+		if bar != nil {
+			body = &countingReader{r: m.Body, bar: bar}
+		}
+		return dest(body)
+	}
+	// report ends one fetch's output: the bar's last state, the messages
+	// left on the server, and the summary line.
+	report := func(rep mailaccess.Report) {
+		if bar != nil {
+			bar.finish()
+		}
+		for _, p := range rep.Problems {
+			if errors.Is(p, mailaccess.ErrTooLarge) {
+				fmt.Fprintf(stderr, "retrieve: left on the server: %v\n", p)
+			}
+		}
+		fmt.Fprintf(stdout, "delivered=%d skipped=%d deleted=%d bytes=%d\n", rep.Delivered, rep.Skipped+rep.Recognized+rep.TooLarge, rep.Deleted, rep.Bytes)
+	}
+	dial := func(ctx context.Context) (mailaccess.Mailbox, error) {
+		return unimail.DialTarget(ctx, target, opts)
+	}
+
+	if c.watch {
+		f.AfterFetch = func(rep mailaccess.Report, err error) {
+			report(rep)
+			if errors.Is(err, mailaccess.ErrHandler) {
+				// Run retries these without a word: say it here.
+				fmt.Fprintf(stderr, "retrieve: %v\n", oneLine(err))
+			}
+		}
+		err := f.Run(ctx, dial, h)
+		if bar != nil {
+			bar.finish()
+		}
+		if ctx.Err() != nil {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "retrieve: %v\n", oneLine(err))
 		return exitCode(err)
 	}
-	f := &mailaccess.Fetcher{Retention: c.retention, State: st, MaxSize: c.maxSize}
-	rep, err := f.Fetch(ctx, mb, func(ctx context.Context, m *mailaccess.Message) error {
-		_, _, err := md.Deliver(m.Body)
-		return err
-	})
-	for _, p := range rep.Problems {
-		if errors.Is(p, mailaccess.ErrTooLarge) {
-			fmt.Fprintf(stderr, "retrieve: left on the server: %v\n", p)
-		}
+
+	mb, err := dial(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "retrieve: %v\n", oneLine(err))
+		return exitCode(err)
 	}
-	fmt.Fprintf(stdout, "delivered=%d skipped=%d deleted=%d bytes=%d\n", rep.Delivered, rep.Skipped+rep.Recognized+rep.TooLarge, rep.Deleted, rep.Bytes)
+	rep, err := f.Fetch(ctx, mb, h)
+	report(rep)
 	if err != nil {
 		fmt.Fprintf(stderr, "retrieve: %v\n", oneLine(err))
 		return exitCode(err)
