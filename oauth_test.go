@@ -218,23 +218,32 @@ func TestOAuthOnlyXOAUTH2(t *testing.T) {
 	ps := poptest.NewTLSServer(t, &poptest.Config{SASL: []string{"XOAUTH2"}})
 	ps.AddUser("alice", "pw")
 	ps.AddMessage("alice", []byte("Subject: x\r\n\r\nx\r\n"))
-	ps.AddToken("good-token", "alice")
-	mb, err := unimail.Dial(t.Context(), "pop3s://alice@"+ps.Addr, &unimail.Options{
-		TLSConfig: ps.ClientTLSConfig(), Timeout: 5 * time.Second,
-		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "good-token"}),
-	})
-	if err != nil {
-		t.Fatal(err)
+	// A short token goes on the AUTH line; one as long as Microsoft's
+	// goes on a line of its own after the server's "+", as Microsoft 365
+	// expects.
+	long := strings.Repeat("microsoft-sized-token.", 80)
+	for _, c := range []struct {
+		token string
+		args  int
+	}{{"good-token", 2}, {long, 1}} {
+		ps.AddToken(c.token, "alice")
+		mb, err := unimail.Dial(t.Context(), "pop3s://alice@"+ps.Addr, &unimail.Options{
+			TLSConfig: ps.ClientTLSConfig(), Timeout: 5 * time.Second,
+			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: c.token}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		listOne(t, mb)
 	}
-	listOne(t, mb)
-	var auth []string
+	var auth []poptest.Command
 	for _, c := range ps.Commands() {
 		if c.Name == "AUTH" {
-			auth = append(auth, c.String())
+			auth = append(auth, c)
 		}
 	}
-	if len(auth) != 1 || !strings.HasPrefix(auth[0], "AUTH XOAUTH2") {
-		t.Errorf("AUTH commands %q, want one AUTH XOAUTH2", auth)
+	if len(auth) != 2 || auth[0].Args[0] != "XOAUTH2" || auth[1].Args[0] != "XOAUTH2" || len(auth[0].Args) != 2 || len(auth[1].Args) != 1 {
+		t.Errorf("AUTH commands %q, want AUTH XOAUTH2 with an initial response, then AUTH XOAUTH2 alone", auth)
 	}
 }
 
