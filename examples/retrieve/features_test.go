@@ -489,7 +489,7 @@ func TestVerboseLog(t *testing.T) {
 func TestRenderBar(t *testing.T) {
 	p := progressFor(300, 3<<20, 120, 1<<20)
 	for _, cols := range []int{20, 40, 60, 80, 200} {
-		line := renderBar(p, 1<<20, 512<<10, 2*time.Second, false, cols)
+		line := renderBar(p, 1<<20, 512<<10, eta(p, 1<<20, 512<<10, 0), 2*time.Second, false, cols)
 		if len(line) > cols-1 {
 			t.Errorf("%d columns: line of %d: %q", cols, len(line), line)
 		}
@@ -497,14 +497,18 @@ func TestRenderBar(t *testing.T) {
 			t.Errorf("%d columns: %q", cols, line)
 		}
 	}
-	if line := renderBar(p, 1<<20, 512<<10, 2*time.Second, false, 100); !strings.Contains(line, " 33% 1.0 MiB/3.0 MiB 512 KiB/s ETA 4s") || !strings.Contains(line, "[=============>") {
+	if line := renderBar(p, 1<<20, 512<<10, eta(p, 1<<20, 512<<10, 0), 2*time.Second, false, 100); !strings.Contains(line, " 33% 1.0 MiB/3.0 MiB 512 KiB/s ETA 4s") || !strings.Contains(line, "[=============>") {
 		t.Errorf("line %q", line)
+	}
+	// Many small messages: the message rate sets the time left.
+	if d := eta(p, 1<<20, 512<<10, 10); d != 18*time.Second {
+		t.Errorf("eta by messages: %v, want 18s", d)
 	}
 	// Announced sizes that fall short never show 100% early.
-	if line := renderBar(progressFor(2, 100, 1, 100), 150, 0, time.Second, false, 100); !strings.Contains(line, " 99% ") || !strings.Contains(line, "ETA --") {
+	if line := renderBar(progressFor(2, 100, 1, 100), 150, 0, -1, time.Second, false, 100); !strings.Contains(line, " 99% ") || !strings.Contains(line, "ETA --") {
 		t.Errorf("line %q", line)
 	}
-	if line := renderBar(progressFor(2, 100, 2, 104), 104, 52, 2*time.Second, true, 100); !strings.Contains(line, "100% 104 B/100 B 52 B/s in 2s") {
+	if line := renderBar(progressFor(2, 100, 2, 104), 104, 52, 0, 2*time.Second, true, 100); !strings.Contains(line, "100% 104 B/100 B 52 B/s in 2s") {
 		t.Errorf("final line %q", line)
 	}
 }

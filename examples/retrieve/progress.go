@@ -48,8 +48,9 @@ type progressBar struct {
 }
 
 type sample struct {
-	t time.Time
-	n int64
+	t    time.Time
+	n    int64 // bytes done
+	msgs int64 // messages done
 }
 
 const rateWindow = 5 * time.Second
@@ -70,7 +71,7 @@ func (b *progressBar) update(p mailaccess.Progress) {
 		}
 		b.active = true
 		b.start = time.Now()
-		b.samples = []sample{{b.start, 0}}
+		b.samples = []sample{{t: b.start}}
 		b.stop, b.stopped = make(chan struct{}), make(chan struct{})
 		go b.ticker(b.stop, b.stopped)
 	}
@@ -136,21 +137,37 @@ func (b *progressBar) drawLocked(final bool) {
 	now := time.Now()
 	done := b.p.DoneBytes + b.inflight
 	if len(b.samples) == 0 || now.Sub(b.samples[len(b.samples)-1].t) >= b.tick/2 {
-		b.samples = append(b.samples, sample{now, done})
+		b.samples = append(b.samples, sample{now, done, b.p.DoneMessages})
 	}
 	for len(b.samples) > 2 && now.Sub(b.samples[1].t) > rateWindow {
 		b.samples = b.samples[1:]
 	}
-	var rate float64
+	var rate, msgRate float64
 	if final {
 		if d := now.Sub(b.start).Seconds(); d > 0 {
 			rate = float64(done) / d
 		}
 	} else if first := b.samples[0]; now.Sub(first.t) > 200*time.Millisecond {
-		rate = float64(done-first.n) / now.Sub(first.t).Seconds()
+		d := now.Sub(first.t).Seconds()
+		rate = float64(done-first.n) / d
+		msgRate = float64(b.p.DoneMessages-first.msgs) / d
 	}
-	line := renderBar(b.p, done, rate, now.Sub(b.start), final, b.width())
+	line := renderBar(b.p, done, rate, eta(b.p, done, rate, msgRate), now.Sub(b.start), final, b.width())
 	io.WriteString(b.w, "\r"+line+"\x1b[K")
+}
+
+// eta estimates the time left from the recent byte and message rates,
+// taking the longer of the two: many small messages cost round trips
+// more than bytes. It returns -1 when there is no estimate yet.
+func eta(p mailaccess.Progress, doneBytes int64, rate, msgRate float64) time.Duration {
+	if rate <= 0 {
+		return -1
+	}
+	left := float64(max(p.Bytes-doneBytes, 0)) / rate
+	if msgRate > 0 {
+		left = max(left, float64(max(p.Messages-p.DoneMessages, 0))/msgRate)
+	}
+	return time.Duration(left * float64(time.Second))
 }
 
 // renderBar returns the bar's line for a terminal of cols columns, never
@@ -158,8 +175,9 @@ func (b *progressBar) drawLocked(final bool) {
 //
 //	12/300 msgs [=====>              ]  41% 1.2 MiB/2.9 MiB 850 KiB/s ETA 2s
 //
-// When final, the time left gives way to the time taken.
-func renderBar(p mailaccess.Progress, doneBytes int64, rate float64, elapsed time.Duration, final bool, cols int) string {
+// left is the estimated time left (-1: none yet). When final, the time
+// left gives way to the time taken.
+func renderBar(p mailaccess.Progress, doneBytes int64, rate float64, left, elapsed time.Duration, final bool, cols int) string {
 	frac := 0.0
 	switch {
 	case p.Bytes > 0:
@@ -176,21 +194,21 @@ func renderBar(p mailaccess.Progress, doneBytes int64, rate float64, elapsed tim
 	if frac >= 1 && p.DoneMessages < p.Messages {
 		frac = 0.99
 	}
-	left := fmt.Sprintf("%d/%d msgs", p.DoneMessages, p.Messages)
+	head := fmt.Sprintf("%d/%d msgs", p.DoneMessages, p.Messages)
 	right := fmt.Sprintf("%3d%% %s/%s", int(frac*100), humanBytes(doneBytes), humanBytes(p.Bytes))
 	if rate > 0 {
 		right += " " + humanBytes(int64(rate)) + "/s"
 	}
 	if final {
 		right += " in " + roundDuration(elapsed)
-	} else if rate > 0 {
-		right += " ETA " + roundDuration(time.Duration(float64(max(p.Bytes-doneBytes, 0))/rate*float64(time.Second)))
+	} else if left >= 0 {
+		right += " ETA " + roundDuration(left)
 	} else {
 		right += " ETA --"
 	}
-	avail := cols - 1 - len(left) - len(right) - 4 // spaces and brackets
+	avail := cols - 1 - len(head) - len(right) - 4 // spaces and brackets
 	if avail < 10 {
-		line := left + " " + right
+		line := head + " " + right
 		if len(line) > cols-1 {
 			line = line[:max(cols-1, 0)]
 		}
@@ -204,7 +222,7 @@ func renderBar(p mailaccess.Progress, doneBytes int64, rate float64, elapsed tim
 		bar.WriteString(">")
 		bar.WriteString(strings.Repeat(" ", width-fill-1))
 	}
-	return left + " [" + bar.String() + "] " + right
+	return head + " [" + bar.String() + "] " + right
 }
 
 func humanBytes(n int64) string {
