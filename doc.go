@@ -44,4 +44,33 @@
 //	imap://alice@mail.example.com/Archive  IMAP with STARTTLS required (143)
 //
 // Cleartext (no TLS at all) needs Options.InsecureCleartext.
+//
+// # OAuth 2.0 (Gmail, Microsoft 365)
+//
+// Providers that have turned off passwords for POP3 and IMAP take an OAuth
+// 2.0 access token instead, through SASL XOAUTH2 (Google's and Microsoft's)
+// or OAUTHBEARER (RFC 7628). Give Dial an oauth2.TokenSource
+// (golang.org/x/oauth2) in Options.TokenSource, usually
+// oauth2.Config.TokenSource with the refresh token from an earlier
+// authorization, and the user name in Options.Auth.Username or the URL:
+//
+//	tokens := unimail.NewTokenCache(nil, conf.TokenSource(ctx, saved))
+//	mb, err := unimail.Dial(ctx, "imaps://imap.gmail.com", &unimail.Options{
+//		Auth:        mailaccess.Auth{Username: "alice@gmail.com"},
+//		TokenSource: tokens,
+//	})
+//
+// The mechanism is the one Auth.Mechanism or the URL's ;AUTH=XOAUTH2 or
+// ;AUTH=OAUTHBEARER names, else OAUTHBEARER when the server offers it and
+// XOAUTH2 otherwise. Dial takes a token from the source for every
+// connection, before connecting, so an expired token is refreshed by the
+// source and a source that fails (a revoked refresh token: a permanent
+// mailaccess.ErrAuth; an unreachable token endpoint: a temporary one) costs
+// no connection. Servers also refuse tokens that have not expired yet (a
+// revoked grant, a password change): then Dial gets a new token at once,
+// past the source's cache, and logs in once more; only a second refusal is
+// mailaccess.ErrAuth. A TokenCache shared by all the Dials of an account
+// keeps the refreshed token for the next ones and lets concurrent Dials
+// share one refresh. Tokens never appear in errors or in what String and
+// slog print.
 package unimail
