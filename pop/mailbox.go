@@ -488,7 +488,14 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser
 	if err != nil {
 		return nil, err
 	}
-	defer end()
+	// On success the reader keeps ctx bound until the message ends, so
+	// that its reads cost no binding each.
+	kept := false
+	defer func() {
+		if !kept {
+			end()
+		}
+	}()
 	if err := m.ensureListing(); err != nil {
 		return nil, err
 	}
@@ -512,7 +519,8 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser
 	}
 	m.retrieved++
 	limit, what := m.bodyLimit(e)
-	m.rd = &messageReader{m: m, ctx: ctx, dot: m.w.DotReader(limit, what), uid: uid, size: e.size}
+	m.rd = &messageReader{m: m, ctx: ctx, dot: m.w.DotReader(limit, what), uid: uid, size: e.size, unbind: end}
+	kept = true
 	return m.rd, nil
 }
 
@@ -525,10 +533,10 @@ func (m *Mailbox) bodyLimit(e entry) (int64, string) {
 	} else {
 		limit = 2*limit + readSlack
 	}
-	what := fmt.Sprintf("listed with %d octets", e.size)
+	what := "listed with " + strconv.FormatInt(e.size, 10) + " octets"
 	if max := m.o.MaxMessageSize; max > 0 && max < limit {
 		limit = max
-		what = fmt.Sprintf("listed with %d octets; MaxMessageSize is %d", e.size, max)
+		what += "; MaxMessageSize is " + strconv.FormatInt(max, 10)
 	}
 	return limit, what
 }
@@ -539,10 +547,19 @@ type messageReader struct {
 	ctx    context.Context
 	dot    *popwire.DotReader
 	uid    mailaccess.UID
-	size   int64 // as listed
+	size   int64  // as listed
+	unbind func() // ends the binding of ctx made by Open, or nil
 	err    error
 	closed bool
 	logged bool
+}
+
+// release ends the binding of the reader's context to the connection.
+func (r *messageReader) release() {
+	if r.unbind != nil {
+		r.unbind()
+		r.unbind = nil
+	}
 }
 
 // logEnd logs the retrieval's outcome, once.
@@ -568,9 +585,13 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	unbind := r.m.w.Bind(r.ctx)
+	if r.unbind == nil {
+		r.unbind = r.m.w.Bind(r.ctx)
+	}
 	n, err := r.dot.Read(p)
-	unbind()
+	if err != nil {
+		r.release()
+	}
 	if err != nil && err != io.EOF {
 		r.err = r.m.fail("pop3 RETR", err)
 		r.logEnd("failed")
@@ -594,6 +615,7 @@ func (r *messageReader) closeWith(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
+	r.release()
 	if r.m.rd == r {
 		r.m.rd = nil
 	}

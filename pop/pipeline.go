@@ -9,13 +9,14 @@ import (
 )
 
 // retrWindow is the number of RETRs that WillOpen lets Open keep in
-// flight; more are sent when half of them have been answered. retrBudget
+// flight; more are sent when a quarter of them have been answered, so that
+// the server always has work queued. retrBudget
 // bounds the listed size of the messages in flight beyond the first, so
 // that a plan the caller abandons costs little to discard: pipelining
 // matters for small messages, whose round trips dominate.
 const (
-	retrWindow = 64
-	retrBudget = 1 << 20
+	retrWindow = 256
+	retrBudget = 4 << 20
 )
 
 // planned is a message that the caller said it will open.
@@ -27,8 +28,8 @@ type planned struct {
 // WillOpen tells the Mailbox that the caller is going to Open these
 // messages next, in this order, reading each to its end or closing it. On
 // a server that announces PIPELINING (RFC 2449 section 6.6), Open then
-// sends the RETRs of the following messages ahead (up to 64 messages, or 1
-// MiB as listed, at a time), so that a run over many small messages waits
+// sends the RETRs of the following messages ahead (up to 256 messages, or
+// 4 MiB as listed, at a time), so that a run over many small messages waits
 // for one round trip per batch instead of one per message. No message is
 // held in memory for that: the answers wait in the connection until they
 // are read.
@@ -90,7 +91,7 @@ func (m *Mailbox) retr(op string, cur planned) (result, error) {
 		}
 	}
 	// cur is in flight or at the head of the plan: top the window up.
-	if len(m.inflight) <= retrWindow/2 && len(m.plan) > 0 {
+	if len(m.inflight) <= retrWindow*3/4 && len(m.plan) > 0 {
 		var bytes int64
 		for _, p := range m.inflight {
 			bytes += p.e.size

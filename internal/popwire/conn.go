@@ -45,6 +45,9 @@ type Conn struct {
 	ctx      context.Context // bound context, or nil
 	canceled bool            // the bound context is done and the deadline is in the past
 	err      error           // first I/O error, sticky
+	hard     time.Time       // absolute limit on reads (SetReadLimit), or zero
+	armedR   time.Time       // the read deadline last set on raw
+	armedW   time.Time       // the write deadline last set on raw
 }
 
 // NewConn wraps raw. idle is the idle deadline of every Read and Write;
@@ -55,8 +58,8 @@ func NewConn(raw net.Conn, idle time.Duration) *Conn {
 
 // Bind makes ctx govern every Read and Write until unbind is called: when
 // ctx ends, pending and later I/O fails at once with an error matching
-// context.Cause(ctx). unbind waits until the cancellation hook can no
-// longer run, so a context that ends after unbind has no effect.
+// context.Cause(ctx). After unbind returns, a context that ends has no
+// effect.
 func (c *Conn) Bind(ctx context.Context) (unbind func()) {
 	c.mu.Lock()
 	c.gen++
@@ -64,21 +67,26 @@ func (c *Conn) Bind(ctx context.Context) (unbind func()) {
 	c.ctx = ctx
 	c.canceled = false
 	c.mu.Unlock()
-	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(done)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.gen != gen {
-			return
-		}
-		c.canceled = true
-		_ = c.raw.SetDeadline(aLongTimeAgo)
-	})
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.gen != gen {
+				return
+			}
+			c.canceled = true
+			c.armedR, c.armedW = aLongTimeAgo, aLongTimeAgo
+			_ = c.raw.SetDeadline(aLongTimeAgo)
+		})
+	}
 	return func() {
-		if !stop() {
-			<-done
+		if stop != nil {
+			stop()
 		}
+		// A hook already running finds the generation changed and does
+		// nothing; one that ran has set a deadline in the past, which the
+		// next I/O replaces.
 		c.mu.Lock()
 		if c.gen == gen {
 			c.gen++
@@ -89,8 +97,22 @@ func (c *Conn) Bind(ctx context.Context) (unbind func()) {
 	}
 }
 
-// before checks the sticky error and the bound context, then arms the idle
-// deadline for one Read (read) or Write.
+// SetReadLimit sets an absolute limit on reads: until it is cleared (with
+// the zero time), a Read fails once t has passed, however steadily bytes
+// arrive. The idle deadline still applies before it. This bounds a
+// response whose every byte must arrive in time, where a trickle of data
+// would otherwise extend the idle deadline forever.
+func (c *Conn) SetReadLimit(t time.Time) {
+	c.mu.Lock()
+	c.hard = t
+	c.mu.Unlock()
+}
+
+// before checks the sticky error and the bound context, then arms the
+// deadline for one Read (read) or Write. The idle deadline is re-armed
+// only when less than idle is left of it, and then with idle/16 to spare,
+// so that a stream of small reads costs few deadline updates: a peer that
+// makes no progress fails after between idle and 17/16 idle.
 func (c *Conn) before(read bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -101,10 +123,26 @@ func (c *Conn) before(read bool) error {
 		c.err = c.cancelErr(nil)
 		return c.err
 	}
+	armed := &c.armedW
+	if read {
+		armed = &c.armedR
+	}
 	var d time.Time
 	if c.idle > 0 {
-		d = time.Now().Add(c.idle)
+		now := time.Now()
+		d = now.Add(c.idle)
+		if armed.After(d) && (!read || c.hard.IsZero() || !armed.After(c.hard)) {
+			return nil // still far enough, and within the read limit
+		}
+		d = d.Add(c.idle / 16)
 	}
+	if read && !c.hard.IsZero() && (d.IsZero() || c.hard.Before(d)) {
+		d = c.hard
+	}
+	if d.Equal(*armed) {
+		return nil
+	}
+	*armed = d
 	// An error here means the connection is closed (the I/O that follows
 	// says so) or has no deadlines (nothing better can be done).
 	if read {
@@ -138,6 +176,8 @@ func (c *Conn) fail(err error) error {
 		switch {
 		case c.canceled:
 			err = c.cancelErr(err)
+		case errors.As(err, &ne) && ne.Timeout() && !c.hard.IsZero() && !time.Now().Before(c.hard):
+			err = fmt.Errorf("no complete response in time: %w", err)
 		case errors.As(err, &ne) && ne.Timeout():
 			err = fmt.Errorf("no progress for %v: %w", c.idle, err)
 		}
