@@ -67,7 +67,7 @@
 // source and a source that fails (a revoked refresh token: a permanent
 // mailaccess.ErrAuth; an unreachable token endpoint: a temporary one) costs
 // no connection. Servers also refuse tokens that have not expired yet (a
-// revoked grant, a password change): then Dial gets a new token at once,
+// token revoked before it expired): then Dial gets a new token at once,
 // past the source's cache, and logs in once more; only a second refusal is
 // mailaccess.ErrAuth. A TokenCache shared by all the Dials of an account
 // keeps the refreshed token for the next ones and lets concurrent Dials
