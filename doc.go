@@ -66,10 +66,10 @@
 // connection, before connecting, so an expired token is refreshed by the
 // source and a source that fails (a revoked refresh token: a permanent
 // mailaccess.ErrAuth; an unreachable token endpoint: a temporary one) costs
-// no connection. Servers also refuse tokens that have not expired yet (a
-// token revoked before it expired): then Dial gets a new token at once,
-// past the source's cache, and logs in once more; only a second refusal is
-// mailaccess.ErrAuth. A TokenCache shared by all the Dials of an account
+// no connection. A server may also refuse a token that has not expired
+// (it was revoked, or the clocks disagree): then Dial gets a new token at
+// once, past the source's cache, and logs in once more; only a second
+// refusal is mailaccess.ErrAuth. A TokenCache shared by all the Dials of an account
 // keeps the refreshed token for the next ones and lets concurrent Dials
 // share one refresh. Tokens never appear in errors or in what String and
 // slog print.
