@@ -32,10 +32,9 @@ import (
 const Mechanism = "XOAUTH2"
 
 // ErrInvalidCredentials is returned by Client.Start when the user name or
-// the token cannot be carried by XOAUTH2: the token is empty, or one of them
-// holds ^A (the field separator), CR, LF or NUL. The error never holds the
-// token.
-var ErrInvalidCredentials = errors.New("xoauth2: user name or token holds ^A, CR, LF or NUL, or the token is empty")
+// the token cannot be carried by XOAUTH2: one of them is empty or holds ^A
+// (the field separator), CR, LF or NUL. The error never holds the token.
+var ErrInvalidCredentials = errors.New("xoauth2: user name or token is empty or holds ^A, CR, LF or NUL")
 
 // Client is a sasl.Client for XOAUTH2. A Client is for one exchange; it is
 // not safe for concurrent use.
@@ -54,10 +53,10 @@ func NewClient(user, token string) *Client {
 }
 
 // Start returns the mechanism name and the initial response. It returns
-// ErrInvalidCredentials, and no response, when the token is empty or the
-// user or the token holds ^A, CR, LF or NUL.
+// ErrInvalidCredentials, and no response, when the user or the token is
+// empty or holds ^A, CR, LF or NUL.
 func (c *Client) Start() (mech string, ir []byte, err error) {
-	if c.token == "" || strings.ContainsAny(c.user, "\x01\r\n\x00") || strings.ContainsAny(c.token, "\x01\r\n\x00") {
+	if c.user == "" || c.token == "" || strings.ContainsAny(c.user, "\x01\r\n\x00") || strings.ContainsAny(c.token, "\x01\r\n\x00") {
 		return "", nil, ErrInvalidCredentials
 	}
 	return Mechanism, []byte("user=" + c.user + "\x01auth=Bearer " + c.token + "\x01\x01"), nil

@@ -33,6 +33,7 @@ func TestStartRejects(t *testing.T) {
 	const secret = "s3cret-token"
 	for _, c := range []struct{ name, user, token string }{
 		{"empty token", "alice", ""},
+		{"empty user", "", secret},
 		{"^A in user", "al\x01ice", secret},
 		{"CR in user", "alice\r", secret},
 		{"LF in user", "alice\nPASS x", secret},
