@@ -201,4 +201,3 @@ func BenchmarkDriverFetch2000(b *testing.B) {
 		}
 	}
 }
-
