@@ -113,7 +113,8 @@ Credentials (never given as a flag value):
   the password comes from $UNIMAIL_PASSWORD, or from -password-file FILE;
   an OAuth2 access token comes from -oauth2-token-file FILE or from the
   output of -oauth2-token-command CMD, read at each login, and is sent
-  with XOAUTH2 unless the URL says ;AUTH=OAUTHBEARER.
+  with XOAUTH2 unless the URL says ;AUTH=OAUTHBEARER ($UNIMAIL_PASSWORD
+  must then be unset).
 
 Output: one line per fetch on stdout,
   delivered=N skipped=N deleted=N bytes=N
