@@ -516,3 +516,25 @@ func TestRenderBar(t *testing.T) {
 func progressFor(msgs, size, doneMsgs, doneBytes int64) mailaccess.Progress {
 	return mailaccess.Progress{Messages: msgs, Bytes: size, DoneMessages: doneMsgs, DoneBytes: doneBytes}
 }
+
+// -watch rides out a failure that may pass, and says so on stderr.
+func TestWatchRetriesTemporaryFailure(t *testing.T) {
+	var refused sync.Once
+	s := poptest.NewTLSServer(t, &poptest.Config{Fault: func(c poptest.Command) poptest.Fault {
+		var f poptest.Fault
+		if c.Seq == 0 {
+			refused.Do(func() { f.Err = "[SYS/TEMP] too busy, try later" })
+		}
+		return f
+	}})
+	s.AddUser("alice", password)
+	s.SetMessages("alice", testMessages())
+	w := startWatch(t, password, "-watch", "-interval", "1h", "-maildir", filepath.Join(t.TempDir(), "Mail"), "-ca", writeCA(t, s.CertPEM()), "pop3s://alice@"+s.Addr)
+	waitFor(t, "the fetch after the refused connection", func() bool { return strings.Contains(w.out.String(), "delivered=3 ") })
+	if code := w.stop(t); code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, w.errs.String())
+	}
+	if e := w.errs.String(); !strings.Contains(e, "level=WARN") || !strings.Contains(e, "too busy") {
+		t.Fatalf("stderr %q does not report the failure", e)
+	}
+}

@@ -270,7 +270,7 @@ func credentials(c *config, target *unimail.Target, getenv func(string) string, 
 
 // tokenError is an error getting a token: it never holds the token or
 // the command's output.
-func tokenError(format string, a ...any) error {
+func tokenError(format string, a ...any) *mailaccess.Error {
 	return mailaccess.NewError("oauth2 token", mailaccess.ErrAuth, "", fmt.Errorf(format, a...))
 }
 
@@ -312,7 +312,10 @@ func tokenFromCommand(command string) func(context.Context) (string, error) {
 		var ee *exec.ExitError
 		switch {
 		case errors.As(err, &ee):
-			return "", tokenError("token command failed (%v); its output is not shown: run it yourself to see why", ee.ProcessState)
+			// It may work next time (a token endpoint that was down).
+			e := tokenError("token command failed (%v); its output is not shown: run it yourself to see why", ee.ProcessState)
+			e.Temporary = true
+			return "", e
 		case err != nil:
 			return "", tokenError("token command could not run: %v", err)
 		case out.over:
