@@ -137,7 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("retrieve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	retention := fs.String("retention", "keep", "what happens on the server to delivered mail: keep, delete, keep-for=DURATION (14d, 336h) or move=FOLDER (IMAP)")
+	retention := fs.String("retention", "keep", "the retention `POLICY`, what happens on the server to delivered mail: keep, delete, keep-for=DURATION (14d, 336h) or move=FOLDER (IMAP)")
 	fs.StringVar(&c.maildir, "maildir", "", "deliver into the Maildir `DIR` (created if missing); this or -mbox is required")
 	fs.StringVar(&c.mbox, "mbox", "", "append to the mboxrd `FILE` (created if missing), locked with flock and FILE.lock while each message is written")
 	fs.StringVar(&c.state, "state", "", "delivery state `FILE` (default: .unimail-state inside the Maildir, or the mbox FILE + \".unimail-state\")")
