@@ -92,7 +92,7 @@ type lengths struct{ up, down int64 }
 
 // TestRandomFaults runs seeded random fault schedules against a real
 // Dovecot: a proxy cuts (or stalls) the TLS connection after a random
-// number of bytes in a random direction, one to three times in a row,
+// number of bytes in a random direction, once or twice in a row,
 // then a clean run with the same State finishes. UNIMAIL_FAULT_SEED=n
 // replays one schedule with its log; UNIMAIL_LONG=1 runs 5000 schedules
 // per protocol from a random base seed; UNIMAIL_FAULT_SCHEDULES=n sets the
@@ -132,7 +132,6 @@ func TestRandomFaults(t *testing.T) {
 					t.Fatalf("schedule seed=%d: %v\nreplay: UNIMAIL_FAULT_SEED=%d go test -race -run 'TestRandomFaults/%s' ./internal/reliability/\nDovecot log:\n%s", seed, err, seed, protocol, x.d.Log())
 				}
 			}
-			t.Logf("prep %v fault %v rerun %v", tPrep, tFault, tRerun)
 			t.Logf("%s: %d schedules (seeds %d..%d), %d faulted runs, %d cuts performed (%d stalls), %d runs failed; 0 messages lost, %d duplicates (bound 0); %v",
 				protocol, st.schedules, base, base+uint64(n)-1, st.faultedRuns, st.cuts, st.stalls, st.failedRuns, st.dups, time.Since(start).Round(time.Millisecond))
 		})
@@ -178,11 +177,9 @@ func schedule(t *testing.T, x *dovecotDrop, seed uint64, cal map[mailaccess.Rete
 	msgs := sc.all()
 	l := newLedger()
 	st := &watchState{State: &mailaccess.MemoryState{}, l: l}
-	tp := time.Now()
 	if err := x.prepare(ctx, sc, st, l); err != nil {
 		return err
 	}
-	tPrep += time.Since(tp)
 	logf := func(format string, args ...any) {
 		if verbose {
 			t.Logf(format, args...)
@@ -190,18 +187,16 @@ func schedule(t *testing.T, x *dovecotDrop, seed uint64, cal map[mailaccess.Rete
 	}
 	logf("seed %d: retention %s, %d messages (%d delivered before the faults)", seed, ret, len(msgs), len(sc.pre))
 	stats.schedules++
-	faults := 1 + r.IntN(3)
+	faults := 1 + r.IntN(2)
 	n := cal[ret.Kind]
 	for i := range faults {
-		cut := faultproxy.RandomCut(r, n.up, n.down, 0.1)
+		cut := faultproxy.RandomCut(r, n.up, n.down, 0.04)
 		p, err := faultproxy.New(x.addr(), &cut)
 		if err != nil {
 			return err
 		}
-		tf := time.Now()
 		ferr := x.fetch(ctx, p.Addr, ret, st, l, faultTimeout, sc.at)
 		p.Close()
-		tFault += time.Since(tf)
 		stats.faultedRuns++
 		if p.Hits() > 0 {
 			stats.cuts++
@@ -217,9 +212,7 @@ func schedule(t *testing.T, x *dovecotDrop, seed uint64, cal map[mailaccess.Rete
 			return fmt.Errorf("after fault %d (cut %v, run: %v): %w", i+1, cut, ferr, err)
 		}
 	}
-	tr := time.Now()
 	err := retry(ctx, func() error { return x.fetch(ctx, x.addr(), ret, st, l, 10*time.Second, sc.at) })
-	tRerun += time.Since(tr)
 	if err != nil {
 		return fmt.Errorf("retention %s: clean rerun: %w", ret, err)
 	}
@@ -231,5 +224,3 @@ func schedule(t *testing.T, x *dovecotDrop, seed uint64, cal map[mailaccess.Rete
 	logf("clean rerun: every message delivered once, the server holds what %s says", ret)
 	return nil
 }
-
-var tPrep, tFault, tRerun time.Duration
