@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/unimail/unimail/mailaccess"
@@ -252,4 +253,45 @@ func parallel(n int, jobs []func() error) []error {
 	}
 	wg.Wait()
 	return errs
+}
+
+// TestCheckerCatchesLoss makes sure the invariant checks can fail: a
+// client that deletes before delivering loses mail, and a message taken
+// twice is a duplicate.
+func TestCheckerCatchesLoss(t *testing.T) {
+	s := newPopMem(t)
+	msgs := corpus(3, "checker")
+	s.seed(msgs)
+	mb, err := s.dial(t.Context(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := mb.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Delete(t.Context(), list[0].UID); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	l := newLedger()
+	if err := checkSafe(msgs, s.inbox(), nil, l); err == nil || !strings.Contains(err.Error(), "LOST") {
+		t.Fatalf("a message deleted without delivery: checkSafe said %v", err)
+	}
+	for _, m := range msgs {
+		l.delivered[sha(m)]++
+		l.recorded[sha(m)] = true
+	}
+	l.delivered[sha(msgs[1])]++
+	if _, err := checkDone(mailaccess.KeepOnServer, msgs, msgs, nil, l, nil, 0); err == nil {
+		t.Fatal("a duplicate delivery passed checkDone")
+	}
+	if n, err := checkDone(mailaccess.KeepOnServer, msgs, msgs, nil, l, nil, 1); err != nil || n != 1 {
+		t.Fatalf("one duplicate within a bound of one: %d, %v", n, err)
+	}
+	if _, err := checkDone(mailaccess.DeleteAfterFetch, msgs, msgs[:1], nil, l, nil, 1); err == nil {
+		t.Fatal("delete: a message left on the server passed checkDone")
+	}
 }

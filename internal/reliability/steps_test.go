@@ -178,23 +178,40 @@ func (m *imapMem) inject(conn int, f fault, hit *atomic.Bool) {
 	})
 }
 
-// transferred returns the index of the message that step moves (RETR n,
-// UID FETCH n with a body), or -1.
-func transferred(protocol string, s step) int {
+// transferred returns the indexes of the messages that step moves, in
+// the order the answer carries them (RETR n; UID FETCH <set> with a body,
+// one message or a batch), or nil.
+func transferred(protocol string, s step, total int) []int {
 	f := strings.Fields(s.line)
 	switch {
 	case protocol == "pop3" && s.name == "RETR" && len(f) == 2:
-		n, err := strconv.Atoi(f[1])
-		if err == nil {
-			return n - 1
+		if n, err := strconv.Atoi(f[1]); err == nil {
+			return []int{n - 1}
 		}
 	case protocol == "imap" && s.name == "UID FETCH" && strings.Contains(strings.ToUpper(s.line), "BODY") && len(f) >= 4:
-		n, err := strconv.Atoi(f[3])
-		if err == nil {
-			return n - 1 // a fresh server numbers the seeded messages from 1
+		// A fresh server numbers the seeded messages from 1.
+		var out []int
+		for _, r := range strings.Split(f[3], ",") {
+			lo, hi, isRange := strings.Cut(r, ":")
+			a, err := strconv.Atoi(lo)
+			if err != nil {
+				return nil
+			}
+			b := a
+			if isRange {
+				if hi == "*" {
+					b = total
+				} else if b, err = strconv.Atoi(hi); err != nil {
+					return nil
+				}
+			}
+			for u := min(a, b); u <= max(a, b); u++ {
+				out = append(out, u-1)
+			}
 		}
+		return out
 	}
-	return -1
+	return nil
 }
 
 // faultsFor lists the faults to try on a clean conversation: at every
@@ -213,11 +230,15 @@ func faultsFor(protocol string, steps []step, msgs [][]byte) []fault {
 			fault{kind: fAfterExec, step: s},
 			fault{kind: fAfterByte, step: s, bytes: 5},
 			fault{kind: fRefuse, step: s})
-		if i := transferred(protocol, s); i >= 0 && i < len(msgs) {
-			// The status line or the FETCH prefix is some 20 to 60
-			// bytes; half the message lands well inside it.
-			out = append(out, fault{kind: fAfterByte, step: s, bytes: 40 + len(msgs[i])/2})
-			out = append(out, fault{kind: fAfterByte, step: s, bytes: 40 + len(msgs[i]) - 8})
+		// The status line or the FETCH prefix of each message is some
+		// 20 to 50 bytes; half of each message lands well inside it.
+		prefix := 0
+		for _, i := range transferred(protocol, s, len(msgs)) {
+			if i < 0 || i >= len(msgs) {
+				continue
+			}
+			out = append(out, fault{kind: fAfterByte, step: s, bytes: prefix + 40 + len(msgs[i])/2})
+			prefix += 45 + len(msgs[i])
 		}
 	}
 	return out
