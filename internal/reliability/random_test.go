@@ -208,7 +208,7 @@ func schedule(t *testing.T, x *dovecotDrop, seed uint64, cal map[mailaccess.Rete
 			stats.failedRuns++
 		}
 		logf("fault %d: cut %v (performed: %v): %v", i+1, cut, p.Hits() > 0, ferr)
-		if err := checkSafe(msgs, x.inbox(), x.folder(), l); err != nil {
+		if err := settled(func() error { return checkSafe(msgs, x.inbox(), x.folder(), l) }); err != nil {
 			return fmt.Errorf("after fault %d (cut %v, run: %v): %w", i+1, cut, ferr, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -129,8 +130,17 @@ type quiet struct{}
 
 func (quiet) Printf(string, ...any) {}
 
-func newIMAPMem(t *testing.T) memServer {
-	s := imaptest.NewServer(t, &imaptest.Config{Logger: quiet{}})
+func newIMAPMem(t *testing.T) memServer { return newIMAPMemConfig(t, &imaptest.Config{}) }
+
+// newIMAPMemNoMove is a server without MOVE: MoveTo falls back to UID
+// COPY, UID STORE and UID EXPUNGE.
+func newIMAPMemNoMove(t *testing.T) memServer {
+	return newIMAPMemConfig(t, &imaptest.Config{NoMove: true})
+}
+
+func newIMAPMemConfig(t *testing.T, cfg *imaptest.Config) memServer {
+	cfg.Logger = quiet{}
+	s := imaptest.NewServer(t, cfg)
 	s.AddUser(user, password)
 	s.CreateFolder(user, archive)
 	return &imapMem{s}
@@ -264,6 +274,18 @@ func TestFaultAtEveryStep(t *testing.T) {
 			})
 		}
 	}
+	t.Run("imap-without-MOVE/"+mailaccess.MoveTo(archive).String(), func(t *testing.T) {
+		t.Parallel()
+		if os.Getenv("UNIMAIL_KNOWN_BUGS") != "1" {
+			// imap/move.go copies (UID COPY) and then deletes (UID
+			// STORE, UID EXPUNGE); when the connection is cut, or the
+			// server refuses, after the copy, the Fetcher keeps the
+			// records and the next run moves the same messages again:
+			// a second copy of each lands in the target folder.
+			t.Skip("known bug: without MOVE, a move cut after UID COPY leaves a second copy in the target folder after the next run (UNIMAIL_KNOWN_BUGS=1 runs it)")
+		}
+		testFaultAtEveryStep(t, "imap", newIMAPMemNoMove, mailaccess.MoveTo(archive))
+	})
 	t.Run("pop3/move", func(t *testing.T) {
 		// MoveTo on POP3 is refused before anything is fetched.
 		s := newPopMem(t)
