@@ -427,3 +427,50 @@ func benchmarkFetch(b *testing.B, proto string, raw bool) {
 	b.ReportMetric(float64(n)/perOp.Seconds(), "msgs/s")
 	b.ReportMetric(float64(perOp)/float64(rawMedian), "x-raw")
 }
+
+// TestSpawnedCanceled checks that ending the context kills the launcher
+// and the measured process with it.
+func TestSpawnedCanceled(t *testing.T) {
+	launcher := build(t, t.TempDir(), "bench/cmd/spawn")
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.Command("/bin/sh", "-c", `echo $$ > "$0"; exec sleep 30`, pidFile)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { _, err := spawned(ctx, cmd, []string{launcher}); done <- err }()
+	var pid int
+	for pid == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("returned before it was canceled: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		b, _ := os.ReadFile(pidFile)
+		fmt.Sscan(string(b), &pid)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a killed process reported success")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("spawned did not return after the context ended")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the measured process %d outlived the canceled launcher", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, after, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(after, "Z")
+}

@@ -113,7 +113,7 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 	p("- machine: %d CPUs (%s), %.1f GiB of memory, %s", meta.CPUs, orUnknown(meta.CPUModel), float64(meta.MemTotal)/(1<<30), meta.OS)
 	p("- Go: %s", meta.GoVersion)
 	p("- Dovecot: %s", orUnknown(meta.Dovecot))
-	p("- runs: %d measured runs of every case after one warm-up run; the tables show medians", meta.Runs)
+	p("- runs: %d measured runs of every case after one warm-up run (the incremental profiles say their own); the tables show medians", meta.Runs)
 	p("")
 	p("## Method")
 	p("")
@@ -132,7 +132,7 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 		p("")
 		p("## %s: %s", r.Name, r.Description)
 		p("")
-		p("%d messages, %.1f MiB; seeded in %.2f s; the first session after seeding (Dovecot indexes the Maildir) took %.2f s. A process that does nothing shows a peak RSS of %.1f MiB measured the same way.", r.Messages, mib(r.Bytes), r.Seed.Seconds(), r.FirstOpen.Seconds(), mib(r.Floor))
+		p("%d messages, %.1f MiB; seeded in %.2f s; the first session after seeding (Dovecot indexes the Maildir) took %.2f s. A process that does nothing shows a peak RSS of %.1f MiB measured the same way. %s", r.Messages, mib(r.Bytes), r.Seed.Seconds(), r.FirstOpen.Seconds(), mib(r.Floor), loadNote(r, meta.CPUs))
 		p("")
 		p("| client | protocol | wall (s) | msgs/s | MiB/s | peak RSS (MiB) | x raw | x raw in-process |")
 		p("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -151,7 +151,7 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 		p("")
 		p("## incremental: IMAP, KeepOnServer, with a file state")
 		p("")
-		p("Mailboxes of n messages of %d octets. *first run*: the state is empty, every message is delivered. *no new mail*: the state holds a complete first run, nothing is delivered; its baseline is raw-list. The raw baseline of a first run is the raw fetch.", IncrementMsg)
+		p("Mailboxes of n messages of %d octets; medians of %d measured runs after a warm-up. *first run*: the state is empty, every message is delivered. *no new mail*: the state holds a complete first run, nothing is delivered; its baseline is raw-list. The raw baseline of a first run is the raw fetch.", IncrementMsg, incr[0].Runs)
 		p("")
 		p("| messages | client | first run (s) | msgs/s | peak RSS (MiB) | x raw | no new mail (s) | peak RSS (MiB) | x raw-list |")
 		p("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -175,14 +175,28 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 			}
 		}
 		p("")
-		p("| messages | seeding (s) | first session after seeding (s) |")
-		p("|---:|---:|---:|")
+		p("| messages | seeding (s) | first session after seeding (s) | load average before / after |")
+		p("|---:|---:|---:|---|")
 		for _, r := range incr {
-			p("| %d | %.2f | %.2f |", r.Messages, r.Seed.Seconds(), r.FirstOpen.Seconds())
+			p("| %d | %.2f | %.2f | %.2f / %.2f |", r.Messages, r.Seed.Seconds(), r.FirstOpen.Seconds(), r.LoadBefore, r.LoadAfter)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// loadNote tells the load average around a profile, with a warning when
+// other work kept the machine busy.
+func loadNote(r ProfileResult, cpus int) string {
+	if r.LoadBefore < 0 || r.LoadAfter < 0 {
+		return ""
+	}
+	s := fmt.Sprintf("Load average before / after: %.2f / %.2f", r.LoadBefore, r.LoadAfter)
+	// The benchmark itself (client and Dovecot) keeps about two CPUs busy.
+	if max(r.LoadBefore, r.LoadAfter) > 2*float64(cpus) {
+		s += fmt.Sprintf(" (more than twice the %d CPUs: other work shared the machine, so absolute times are inflated and noisy)", cpus)
+	}
+	return s + "."
 }
 
 func ratio(r float64) string {

@@ -5,7 +5,8 @@
 # Usage (from anywhere; paths are relative to the repository root):
 #
 #   ./bench/run.sh [-runs N] [-profiles LIST] [-incremental-sizes LIST]
-#                  [-o FILE] [-json FILE] [-cpuprofile DIR] [-long]
+#                  [-incremental-runs N] [-o FILE] [-json FILE]
+#                  [-cpuprofile DIR] [-long]
 #
 #   -runs N                measured runs per case after one warm-up
 #                          (default 5; env BENCH_RUNS)
@@ -13,6 +14,8 @@
 #                          (default all; env BENCH_PROFILES)
 #   -incremental-sizes L   mailbox sizes of the incremental profile
 #                          (default 1000,10000,100000; env BENCH_INCREMENTAL_SIZES)
+#   -incremental-runs N    measured runs per case of the incremental profile
+#                          (default 3; env BENCH_INCREMENTAL_RUNS)
 #   -o FILE                where the Markdown goes (default BENCHMARKS.md;
 #                          "-" prints it only)
 #   -json FILE             also write the raw results as JSON
@@ -32,6 +35,7 @@ cd "$root"
 runs=${BENCH_RUNS:-5}
 profiles=${BENCH_PROFILES:-all}
 sizes=${BENCH_INCREMENTAL_SIZES:-1000,10000,100000}
+incr_runs=${BENCH_INCREMENTAL_RUNS:-3}
 out=BENCHMARKS.md
 json=""
 cpuprofile=""
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
 	-runs | --runs) runs=$2; shift 2 ;;
 	-profiles | --profiles) profiles=$2; shift 2 ;;
 	-incremental-sizes | --incremental-sizes) sizes=$2; shift 2 ;;
+	-incremental-runs | --incremental-runs) incr_runs=$2; shift 2 ;;
 	-o) out=$2; shift 2 ;;
 	-json | --json) json=$2; shift 2 ;;
 	-cpuprofile | --cpuprofile) cpuprofile=$2; shift 2 ;;
@@ -99,7 +104,7 @@ if [ "$profiles" != "none" ]; then
 		commit="$commit with uncommitted changes"
 	fi
 
-	set -- -runs "$runs" -profiles "$profiles" -incremental-sizes "$sizes" \
+	set -- -runs "$runs" -profiles "$profiles" -incremental-sizes "$sizes" -incremental-runs "$incr_runs" \
 		-launcher "$bin/spawn" -retrieve "$bin/retrieve" \
 		-command "./bench/run.sh${args:+ $args}" -commit "$commit"
 	[ "$out" = "-" ] || set -- "$@" -o "$out"

@@ -98,6 +98,11 @@ type ProfileResult struct {
 	Generate  time.Duration `json:"generate_ns"`
 	Seed      time.Duration `json:"seed_ns"`
 	FirstOpen time.Duration `json:"first_open_ns"`
+	// LoadBefore and LoadAfter are the machine's one-minute load average
+	// before the profile was generated and after its last run: other work
+	// on the machine shows there.
+	LoadBefore float64 `json:"load_before"`
+	LoadAfter  float64 `json:"load_after"`
 	// Runs is the number of measured runs per case (after one warm-up).
 	Runs int `json:"runs"`
 	// Floor is the peak RSS that a process doing nothing reports when
@@ -136,6 +141,9 @@ type Runner struct {
 	Retrieve string
 	// Runs is the number of measured runs per case, after one warm-up.
 	Runs int
+	// IncrementalRuns is Runs for the incremental profiles (0: Runs),
+	// whose first runs over large mailboxes take minutes.
+	IncrementalRuns int
 	// WorkDir holds the Maildirs and state files of the runs; it should be
 	// on tmpfs (/dev/shm) so that disk speed is not measured.
 	WorkDir string
@@ -159,10 +167,15 @@ const (
 
 // Run measures one profile.
 func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
-	res := ProfileResult{Name: p.Name, Description: p.Description, Incremental: p.Incremental, Runs: r.Runs}
-	if r.Runs < 1 {
+	runs := r.Runs
+	if p.Incremental && r.IncrementalRuns > 0 {
+		runs = r.IncrementalRuns
+	}
+	res := ProfileResult{Name: p.Name, Description: p.Description, Incremental: p.Incremental, Runs: runs}
+	if runs < 1 {
 		return res, errors.New("runs must be at least 1")
 	}
+	res.LoadBefore = LoadAverage()
 	t0 := time.Now()
 	msgs := p.Messages()
 	res.Generate = time.Since(t0)
@@ -209,7 +222,7 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 	res.FirstOpen = s.Wall
 	r.logf("%s: first session after seeding: %.2fs", p.Name, s.Wall.Seconds())
 
-	if f, err := r.Floor(); err == nil {
+	if f, err := r.Floor(ctx); err == nil {
 		res.Floor = f.MaxRSS
 	}
 	cases := r.cases(p)
@@ -218,12 +231,16 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 			return res, err
 		}
 	}
-	// One warm-up run of every case, then Runs measured runs, the cases
-	// interleaved so that a slow phase of the machine hits them alike.
+	// One warm-up run of every case, then the measured runs, the cases
+	// interleaved so that a slow phase of the machine hits them alike. The
+	// first runs of an incremental profile were warmed up above.
 	samples := make([][]Sample, len(cases))
-	for run := 0; run <= r.Runs; run++ {
+	for run := 0; run <= runs; run++ {
 		for i, c := range cases {
-			s, err := m.one(ctx, c, run == r.Runs)
+			if run == 0 && c.Phase == PhaseFirst {
+				continue
+			}
+			s, err := m.one(ctx, c, run == runs)
 			if err != nil {
 				return res, err
 			}
@@ -232,9 +249,10 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 				continue
 			}
 			samples[i] = append(samples[i], s)
-			r.logf("%s: run %d/%d %-22s %7.3fs  rss %6.1f MiB", p.Name, run, r.Runs, c, s.Wall.Seconds(), mib(s.MaxRSS))
+			r.logf("%s: run %d/%d %-22s %7.3fs  rss %6.1f MiB", p.Name, run, runs, c, s.Wall.Seconds(), mib(s.MaxRSS))
 		}
 	}
+	res.LoadAfter = LoadAverage()
 	for i, c := range cases {
 		cr := CaseResult{Case: c, Samples: samples[i], Messages: res.Messages, Bytes: res.Bytes}
 		if c.Phase == PhaseNoNew && c.Kind != KindRawList {
@@ -263,12 +281,12 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 
 // Floor measures a process that does nothing (true(1)) through the
 // launcher: its peak RSS is the floor under every measured case's.
-func (r *Runner) Floor() (Sample, error) {
+func (r *Runner) Floor(ctx context.Context) (Sample, error) {
 	path, err := exec.LookPath("true")
 	if err != nil {
 		return Sample{}, err
 	}
-	return r.runMeasured(exec.Command(path))
+	return r.runMeasured(ctx, exec.Command(path))
 }
 
 // cases lists the measured cases of a profile, baselines first.
@@ -407,12 +425,12 @@ func (m *measure) child(ctx context.Context, j Job) (Outcome, Sample, error) {
 	if err != nil {
 		return Outcome{}, Sample{}, err
 	}
-	cmd := exec.CommandContext(ctx, m.r.Exe, m.r.ExeArgs...)
+	cmd := exec.Command(m.r.Exe, m.r.ExeArgs...)
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.Env = append(os.Environ(), PasswordEnv+"="+benchPassword)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	s, err := m.r.runMeasured(cmd)
+	s, err := m.r.runMeasured(ctx, cmd)
 	if err != nil {
 		return Outcome{}, s, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
@@ -432,11 +450,11 @@ func (m *measure) retrieve(ctx context.Context, t Target, dir string) (Outcome, 
 		scheme = "pop3s"
 	}
 	url := scheme + "://" + t.User + "@" + t.Addr
-	cmd := exec.CommandContext(ctx, m.r.Retrieve, "-maildir", dir, "-retention", "keep", "-ca", t.CAFile, url)
+	cmd := exec.Command(m.r.Retrieve, "-maildir", dir, "-retention", "keep", "-ca", t.CAFile, url)
 	cmd.Env = append(os.Environ(), PasswordEnv+"="+benchPassword)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	s, err := m.r.runMeasured(cmd)
+	s, err := m.r.runMeasured(ctx, cmd)
 	if err != nil {
 		return Outcome{}, s, fmt.Errorf("retrieve: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
@@ -489,11 +507,11 @@ func checkMaildir(dir string, n int) error {
 
 // runMeasured runs cmd through the launcher and returns its wall time and
 // peak RSS.
-func (r *Runner) runMeasured(cmd *exec.Cmd) (Sample, error) {
+func (r *Runner) runMeasured(ctx context.Context, cmd *exec.Cmd) (Sample, error) {
 	if len(r.Launcher) == 0 {
 		return Sample{}, errors.New("no launcher to measure processes with")
 	}
-	return spawned(cmd, r.Launcher)
+	return spawned(ctx, cmd, r.Launcher)
 }
 
 // Median returns the median of ds (the mean of the two middle values for
@@ -508,6 +526,24 @@ func Median(ds []time.Duration) time.Duration {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// LoadAverage returns the one-minute load average from /proc/loadavg, or
+// -1 where it cannot be read.
+func LoadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }

@@ -1,12 +1,16 @@
+//go:build unix
+
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -15,16 +19,21 @@ import (
 // before the command) and returns the wall time and peak RSS that the
 // launcher reported. A command that exits with a non-zero status is an
 // error, with the Sample still filled in.
-func spawned(cmd *exec.Cmd, launcher []string) (Sample, error) {
+//
+// When ctx ends, the launcher and the command (its own process group) are
+// killed.
+func spawned(ctx context.Context, cmd *exec.Cmd, launcher []string) (Sample, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return Sample{}, err
 	}
 	defer pr.Close()
 	args := append(append(append([]string{}, launcher[1:]...), cmd.Path), cmd.Args[1:]...)
-	l := exec.Command(launcher[0], args...)
+	l := exec.CommandContext(ctx, launcher[0], args...)
 	l.Stdin, l.Stdout, l.Stderr, l.Env = cmd.Stdin, cmd.Stdout, cmd.Stderr, cmd.Env
 	l.ExtraFiles = []*os.File{pw}
+	l.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	l.Cancel = func() error { return syscall.Kill(-l.Process.Pid, syscall.SIGKILL) }
 	if err := l.Start(); err != nil {
 		pw.Close()
 		return Sample{}, err

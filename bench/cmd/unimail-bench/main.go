@@ -16,7 +16,8 @@
 // Usage:
 //
 //	unimail-bench [-runs 5] [-profiles small,mixed,large,incremental]
-//	              [-incremental-sizes 1000,10000,100000] [-o BENCHMARKS.md]
+//	              [-incremental-sizes 1000,10000,100000] [-incremental-runs 3]
+//	              [-o BENCHMARKS.md]
 //	              [-json results.json] [-retrieve PATH | -no-retrieve]
 //	              [-launcher PATH] [-cpuprofile DIR] [-workdir DIR]
 //	              [-command TEXT] [-commit TEXT]
@@ -57,6 +58,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	child := fs.Bool("child", false, "run one job read as JSON from stdin and print its outcome (used by the benchmark itself)")
 	runs := fs.Int("runs", 5, "measured runs of every case, after one warm-up run")
 	profiles := fs.String("profiles", strings.Join(bench.DefaultProfiles, ","), "profiles to run: small, mixed, large, incremental, all, or none")
+	incrRuns := fs.Int("incremental-runs", 3, "measured runs of every case of the incremental profiles (a first run of 100,000 messages takes minutes)")
 	sizes := fs.String("incremental-sizes", "1000,10000,100000", "mailbox sizes of the incremental profile")
 	out := fs.String("o", "", "write the results as Markdown into this file (such as BENCHMARKS.md)")
 	jsonOut := fs.String("json", "", "write the results as JSON into this file")
@@ -80,8 +82,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "unimail-bench: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	if *runs < 1 {
-		fmt.Fprintln(stderr, "unimail-bench: -runs must be at least 1")
+	if *runs < 1 || *incrRuns < 1 {
+		fmt.Fprintln(stderr, "unimail-bench: -runs and -incremental-runs must be at least 1")
 		return 2
 	}
 	incr, err := bench.ParseSizes(*sizes)
@@ -147,14 +149,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	meta.Commit = *commit
 
 	r := &bench.Runner{
-		Exe:           exe,
-		ExeArgs:       []string{"-child"},
-		Launcher:      []string{*launcher},
-		Retrieve:      *retrieve,
-		Runs:          *runs,
-		WorkDir:       work,
-		CPUProfileDir: *cpuDir,
-		Log:           stderr,
+		Exe:             exe,
+		ExeArgs:         []string{"-child"},
+		Launcher:        []string{*launcher},
+		Retrieve:        *retrieve,
+		Runs:            *runs,
+		IncrementalRuns: *incrRuns,
+		WorkDir:         work,
+		CPUProfileDir:   *cpuDir,
+		Log:             stderr,
 	}
 	start := time.Now()
 	var results []bench.ProfileResult

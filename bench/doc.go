@@ -1,0 +1,29 @@
+// Package bench is the benchmark of unimail: how fast the library and
+// examples/retrieve take mail from a real Dovecot 2.3, as a ratio to a raw
+// limit (package bench/rawclient) measured on the same machine in the same
+// run.
+//
+// The pieces:
+//
+//   - the workloads (Profile, ParseProfiles): small (2000 messages of about
+//     3.9 KiB), mixed (500 messages from 1 KiB to 2 MiB), large (one 100
+//     MiB message), and incremental (IMAP mailboxes of 1,000 to 100,000
+//     messages with a file state: a first run, and a run with nothing new);
+//     their messages are deterministic (Message, LargeMessage,
+//     SmallMessages, MixedMessages);
+//   - the measured clients: Raw (the baselines), Library (mailaccess.Fetcher
+//     over imap.Dial or pop.Dial, discarding the bytes), and the
+//     examples/retrieve binary into a Maildir;
+//   - the Runner, which starts a private Dovecot per profile (StartDovecot:
+//     the internal/dovecottest harness outside of a test), seeds it, and
+//     measures every case in a process of its own, started by the tiny
+//     launcher bench/cmd/spawn so that each peak RSS is the process's own;
+//     every run is checked to have delivered every message and octet;
+//   - WriteMarkdown, which renders BENCHMARKS.md.
+//
+// bench/cmd/unimail-bench is the program and bench/run.sh the one command
+// that builds and runs it. The go test benchmarks BenchmarkFetchIMAP and
+// BenchmarkFetchPOP3 measure the library on the small profile in-process
+// and report msgs/s and x-raw; like the tests, they skip when Dovecot is
+// missing unless UNIMAIL_REQUIRE_DOVECOT=1.
+package bench
