@@ -28,7 +28,26 @@
 // the number of messages delivered more than once is within the bound of
 // the safety contract (none at all without a crash).
 //
-// The normal suite runs in about a minute. UNIMAIL_LONG=1 runs the large
-// variants (thousands of random schedules, more kills). Tests that need
-// Dovecot skip when it is not installed, unless UNIMAIL_REQUIRE_DOVECOT=1.
+// # Running
+//
+// The normal suite (go test -race ./internal/reliability/) takes about a
+// minute. The environment tunes it:
+//
+//   - UNIMAIL_LONG=1 runs the large variants: 5000 random schedules per
+//     protocol from a base seed taken from the clock, 200 kills per
+//     protocol and retention, 100 rounds of torn state files;
+//   - UNIMAIL_FAULT_SEED=n replays the random schedule n alone, with a log
+//     of every cut (a failing schedule prints this command);
+//     UNIMAIL_FAULT_SCHEDULES=n sets the number of schedules;
+//   - UNIMAIL_KILL_SEED=n fixes the seed of the kill delays and of the
+//     state cuts (logged by every run);
+//   - UNIMAIL_KNOWN_BUGS=1 runs the tests of known, unfixed bugs, which
+//     are skipped otherwise;
+//   - UNIMAIL_REQUIRE_DOVECOT=1 fails, rather than skips, the tests that
+//     need Dovecot when it is not installed.
+//
+// The full-disk test mounts a 64 KiB tmpfs and so needs root (or
+// CAP_SYS_ADMIN); it skips, saying why, where it cannot mount. The same
+// failure is also simulated with a State whose writes fail, which needs
+// nothing.
 package reliability

@@ -75,7 +75,7 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 	// Each round seeds the mail drop afresh and starts the command again
 	// and again, killing it after a random delay within the window, until
 	// a run ends by itself: that is the run to completion.
-	kills, dups, rounds := 0, 0, 0
+	kills, dups, rounds, midFetch := 0, 0, 0, 0
 	for kills < target && rounds < 4*target {
 		rounds++
 		d.Seed(t, user, "INBOX", msgs)
@@ -88,6 +88,7 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 				}
 				break
 			}
+			before := filesIn(rc.maildir)
 			cmd, _, errb := rc.command(ctx)
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -107,6 +108,9 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 				cmd.Process.Kill()
 				<-exited
 				roundKills++
+				if filesIn(rc.maildir) > before {
+					midFetch++
+				}
 				if _, err := checkMaildir(msgs, d.Messages(t, user, "INBOX"), rc.maildir, false, ret, 0); err != nil {
 					t.Fatalf("round %d, after a kill %v into the run (seed %d): %v", rounds, delay, seed, err)
 				}
@@ -123,6 +127,12 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 	if kills < target {
 		t.Fatalf("only %d kills landed in %d rounds", kills, rounds)
 	}
-	t.Logf("%s %s: %d messages, clean run %v; %d rounds, %d kills; 0 messages lost, %d duplicates (bound %d)",
-		protocol, ret, msgCount, window.Round(time.Millisecond), rounds, kills, dups, kills)
+	t.Logf("%s %s: %d messages, clean run %v; %d rounds, %d kills (%d while delivering); 0 messages lost, %d duplicates (bound %d)",
+		protocol, ret, msgCount, window.Round(time.Millisecond), rounds, kills, midFetch, dups, kills)
+}
+
+// filesIn counts the files in the Maildir's new/.
+func filesIn(maildir string) int {
+	ents, _ := os.ReadDir(filepath.Join(maildir, "new"))
+	return len(ents)
 }
