@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -39,7 +40,7 @@ func TestKillRetrieve(t *testing.T) {
 		target = 200
 	}
 	seed := killSeed(t)
-	t.Logf("kill delays from UNIMAIL_KILL_SEED=%d", seed)
+	t.Logf("kill moments from UNIMAIL_KILL_SEED=%d", seed)
 	for i, protocol := range []string{"pop3", "imap"} {
 		for j, ret := range []string{"delete", "keep"} {
 			t.Run(protocol+"/"+ret, func(t *testing.T) {
@@ -63,18 +64,44 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 	r := rand.New(rand.NewPCG(seed, 0x6b111))
 	msgs := corpus(msgCount, "kill-"+protocol+"-"+ret)
 
-	// A clean run measures the window in which kills land.
+	// A clean run measures the window in which kills land: from the first
+	// message in the Maildir (before it, the command starts, connects,
+	// logs in and lists) to the end.
 	d.Seed(t, user, "INBOX", msgs)
 	cal := retrieveCmd{bin: bin, maildir: filepath.Join(dir, "cal", "Maildir"), state: filepath.Join(dir, "cal", "state"), retention: ret, url: a.url(), ca: ca}
+	cmd, _, errb := cal.command(ctx)
 	start := time.Now()
-	if _, err := cal.complete(ctx); err != nil {
-		t.Fatalf("clean run: %v\n%s", err, d.Log())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var first time.Duration
+	tick := time.NewTicker(time.Millisecond)
+	for first == 0 {
+		select {
+		case err := <-exited:
+			t.Fatalf("clean run ended before it delivered anything: %v: %s", err, errb)
+		case <-tick.C:
+			if filesIn(cal.maildir) > 0 {
+				first = time.Since(start)
+			}
+		}
+	}
+	tick.Stop()
+	if err := <-exited; err != nil {
+		t.Fatalf("clean run: %v: %s\n%s", err, errb, d.Log())
 	}
 	window := time.Since(start)
 
 	// Each round seeds the mail drop afresh and starts the command again
-	// and again, killing it after a random delay within the window, until
-	// a run ends by itself: that is the run to completion.
+	// and again, killing it at a random moment, until a run ends by
+	// itself: that is the run to completion. A moment is chosen by
+	// progress, since a run takes only some tens of milliseconds: once
+	// the Maildir has gained a random number of the messages still to
+	// come (the last one included, so that some kills land in the
+	// commit), plus a random fraction of a millisecond. One kill in eight
+	// comes at a random time before the first delivery instead.
 	kills, dups, rounds, midFetch := 0, 0, 0, 0
 	for kills < target && rounds < 4*target {
 		rounds++
@@ -89,14 +116,35 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 				break
 			}
 			before := filesIn(rc.maildir)
+			var when string
+			var moment func() <-chan time.Time
+			if r.IntN(8) == 0 {
+				delay := time.Duration(r.Int64N(int64(first)))
+				when = fmt.Sprintf("%v after the start", delay)
+				moment = func() <-chan time.Time { return time.After(delay) }
+			} else {
+				left := max(1, len(msgs)-before)
+				goal := before + 1 + r.IntN(left)
+				extra := time.Duration(r.Int64N(int64(time.Millisecond)))
+				when = fmt.Sprintf("%v after message %d reached the Maildir", extra, goal)
+				moment = func() <-chan time.Time {
+					c := make(chan time.Time, 1)
+					go func() {
+						for filesIn(rc.maildir) < goal && ctx.Err() == nil {
+							time.Sleep(300 * time.Microsecond)
+						}
+						time.Sleep(extra)
+						c <- time.Now()
+					}()
+					return c
+				}
+			}
 			cmd, _, errb := rc.command(ctx)
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
-			delay := time.Duration(r.Int64N(int64(window)))
-			timer := time.NewTimer(delay)
 			select {
 			case err := <-exited:
 				if err == nil {
@@ -104,18 +152,20 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 				} else if !strings.Contains(strings.ToLower(errb.String()), "in use") {
 					t.Fatalf("round %d: the run after %d kills: %v: %s\n%s", rounds, roundKills, err, errb, d.Log())
 				}
-			case <-timer.C:
+			case <-moment():
 				cmd.Process.Kill()
-				<-exited
+				if err := <-exited; err == nil {
+					done = true // it had just ended by itself
+					break
+				}
 				roundKills++
 				if filesIn(rc.maildir) > before {
 					midFetch++
 				}
 				if _, err := checkMaildir(msgs, d.Messages(t, user, "INBOX"), rc.maildir, false, ret, 0); err != nil {
-					t.Fatalf("round %d, after a kill %v into the run (seed %d): %v", rounds, delay, seed, err)
+					t.Fatalf("round %d, after a kill %s (seed %d): %v", rounds, when, seed, err)
 				}
 			}
-			timer.Stop()
 		}
 		n, err := checkMaildir(msgs, d.Messages(t, user, "INBOX"), rc.maildir, true, ret, roundKills)
 		if err != nil {
@@ -127,8 +177,8 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 	if kills < target {
 		t.Fatalf("only %d kills landed in %d rounds", kills, rounds)
 	}
-	t.Logf("%s %s: %d messages, clean run %v; %d rounds, %d kills (%d while delivering); 0 messages lost, %d duplicates (bound %d)",
-		protocol, ret, msgCount, window.Round(time.Millisecond), rounds, kills, midFetch, dups, kills)
+	t.Logf("%s %s: %d messages, clean run %v (first delivery at %v); %d rounds, %d kills (%d while delivering); 0 messages lost, %d duplicates (bound %d)",
+		protocol, ret, msgCount, window.Round(time.Millisecond), first.Round(time.Millisecond), rounds, kills, midFetch, dups, kills)
 }
 
 // filesIn counts the files in the Maildir's new/.
