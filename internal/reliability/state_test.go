@@ -271,7 +271,8 @@ func (f *failing) Put(ctx context.Context, mailbox string, recs ...mailaccess.Re
 	return f.watchState.Put(ctx, mailbox, recs...)
 }
 
-// TestFullDisk runs retrieve with its state on a 64 KiB tmpfs that fills
+// TestFullDisk runs retrieve with its state on a small tmpfs (16 pages:
+// 64 KiB with 4 KiB pages) that fills
 // up in the middle of the run: the write error ends the run (exit 1, the
 // error on stderr), no message is deleted that the journal does not
 // record, and once there is room again a run finishes with at most one
@@ -282,7 +283,7 @@ func TestFullDisk(t *testing.T) {
 	if err := os.Mkdir(small, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(16*os.Getpagesize()), "tmpfs", small).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a small tmpfs for the state (needs root and CAP_SYS_ADMIN): %v: %s", err, bytes.TrimSpace(out))
 	}
 	t.Cleanup(func() {
@@ -293,11 +294,13 @@ func TestFullDisk(t *testing.T) {
 	for _, protocol := range []string{"pop3", "imap"} {
 		t.Run(protocol, func(t *testing.T) {
 			a := dovecotAccount(t, protocol)
-			msgs := corpus(80, "full-"+protocol)
+			// One page of journal holds some 27 records of 150 bytes
+			// (with 4 KiB pages): the run must need more.
+			msgs := corpus(max(80, 2*os.Getpagesize()/140), "full-"+protocol)
 			a.d.Seed(t, user, "INBOX", msgs)
 			state := filepath.Join(small, protocol+".state")
 			filler := filepath.Join(small, "filler")
-			leave := fillDisk(t, filler, 4096)
+			leave := fillDisk(t, filler, int64(os.Getpagesize()))
 			rc := retrieveCmd{bin: bin, maildir: filepath.Join(fastDir(t), "Maildir"), state: state, retention: "delete", url: a.url(), ca: a.ca}
 
 			cmd, _, errb := rc.command(t.Context())
