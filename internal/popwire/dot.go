@@ -32,8 +32,12 @@ type DotReader struct {
 // DotReader returns a reader of the multi-line body that follows a +OK,
 // which must just have been read (so that the Wire's buffer holds the
 // body's first byte onwards). More than limit octets of body is a
-// *ProtocolError naming what (for example "the announced size ...").
+// *ProtocolError naming what (for example "the announced size ..."). It
+// ends the overall deadline of the response whose status line preceded
+// the body (see BeginResponse): a body is bounded by the idle deadline
+// alone, however long it takes while it keeps moving.
 func (w *Wire) DotReader(limit int64, what string) *DotReader {
+	w.EndResponse()
 	return &DotReader{w: w, limit: limit, bol: true, what: what}
 }
 

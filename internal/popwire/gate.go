@@ -46,8 +46,10 @@ func NewGate(w *Wire, greeting string) *Gate {
 
 // Expect says that the next line read is a status line, and that the body
 // that may follow it has lines of at most maxLine octets and at most
-// maxTotal octets in all.
+// maxTotal octets in all. It starts the response's overall deadline (see
+// Wire.BeginResponse).
 func (g *Gate) Expect(maxLine int, maxTotal int64) {
+	g.w.BeginResponse()
 	g.expect = true
 	g.status = ""
 	g.maxLine, g.maxTotal = maxLine, maxTotal
@@ -113,6 +115,7 @@ func (g *Gate) Read(p []byte) (int, error) {
 	}
 	n := copy(p, buf)
 	_, _ = w.br.Discard(n)
+	w.consumed(n)
 	if w.tr != nil {
 		w.tr.traceInPart(buf[:n], eol)
 	}

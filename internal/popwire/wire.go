@@ -68,6 +68,57 @@ type Wire struct {
 	err  error
 	line []byte
 	tr   *tracer // nil: no trace
+	resp respDeadline
+}
+
+// respDeadline is the overall deadline of the control response being
+// read (see BeginResponse).
+type respDeadline struct {
+	active bool
+	start  time.Time
+	n      int64 // octets read in the response
+	steps  int64 // n / responseRateUnit when the limit was last set
+}
+
+// responseRateUnit is how many octets of a control response buy one more
+// idle period: a listing of many MiB may take longer than one idle period,
+// but a server must send at least this much per period.
+const responseRateUnit = 64 << 10
+
+// BeginResponse starts the overall deadline of a control response (a
+// status line and the lines that may follow it, but not a message body):
+// it must be read whole within the idle timeout, plus one more idle
+// timeout per 64 KiB received. Unlike the idle deadline, a server cannot
+// extend it by trickling bytes. The deadline ends with EndResponse, with
+// the next BeginResponse, or when a DotReader starts a message body. A
+// Wire without idle timeout has no such deadline either.
+func (w *Wire) BeginResponse() {
+	if w.conn.idle <= 0 {
+		return
+	}
+	w.resp = respDeadline{active: true, start: time.Now()}
+	w.conn.SetReadLimit(w.resp.start.Add(w.conn.idle))
+}
+
+// EndResponse ends the deadline started by BeginResponse.
+func (w *Wire) EndResponse() {
+	if w.resp.active {
+		w.resp.active = false
+		w.conn.SetReadLimit(time.Time{})
+	}
+}
+
+// consumed counts n octets of the current control response, extending
+// its deadline by one idle period per responseRateUnit.
+func (w *Wire) consumed(n int) {
+	if !w.resp.active {
+		return
+	}
+	w.resp.n += int64(n)
+	if steps := w.resp.n / responseRateUnit; steps != w.resp.steps {
+		w.resp.steps = steps
+		w.conn.SetReadLimit(w.resp.start.Add(time.Duration(steps+1) * w.conn.idle))
+	}
 }
 
 // New returns a Wire over raw with the given idle deadline.
@@ -120,7 +171,12 @@ func (w *Wire) StartTLS(cfg *tls.Config) error {
 		w.tr.traceNote("TLS handshake")
 	}
 	tc := tls.Client(w.conn, cfg)
-	if err := tc.Handshake(); err != nil {
+	// The handshake, too, must end within the idle timeout (it is a few
+	// KiB), however slowly the server trickles it.
+	w.BeginResponse()
+	err := tc.Handshake()
+	w.EndResponse()
+	if err != nil {
 		if cerr := w.conn.Err(); cerr != nil {
 			return w.Fail(cerr)
 		}
@@ -185,6 +241,11 @@ func (w *Wire) readLine(max int) ([]byte, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
+	if !w.resp.active {
+		// A line on its own is a whole response.
+		w.BeginResponse()
+		defer w.EndResponse()
+	}
 	w.line = w.line[:0]
 	for {
 		if w.br.Buffered() == 0 {
@@ -202,6 +263,7 @@ func (w *Wire) readLine(max int) ([]byte, error) {
 		}
 		w.line = append(w.line, buf[:n]...)
 		_, _ = w.br.Discard(n)
+		w.consumed(n)
 		if done {
 			if w.tr != nil {
 				w.tr.traceIn(w.line)
@@ -267,6 +329,10 @@ func (w *Wire) ReadStatus() (string, error) {
 // without terminators. Each line may be at most MaxListLine octets; more
 // than maxLines lines or maxBytes octets in all is a *ProtocolError.
 func (w *Wire) ReadMultiline(maxLines, maxBytes int) ([]string, error) {
+	if !w.resp.active {
+		w.BeginResponse()
+		defer w.EndResponse()
+	}
 	var lines []string
 	total := 0
 	for {
