@@ -224,14 +224,16 @@ func (p *Proxy) pipe(dst, src net.Conn, dir Direction, first bool, cut *Cut, clo
 				p.hit(cut, closeBoth)
 				return
 			}
-			if _, werr := dst.Write(chunk); werr != nil {
-				return
-			}
+			// The boundary is recorded before the chunk is forwarded, so
+			// that a peer that has read it finds it in Boundaries.
 			total += int64(nr)
 			if first {
 				p.mu.Lock()
 				p.bounds[dir] = append(p.bounds[dir], total)
 				p.mu.Unlock()
+			}
+			if _, werr := dst.Write(chunk); werr != nil {
+				return
 			}
 		}
 		if err != nil {
