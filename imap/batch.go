@@ -16,14 +16,20 @@ import (
 // Limits of one batched UID FETCH (a window) and of the pipeline.
 const (
 	// windowMessages is the most UIDs in one window.
-	windowMessages = 500
+	windowMessages = 1000
 	// windowBytes is the most announced octets (RFC822.SIZE) in one
 	// window; a window holds at least one message.
-	windowBytes = 4 << 20
-	// windowsAhead is the most windows sent and not yet read to their end:
-	// the one being read and the next, so that the server always has the
-	// next command when it finishes the current one.
-	windowsAhead = 2
+	windowBytes = 8 << 20
+	// windowsAhead is the most windows sent and not yet read to their
+	// end. It is 1: the next window is sent once the current one's tagged
+	// status is in. Sending it earlier is not safe with go-imap, which
+	// reads one command's answers at a time: Dovecot, for one, sends the
+	// tagged OK of a FETCH after the data of the FETCH pipelined behind
+	// it, so waiting for the end of the first window (to learn that its
+	// last message is missing) would wait behind a literal of the second
+	// that nobody reads. The windows are large enough instead that one
+	// round trip per window is a small part of its transfer.
+	windowsAhead = 1
 )
 
 // codeExpungeIssued is RFC 5530's EXPUNGEISSUED: some of the messages
@@ -231,7 +237,7 @@ func (m *Mailbox) readWindow(r *messageReader) error {
 			}
 			if size := wm.lit.Size(); size > m.opts.ChunkSize {
 				m.conn.Kill(errors.New("oversized literal"))
-				m.discardMsg(wm)
+				_ = m.discardMsg(wm)
 				return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server announced a body of "+strconv.FormatInt(size, 10)+" octets for a message listed at "+strconv.FormatInt(m.sizes[r.uid], 10)))
 			}
 			r.msg, r.lit, r.size, r.got, r.last = wm.msg, wm.lit, wm.lit.Size(), 0, true
@@ -311,6 +317,7 @@ func (m *Mailbox) discardMsg(wm *windowMsg) error {
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
+			m.litFailed.Store(true)
 			m.conn.Kill(err)
 			return m.fail(fetchOp, err, nil)
 		}
@@ -403,14 +410,24 @@ func (m *Mailbox) settleFor(end bool) error {
 // releaseWindows makes go-imap's reader goroutine let go of the windows
 // after the connection was killed: every literal is read to its error (at
 // once: the socket is closed) and every command to its end.
+//
+// go-imap holds at most one literal open at a time. Once a literal read
+// has failed, go-imap's goroutine has gone on and ends at the dead socket,
+// and that literal, its message and its command must never be touched
+// again (they would read the socket concurrently with it): then nothing
+// is done but forgetting the windows.
 func (m *Mailbox) releaseWindows() {
 	m.pf.mu.Lock()
 	defer m.pf.mu.Unlock()
 	for _, w := range m.pf.windows {
+		if m.litFailed.Load() {
+			break
+		}
 		if w.pending != nil && w.pending.lit != nil {
 			_, _ = io.Copy(io.Discard, w.pending.lit)
+			m.litFailed.Store(true)
+			break
 		}
-		w.pending = nil
 		_ = w.cmd.Close()
 	}
 	m.pf.windows = nil

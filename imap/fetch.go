@@ -136,6 +136,7 @@ func (r *messageReader) start() error {
 				// Never drained: it may be huge. The connection goes.
 				m.conn.Kill(errors.New("oversized literal"))
 				_, _ = io.Copy(io.Discard, bs.Literal)
+				m.litFailed.Store(true)
 				return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server announced a body of "+strconv.FormatInt(bs.Literal.Size(), 10)+" octets, more than was asked for"))
 			case !r.chunked:
 			case p == nil:
@@ -216,6 +217,9 @@ func (r *messageReader) readLit(p []byte) (int, error) {
 	r.got += int64(n)
 	if err == io.EOF && r.got != r.size {
 		err = fmt.Errorf("the message literal ended after %d of %d bytes: %w", r.got, r.size, io.ErrUnexpectedEOF)
+	}
+	if err != nil && err != io.EOF {
+		r.m.litFailed.Store(true)
 	}
 	return n, err
 }

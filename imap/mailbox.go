@@ -45,7 +45,10 @@ type Mailbox struct {
 	uidNext  imap.UID    // UIDNEXT from SELECT, 0 when not sent
 	arrivals atomic.Bool // EXISTS seen since SELECT: uidNext may be stale
 	pf       prefetch    // WillOpen's announcement and batched fetches
-	log      *slog.Logger
+	// litFailed is set once a read of a message literal failed: go-imap
+	// has then let go of it, and no literal may be read again.
+	litFailed atomic.Bool
+	log       *slog.Logger
 
 	mu     sync.Mutex
 	reader *messageReader // the open reader of Open, if any
@@ -54,10 +57,10 @@ type Mailbox struct {
 
 // Compile-time checks of the interfaces that Mailbox implements.
 var (
-	_ mailaccess.Mailbox   = (*Mailbox)(nil)
-	_ mailaccess.Mover     = (*Mailbox)(nil)
-	_ mailaccess.Folders   = (*Mailbox)(nil)
-	_ mailaccess.Watcher   = (*Mailbox)(nil)
+	_ mailaccess.Mailbox     = (*Mailbox)(nil)
+	_ mailaccess.Mover       = (*Mailbox)(nil)
+	_ mailaccess.Folders     = (*Mailbox)(nil)
+	_ mailaccess.Watcher     = (*Mailbox)(nil)
 	_ mailaccess.Describer   = (*Mailbox)(nil)
 	_ mailaccess.Prefetcher  = (*Mailbox)(nil)
 	_ mailaccess.AfterLister = (*Mailbox)(nil)
