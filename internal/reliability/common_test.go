@@ -52,6 +52,8 @@ type ledger struct {
 	mu        sync.Mutex
 	delivered map[sum]int
 	recorded  map[sum]bool
+	// partial counts the messages whose body failed after some bytes.
+	partial int
 }
 
 func newLedger() *ledger {
@@ -63,6 +65,11 @@ func newLedger() *ledger {
 func (l *ledger) handle(_ context.Context, m *mailaccess.Message) error {
 	b, err := io.ReadAll(m.Body)
 	if err != nil {
+		if len(b) > 0 {
+			l.mu.Lock()
+			l.partial++
+			l.mu.Unlock()
+		}
 		return err
 	}
 	l.mu.Lock()
