@@ -367,6 +367,7 @@ func (m *Mailbox) selectFolder(ctx context.Context) error {
 	m.caps = caps
 	m.uidValidity = data.UIDValidity
 	m.uidNext = data.UIDNext
+	m.selectCount = data.NumMessages
 	m.log.Debug("imap selected", "folder", m.opts.Folder, "uidvalidity", data.UIDValidity, "uidnext", uint32(data.UIDNext), "messages", data.NumMessages)
 	for c := range caps {
 		m.capList = append(m.capList, string(c))

@@ -42,9 +42,11 @@ type Mailbox struct {
 	marks map[imap.UID]struct{} // deletion marks of the current epoch
 	sizes map[imap.UID]int64    // RFC822.SIZE from the last List
 
-	uidNext  imap.UID    // UIDNEXT from SELECT, 0 when not sent
-	arrivals atomic.Bool // EXISTS seen since SELECT: uidNext may be stale
-	pf       prefetch    // WillOpen's announcement and batched fetches
+	uidNext imap.UID // UIDNEXT from SELECT, 0 when not sent
+	// selectCount is the message count of SELECT.
+	selectCount uint32
+	arrivals    atomic.Bool // EXISTS seen since SELECT: uidNext may be stale
+	pf          prefetch    // WillOpen's announcement and batched fetches
 	// litFailed is set once a read of a message literal failed: go-imap
 	// has then let go of it, and no literal may be read again.
 	litFailed atomic.Bool
@@ -390,10 +392,13 @@ func (m *Mailbox) warn(op string, err error) error {
 
 // numMessages is the message count that the server last reported for the
 // selected folder; ok is false when go-imap has no selected folder.
+//
+// go-imap records the selected folder only after SELECT's Wait has
+// returned, so until then the count that SELECT gave is used.
 func (m *Mailbox) numMessages() (n uint32, ok bool) {
 	mb := m.client.Mailbox()
 	if mb == nil {
-		return 0, false
+		return m.selectCount, m.uidValidity != 0
 	}
 	return mb.NumMessages, true
 }
