@@ -48,6 +48,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 	}
 	size, known := m.sizes[n]
 	r := &messageReader{
+		ctx:     ctx,
 		m:       m,
 		uid:     n,
 		chunked: !known || size < 0 || size > m.opts.ChunkSize,
@@ -77,6 +78,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 // end or to an error; every path here (EOF, error, Close, Abort) ensures
 // that, or go-imap would hang.
 type messageReader struct {
+	ctx     context.Context
 	m       *Mailbox
 	uid     imap.UID
 	chunked bool
@@ -245,6 +247,14 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		if r.err != nil {
 			return 0, r.err
 		}
+		if r.ctx.Err() != nil {
+			// The connection was killed when ctx ended; what go-imap had
+			// buffered is not delivered either.
+			r.m.conn.Kill(context.Cause(r.ctx))
+			r.drop()
+			r.release(r.m.connError(fetchOp, r.m.conn.Reason()))
+			continue
+		}
 		if r.lit == nil {
 			if err := r.start(); err != nil {
 				r.release(err)
@@ -318,6 +328,13 @@ func (r *messageReader) abort() {
 	if r.err != nil {
 		return
 	}
+	r.drop()
+	r.release(r.m.connError(fetchOp, r.m.conn.Reason()))
+}
+
+// drop reads the current literal to its end or error, after the
+// connection was killed, and forgets the command.
+func (r *messageReader) drop() {
 	if r.lit != nil {
 		buf := make([]byte, 32<<10)
 		for {
@@ -327,7 +344,6 @@ func (r *messageReader) abort() {
 		}
 	}
 	r.cmd, r.msg, r.lit = nil, nil, nil
-	r.release(r.m.connError(fetchOp, r.m.conn.Reason()))
 }
 
 // release records the final state, ends the guard and detaches the reader.
