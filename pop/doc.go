@@ -39,17 +39,24 @@
 //
 // # Deadlines and failures
 //
-// Every call takes a context and is also bounded by Options.Timeout, an
-// idle deadline on every read and write: a long transfer that keeps moving
-// is never cut, a server that stops answering fails after Timeout, and
-// cancelling the context interrupts a blocked read or write at once. A
-// dropped or timed-out connection is mailaccess.ErrConnection (temporary),
-// and the session is then over: every later call fails at once, and Close
-// reports that nothing was committed. A -ERR answer is mailaccess.ErrServer
-// (or a more precise kind, such as mailaccess.ErrNotFound from Open), and
-// the session goes on. A server that breaks the protocol (garbage instead
-// of +OK or -ERR, a line that never ends, a listing with duplicate UIDs, a
-// message much longer than announced) is mailaccess.ErrProtocol.
+// Every call takes a context and is also bounded by Options.Timeout, in
+// two ways. A message body has an idle deadline: it fails when the server
+// sends nothing for Timeout (up to 1/16 more), so a long transfer that
+// keeps moving is never cut. Everything else (the greeting, every status
+// line, a SASL challenge, the CAPA, UIDL and LIST listings, the TLS
+// handshake) is a control response with an overall deadline: it must
+// arrive whole within Timeout, plus one more Timeout per 64 KiB received
+// (a listing of many MiB may take longer), so that a server that trickles
+// a byte now and then cannot hold a call forever. Writes have the idle
+// deadline. Cancelling the context interrupts a blocked read or write at
+// once. A dropped or timed-out connection is mailaccess.ErrConnection
+// (temporary), and the session is then over: every later call fails at
+// once, and Close reports that nothing was committed. A -ERR answer is
+// mailaccess.ErrServer (or a more precise kind, such as
+// mailaccess.ErrNotFound from Open), and the session goes on. A server
+// that breaks the protocol (garbage instead of +OK or -ERR, a line that
+// never ends, a listing with duplicate UIDs or malformed lines, a message
+// much longer than announced) is mailaccess.ErrProtocol.
 //
 // # Memory
 //
@@ -58,18 +65,50 @@
 // message is open at a time. A message is cut off, and the session ended,
 // when the server sends more than twice the size it announced in LIST
 // plus 64 KiB, or more than Options.MaxMessageSize; a message announced
-// larger than MaxMessageSize is refused before it is retrieved. The
-// listing (UIDL and LIST) is held in memory, bounded at 64 MiB per
-// response.
+// larger than MaxMessageSize is refused before it is retrieved. (A server
+// that announces a huge size can therefore stream up to twice that; set
+// MaxMessageSize to bound it. Memory stays flat either way.) The listing
+// (UIDL and LIST) is held in memory, bounded at 64 MiB per response.
+//
+// Measured on Linux: fetching one 100 MiB message from Dovecot through
+// mailaccess.Fetcher, with a handler that discards it, peaks at 10.8 MiB
+// of resident memory for the whole process (0.11 times the message;
+// 9.3 MiB before the fetch):
+//
+//	UNIMAIL_POP_RSS=1 go test ./pop -run PeakRSS -v
+//
+// # Observability
+//
+// Options.Logger receives the session's events through log/slog (the
+// connection, the login, the listing and each retrieval at Debug; deletion
+// marks, the QUIT commit and Abort at Info; every error at Warn).
+// Options.Trace receives a wire trace, one line per protocol line ("C: "
+// and "S: "), in which credentials are always redacted (the argument of
+// PASS, the APOP digest, every line of an AUTH exchange, and the password
+// and token wherever they would appear) and message bodies are replaced by
+// their octet count. Neither ever holds a credential, and neither do the
+// errors.
 //
 // # Pipelining
 //
-// On a server that announces PIPELINING (RFC 2449 section 6.6), Delete
-// sends its DELEs in one write and reads the answers after, and List sends
-// UIDL and LIST together. A caller that knows which messages it is going to
-// open, in which order, says so with Mailbox.WillOpen: Open then keeps
-// RETRs in flight ahead of the reader, so that fetching many small messages
-// costs one round trip per batch rather than one per message.
+// On a server that announces PIPELINING (RFC 2449 section 6.6), a batch of
+// commands (the DELEs of one Delete call, UIDL and LIST) leaves in one
+// write, sent from a second goroutine while the answers are read: one
+// round trip for any number of commands, and no deadlock when both
+// directions fill their buffers. A caller that knows which messages it is
+// going to open, in which order, says so with Mailbox.WillOpen (the
+// Fetcher does): Open then keeps RETRs in flight ahead of the reader, so
+// that fetching many small messages costs one round trip per batch rather
+// than one per message.
+//
+// BenchmarkFetch2000 compares, in one run, mailaccess.Fetcher over this
+// driver (2000 messages of 4 KiB on Dovecot over POP3S, KeepOnServer, no
+// state, a handler that discards) with a raw client that sends every RETR
+// in one write and discards what comes back, and reports the ratio of the
+// median times (the driver also asks CAPA after login and lists UIDL and
+// LIST, which the raw client skips):
+//
+//	go test ./pop -run '^$' -bench 'Fetch2000$' -benchtime 30x
 //
 // # go-pop3
 //

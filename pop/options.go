@@ -13,7 +13,7 @@ import (
 
 // Default values of Options.
 const (
-	// DefaultTimeout is the default idle deadline of every read and write.
+	// DefaultTimeout is the default of Options.Timeout.
 	DefaultTimeout = 60 * time.Second
 	// DefaultDialTimeout is the default limit on establishing the TCP
 	// connection.
@@ -47,10 +47,14 @@ type Options struct {
 	// configuration is cloned, and its ServerName filled in when empty.
 	TLSConfig *tls.Config
 
-	// Timeout is the idle deadline of every read and write: an operation
-	// fails when the server sends or accepts nothing for this long, however
-	// long the whole transfer takes. Zero means DefaultTimeout; a negative
-	// value disables it (the context of each call still applies).
+	// Timeout bounds every read and write. A message body, and every
+	// write, fails when the server sends or accepts nothing for this long
+	// (up to 1/16 more), however long the whole transfer takes. Every
+	// other response (greeting, status line, SASL challenge, listing, TLS
+	// handshake) must arrive whole within Timeout, plus one more Timeout
+	// per 64 KiB received, however steadily it trickles in. Zero means
+	// DefaultTimeout; a negative value disables both (the context of each
+	// call still applies).
 	Timeout time.Duration
 
 	// DialTimeout limits establishing the TCP connection. Zero means
