@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -49,6 +51,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		sizes:       make(map[imap.UID]int64),
 		idleRestart: idleRestartInterval,
 		secrets:     []string{o.Auth.Password},
+		tracer:      newTracer(o.Trace, o.Auth.Password),
 		log:         o.Logger.With("mailbox", mailboxName(o.Auth.Username, host, o.Folder)),
 	}
 
@@ -150,6 +153,7 @@ func mailboxName(user, host, folder string) string {
 func (m *Mailbox) open(ctx context.Context, host string) error {
 	o := &m.opts
 	copts := &imapclient.Options{UnilateralDataHandler: m.unilateralHandler()}
+	m.log.Debug("imap connect", "addr", m.conn.RemoteAddr().String(), "security", securityName(o.Security))
 
 	switch o.Security {
 	case mailaccess.SecurityTLS:
@@ -164,18 +168,23 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		if err != nil {
 			return m.tlsError("imap TLS handshake", err)
 		}
-		m.client = imapclient.New(tc, copts)
+		m.wire = m.newWire(tc)
+		m.client = imapclient.New(m.wire, copts)
 	case mailaccess.SecurityStartTLS:
-		copts.TLSConfig = tlsConfig(o.TLSConfig, host)
 		g := m.begin(ctx, "imap STARTTLS", boundTotal)
-		c, err := imapclient.NewStartTLS(m.conn, copts)
+		tc, err := m.startTLS(ctx, tlsConfig(o.TLSConfig, host))
 		g.end()
 		if err != nil {
-			return m.tlsError("imap STARTTLS", err)
+			return err
 		}
-		m.client = c
+		// The server sends no second greeting after STARTTLS: go-imap,
+		// which waits for one, is given a stand-in (without capabilities,
+		// so that it asks for them anew).
+		m.wire = m.newWire(tc)
+		m.client = imapclient.New(&greetedConn{Conn: m.wire, r: io.MultiReader(strings.NewReader("* OK TLS is on\r\n"), m.wire)}, copts)
 	default:
-		m.client = imapclient.New(m.conn, copts)
+		m.wire = m.newWire(m.conn)
+		m.client = imapclient.New(m.wire, copts)
 	}
 
 	g := m.begin(ctx, "imap greeting", boundTotal)
@@ -190,6 +199,119 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		}
 	}
 	return m.selectFolder(ctx)
+}
+
+// securityName names a Security value for the log.
+func securityName(s mailaccess.Security) string {
+	switch s {
+	case mailaccess.SecurityTLS:
+		return "tls"
+	case mailaccess.SecurityStartTLS:
+		return "starttls"
+	case mailaccess.SecurityInsecureCleartext:
+		return "cleartext"
+	}
+	return "unknown"
+}
+
+// greetedConn is the connection after STARTTLS with a stand-in greeting
+// in front of what the server sends.
+type greetedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *greetedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// maxPreTLSLine bounds the lines read before STARTTLS.
+const maxPreTLSLine = 8 << 10
+
+// startTLS reads the greeting, sends STARTTLS (RFC 3501 section 6.2.1)
+// and makes the TLS handshake. It reads one octet at a time, so that
+// nothing the server sent after its OK is read as cleartext: such bytes
+// go into the handshake, which then fails. The exchange is in the trace.
+func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
+	const op = "imap STARTTLS"
+	w := m.newWire(m.conn)
+	readLine := func() (string, error) {
+		var b []byte
+		one := make([]byte, 1)
+		for len(b) < maxPreTLSLine {
+			if _, err := io.ReadFull(w, one); err != nil {
+				return "", err
+			}
+			if one[0] == '\n' {
+				return strings.TrimRight(string(b), "\r"), nil
+			}
+			b = append(b, one[0])
+		}
+		return "", errors.New("a line longer than " + strconv.Itoa(maxPreTLSLine) + " octets before STARTTLS")
+	}
+	lost := func(err error) error {
+		if reason := m.conn.Reason(); reason != nil {
+			return m.connError(op, reason)
+		}
+		if w.failed() == nil {
+			v := &protocolViolation{err: err}
+			m.conn.Kill(v)
+			return m.violationError(op, v)
+		}
+		m.conn.Kill(err)
+		return m.connError(op, m.conn.Reason())
+	}
+	greeting, err := readLine()
+	if err != nil {
+		return nil, lost(err)
+	}
+	kind, text := statusOf(greeting, "*")
+	switch kind {
+	case "OK":
+	case "PREAUTH":
+		return nil, mailaccess.NewError(op, mailaccess.ErrTLS, "", errors.New("the server sent PREAUTH on the cleartext connection"))
+	case "BYE":
+		return nil, mailaccess.NewError("imap greeting", mailaccess.ErrServer, m.scrub(text), errors.New("the server refused the connection (BYE)"))
+	default:
+		return nil, lost(errors.New("the server's greeting is not an IMAP greeting"))
+	}
+	if _, err := io.WriteString(w, "S1 STARTTLS\r\n"); err != nil {
+		return nil, lost(err)
+	}
+	for lines := 0; ; lines++ {
+		l, err := readLine()
+		if err != nil {
+			return nil, lost(err)
+		}
+		if lines > 100 {
+			return nil, lost(errors.New("no answer to STARTTLS in 100 lines"))
+		}
+		kind, text := statusOf(l, "S1")
+		switch kind {
+		case "":
+			continue // untagged data
+		case "OK":
+		case "NO", "BAD":
+			return nil, mailaccess.NewError(op, mailaccess.ErrTLS, m.scrub(text), errors.New("the server refused STARTTLS"))
+		default:
+			return nil, lost(errors.New("the server's answer to STARTTLS is not an IMAP status"))
+		}
+		break
+	}
+	tc := tls.Client(m.conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, m.tlsError("imap TLS handshake", err)
+	}
+	return tc, nil
+}
+
+// statusOf parses "<tag> <status> <text>" for the given tag ("*" for
+// untagged): status is upper-cased, "" when line has another tag.
+func statusOf(line, tag string) (status, text string) {
+	t, rest, _ := strings.Cut(line, " ")
+	if t != tag {
+		return "", ""
+	}
+	s, text, _ := strings.Cut(rest, " ")
+	return strings.ToUpper(s), text
 }
 
 // tlsConfig returns a clone of cfg (or a new config) with ServerName set.
@@ -291,6 +413,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 			return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("token or username contains a control character"))
 		}
 		m.secrets = append(m.secrets, tok)
+		m.tracer.addSecret(tok)
 		if mech == mailaccess.MechXOAuth2 {
 			sc = xoauth2Client{user: a.Username, token: tok}
 		} else {

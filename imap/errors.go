@@ -3,6 +3,7 @@ package imap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -106,12 +107,25 @@ func (m *Mailbox) fail(op string, err error, kind func(*imap.Error) error) error
 		}
 		return m.serverError(op, kind(ie), ie)
 	}
+	if m.wire != nil && m.wire.failed() == nil {
+		// The connection itself did not fail: go-imap gave up on what the
+		// server sent (an unknown response, a malformed one), and closed
+		// the connection.
+		v := &protocolViolation{err: fmt.Errorf("%w: %v", errWire, transportCause(err))}
+		m.conn.Kill(v)
+		return m.connError(op, m.conn.Reason())
+	}
 	m.conn.Kill(transportCause(err))
 	return m.connError(op, m.conn.Reason())
 }
 
-// connError is the error for a lost connection.
+// connError is the error for a lost connection: ErrConnection
+// (Temporary), or ErrProtocol when the server broke the protocol (which
+// also matches ErrConnection: the session is gone).
 func (m *Mailbox) connError(op string, reason error) *mailaccess.Error {
+	if isViolation(reason) {
+		return m.violationError(op, reason)
+	}
 	e := mailaccess.NewError(op, mailaccess.ErrConnection, "", reason)
 	e.Temporary = true
 	return e

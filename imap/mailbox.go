@@ -51,6 +51,8 @@ type Mailbox struct {
 	// has then let go of it, and no literal may be read again.
 	litFailed atomic.Bool
 	log       *slog.Logger
+	tracer    *tracer // nil: no trace
+	wire      *wire   // the plaintext connection under the client
 
 	mu     sync.Mutex
 	reader *messageReader // the open reader of Open, if any
