@@ -69,6 +69,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 	}
 	m.conn = imapconn.New(raw)
 	if err := m.open(ctx, host); err != nil {
+		m.log.Warn("imap dial failed", "err", err)
 		m.conn.Kill(errSessionClosed)
 		if m.client != nil {
 			m.client.Close()
@@ -401,6 +402,9 @@ func (m *Mailbox) login(ctx context.Context) error {
 		g := m.begin(ctx, op, boundTotal)
 		err := m.client.Login(a.Username, a.Password).Wait()
 		g.end()
+		if err == nil {
+			m.log.Debug("imap login", "user", a.Username, "mechanism", mech)
+		}
 		return m.fail(op, err, loginKind)
 	case mailaccess.MechPlain:
 		sc = sasl.NewPlainClient("", a.Username, a.Password)
@@ -425,6 +429,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 	err := m.client.Authenticate(sc)
 	g.end()
 	if err == nil {
+		m.log.Debug("imap login", "user", a.Username, "mechanism", mech)
 		return nil
 	}
 	// Whatever happened, the connection may be out of step: end it.

@@ -350,6 +350,17 @@ func (r *messageReader) drop() {
 func (r *messageReader) release(err error) {
 	r.err = err
 	r.g.end()
+	uid := r.m.makeUID(r.uid)
+	switch {
+	case err == io.EOF:
+		r.m.log.Debug("imap fetch", "uid", string(uid), "size", r.offset, "outcome", "complete")
+	case err == errReaderClosed:
+		r.m.log.Debug("imap fetch", "uid", string(uid), "size", r.offset+r.got, "outcome", "closed before the end")
+	case errors.Is(err, mailaccess.ErrNotFound):
+		r.m.log.Debug("imap fetch", "uid", string(uid), "outcome", "not found")
+	default:
+		r.m.log.Warn("imap fetch", "uid", string(uid), "outcome", "failed", "err", err)
+	}
 	r.m.mu.Lock()
 	if r.m.reader == r {
 		r.m.reader = nil

@@ -436,6 +436,7 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
 	for _, uid := range add {
 		m.marks[uid] = struct{}{}
 	}
+	m.log.Info("imap delete marked", "messages", len(add), "marked", len(m.marks))
 	return nil
 }
 
@@ -471,7 +472,14 @@ func (m *Mailbox) Close(ctx context.Context) error {
 	if m.conn.Reason() == nil {
 		_ = m.settleOp(ctx, op, true)
 	}
+	n := len(m.marks)
 	err := m.commit(ctx, op)
+	switch {
+	case err != nil:
+		m.log.Warn("imap commit failed", "marked", n, "err", err)
+	case n > 0:
+		m.log.Info("imap commit", "expunged", n)
+	}
 	if m.conn.Reason() == nil && ctx.Err() == nil {
 		g := m.begin(ctx, "imap logout", boundTotal)
 		_ = m.client.Logout().Wait()

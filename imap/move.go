@@ -27,8 +27,15 @@ import (
 // says); ErrCommitUnknown when the connection failed after the command was
 // sent; ErrInvalidArgument for a folder holding CR, LF or NUL or a
 // malformed UID.
-func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UID) error {
+func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UID) (err error) {
 	const op = "imap move"
+	defer func() {
+		if err != nil {
+			m.log.Warn("imap move failed", "folder", folder, "messages", len(uids), "err", err)
+		} else {
+			m.log.Info("imap move", "folder", folder, "messages", len(uids))
+		}
+	}()
 	if err := mailaccess.CheckArg("folder", folder); err != nil {
 		var e *mailaccess.Error
 		if errors.As(err, &e) {
@@ -66,7 +73,6 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 	g := m.begin(ctx, op, boundTotal)
 	defer g.end()
 
-	var err error
 	if hasMove {
 		err = m.withTryCreate(folder, func() error {
 			// go-imap picks UID MOVE when the live capabilities have MOVE;

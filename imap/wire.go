@@ -79,12 +79,14 @@ func (w *wire) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write writes to the connection; the trace shows what was written.
+// Write writes to the connection; the trace shows what is written.
 func (w *wire) Write(p []byte) (int, error) {
-	n, err := w.Conn.Write(p)
-	if n > 0 && w.tr != nil {
-		_ = w.out.scan(p[:n], w.tr)
+	// Traced before it is sent, so that the trace shows the command
+	// before the answer.
+	if w.tr != nil {
+		_ = w.out.scan(p, w.tr)
 	}
+	n, err := w.Conn.Write(p)
 	if err != nil {
 		w.mu.Lock()
 		if w.readErr == nil {
