@@ -118,7 +118,9 @@
 // (USER/PASS, APOP, or SASL PLAIN, XOAUTH2 and OAUTHBEARER through
 // github.com/emersion/go-sasl) before go-pop3 sees the connection, and
 // the connection under go-pop3 hands it one line at a time, checks every
-// status line, and bounds every response. Messages are streamed by this
-// package rather than go-pop3, which would buffer them whole and rewrite
-// their line ends.
+// status line, and bounds every response. go-pop3 sends the commands and
+// reads the status lines; the bodies of multi-line answers are read by
+// this package: messages are streamed (go-pop3 would buffer them whole and
+// rewrite their line ends), and listings are read in one buffer (go-pop3
+// would copy them line by line).
 package pop

@@ -211,11 +211,14 @@ func (m *Mailbox) run(op string, cmds []command) ([]result, error) {
 				err  error
 			)
 			if c.arg > 0 {
-				body, err = m.c.Cmd(c.name, c.multi, c.arg)
+				body, err = m.c.Cmd(c.name, false, c.arg)
 			} else {
-				body, err = m.c.Cmd(c.name, c.multi)
+				body, err = m.c.Cmd(c.name, false)
 			}
 			r, err := m.outcome(op, body, err)
+			if err == nil && r.ok && c.multi {
+				r, err = m.readBody(op, c)
+			}
 			if err != nil {
 				return res, err
 			}
@@ -237,9 +240,7 @@ func (m *Mailbox) run(op string, cmds []command) ([]result, error) {
 		_, err := m.c.ReadOne()
 		r, err := m.outcome(op, nil, err)
 		if err == nil && r.ok && c.multi {
-			var body *bytes.Buffer
-			body, err = m.c.ReadAll()
-			r, err = m.outcome(op, body, err)
+			r, err = m.readBody(op, c)
 		}
 		if err != nil {
 			// The session is over: stop the writer too.
@@ -253,6 +254,17 @@ func (m *Mailbox) run(op string, cmds []command) ([]result, error) {
 		return res, m.fail(op, err)
 	}
 	return res, nil
+}
+
+// readBody reads the body of the multi-line answer to c, whose +OK was
+// just read. The Wire reads it rather than go-pop3, which would copy it
+// line by line.
+func (m *Mailbox) readBody(op string, c command) (result, error) {
+	body, err := m.w.ReadLines(popwire.MaxListLine, c.maxTotal)
+	if err != nil {
+		return result{}, m.fail(op, err)
+	}
+	return result{ok: true, body: bytes.NewBuffer(body)}, nil
 }
 
 // outcome classifies what go-pop3 returned, using the Gate's view of the
@@ -572,6 +584,9 @@ func (r *messageReader) logEnd(outcome string) {
 
 // logRetrieve logs one retrieval at Debug.
 func (m *Mailbox) logRetrieve(uid mailaccess.UID, size, octets int64, outcome string) {
+	if !m.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
 	m.log.Debug("retrieved", "uid", string(uid), "size", size, "octets", octets, "outcome", outcome)
 }
 

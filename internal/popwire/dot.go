@@ -117,3 +117,34 @@ func (r *DotReader) Done() bool { return r.done && len(r.frag) == 0 }
 
 // N returns the number of body octets read from the wire so far.
 func (r *DotReader) N() int64 { return r.n }
+
+// ReadLines reads the body of a multi-line response that is not a message
+// (CAPA, UIDL, LIST), after its +OK, up to and including the terminating
+// line, and returns it dot-unstuffed with every line ended by CRLF. A line
+// of more than maxLine octets, or more than maxTotal octets in all, is a
+// *ProtocolError. Unlike DotReader, it keeps the response's overall
+// deadline (see BeginResponse): this is control data. The trace shows each
+// line.
+func (w *Wire) ReadLines(maxLine int, maxTotal int64) ([]byte, error) {
+	var out []byte
+	var total int64
+	for {
+		line, err := w.readLine(maxLine)
+		if err != nil {
+			return nil, err
+		}
+		line = TrimEOL(line)
+		if len(line) == 1 && line[0] == '.' {
+			return out, nil
+		}
+		if len(line) > 0 && line[0] == '.' {
+			line = line[1:]
+		}
+		total += int64(len(line)) + 2
+		if total > maxTotal {
+			return nil, w.Fail(Protocolf("server sent a response longer than %d octets", maxTotal))
+		}
+		out = append(out, line...)
+		out = append(out, '\r', '\n')
+	}
+}
