@@ -52,7 +52,11 @@ func TestKillRetrieve(t *testing.T) {
 }
 
 func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, seed uint64) {
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	limit := 5 * time.Minute
+	if long() {
+		limit = time.Hour
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), limit)
 	defer cancel()
 	d := dovecottest.Start(t, nil)
 	dir := fastDir(t)
