@@ -116,3 +116,25 @@ func TestCloseRecordsNoReason(t *testing.T) {
 		t.Fatalf("Reason after Close = %v, want nil", c.Reason())
 	}
 }
+
+func TestDeadlinesFromAboveAreIgnored(t *testing.T) {
+	c, peer := pipe(t)
+	if err := c.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	go peer.Write([]byte("x"))
+	b := make([]byte, 1)
+	if _, err := c.Read(b); err != nil {
+		t.Fatalf("Read after a past deadline was set: %v, want the deadline ignored", err)
+	}
+	go io.ReadFull(peer, make([]byte, 1))
+	if _, err := c.Write(b); err != nil {
+		t.Fatalf("Write after a past deadline was set: %v", err)
+	}
+}
