@@ -161,6 +161,12 @@ func settled(check func() error) error {
 // exactly once, or was delivered and recorded; the server holds nothing
 // that was not seeded, and no message twice.
 func checkSafe(msgs, inbox, folder [][]byte, l *ledger) error {
+	return checkSafeN(msgs, inbox, folder, l, 1)
+}
+
+// checkSafeN is checkSafe with up to copies copies of a message in the
+// other folder.
+func checkSafeN(msgs, inbox, folder [][]byte, l *ledger, copies int) error {
 	seen := map[sum]bool{}
 	for _, m := range msgs {
 		seen[sha256.Sum256(m)] = true
@@ -178,7 +184,7 @@ func checkSafe(msgs, inbox, folder [][]byte, l *ledger) error {
 		// expunged: a server without MOVE, or a real server finishing a
 		// cut session's move); twice in one folder is a duplicate.
 		on := in[sha(m)] + fo[sha(m)]
-		if in[sha(m)] > 1 || fo[sha(m)] > 1 {
+		if in[sha(m)] > 1 || fo[sha(m)] > copies {
 			return fmt.Errorf("message %d is %d times in the inbox and %d times in the other folder: %w", i, in[sha(m)], fo[sha(m)], errTwice)
 		}
 		if on == 0 {
@@ -197,7 +203,13 @@ func checkSafe(msgs, inbox, folder [][]byte, l *ledger) error {
 // KeepFor, which messages must still be on the server. It returns the
 // number of duplicate deliveries.
 func checkDone(ret mailaccess.Retention, msgs, inbox, folder [][]byte, l *ledger, kept func(m []byte) bool, maxDup int) (dups int, err error) {
-	if err := checkSafe(msgs, inbox, folder, l); err != nil {
+	return checkDoneN(ret, msgs, inbox, folder, l, kept, maxDup, 1)
+}
+
+// checkDoneN is checkDone with up to copies copies of each message in the
+// target folder of MoveTo.
+func checkDoneN(ret mailaccess.Retention, msgs, inbox, folder [][]byte, l *ledger, kept func(m []byte) bool, maxDup, copies int) (dups int, err error) {
+	if err := checkSafeN(msgs, inbox, folder, l, copies); err != nil {
 		return 0, err
 	}
 	for i, m := range msgs {
@@ -232,8 +244,8 @@ func checkDone(ret mailaccess.Retention, msgs, inbox, folder [][]byte, l *ledger
 	case mailaccess.Move:
 		fo := tally(folder)
 		for i, m := range msgs {
-			if fo[sha(m)] != 1 {
-				return dups, fmt.Errorf("move: message %d is %d times in %s, want once", i, fo[sha(m)], ret.Folder)
+			if fo[sha(m)] < 1 || fo[sha(m)] > copies {
+				return dups, fmt.Errorf("move: message %d is %d times in %s, want 1 to %d", i, fo[sha(m)], ret.Folder, copies)
 			}
 		}
 		if len(inbox) != 0 {

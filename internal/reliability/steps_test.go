@@ -281,13 +281,20 @@ func TestFaultAtEveryStep(t *testing.T) {
 		t.Parallel()
 		if os.Getenv("UNIMAIL_KNOWN_BUGS") != "1" {
 			// imap/move.go copies (UID COPY) and then deletes (UID
-			// STORE, UID EXPUNGE); when the connection is cut, or the
-			// server refuses, after the copy, the Fetcher keeps the
-			// records and the next run moves the same messages again:
-			// a second copy of each lands in the target folder.
-			t.Skip("known bug: without MOVE, a move cut after UID COPY leaves a second copy in the target folder after the next run (UNIMAIL_KNOWN_BUGS=1 runs it)")
+			// STORE, UID EXPUNGE). When the server has answered the
+			// copy OK and the deletion then fails (NO, or a cut
+			// connection), the Fetcher keeps the records and the next
+			// run moves the same messages again: a second copy of each
+			// lands in the target folder, although the client knew the
+			// copy was done. (Where the copy's own outcome is unknown,
+			// a second copy is tolerated below.)
+			t.Skip("known bug: without MOVE, a move whose UID COPY succeeded but whose UID STORE/UID EXPUNGE failed leaves a second copy in the target folder after the next run (UNIMAIL_KNOWN_BUGS=1 runs it)")
 		}
-		testFaultAtEveryStep(t, "imap", newIMAPMemNoMove, mailaccess.MoveTo(archive))
+		sc := newScenario(mailaccess.MoveTo(archive))
+		sc.copyUnknown = func(f fault) bool {
+			return f.step.name == "UID COPY" && (f.kind == fAfterExec || f.kind == fAfterByte || f.kind == fStall)
+		}
+		testFaultAtEveryStepOf(t, "imap", newIMAPMemNoMove, sc)
 	})
 	t.Run("pop3/move", func(t *testing.T) {
 		// MoveTo on POP3 is refused before anything is fetched.
@@ -320,6 +327,11 @@ type scenario struct {
 	more [][]byte // arrive after that run
 	conn int      // the faulted connection
 	at   time.Time
+	// copyUnknown, when set, reports the faults after which the client
+	// cannot know whether a UID COPY was carried out; the next run may
+	// then copy again, and a second copy in the target folder is within
+	// the contract.
+	copyUnknown func(fault) bool
 }
 
 func (sc scenario) all() [][]byte { return append(append([][]byte(nil), sc.pre...), sc.more...) }
@@ -350,7 +362,11 @@ func (sc scenario) prepare(ctx context.Context, s memServer, st mailaccess.State
 func (sc scenario) kept(m []byte) bool { return count(sc.more, m) > 0 }
 
 func testFaultAtEveryStep(t *testing.T, protocol string, newServer func(*testing.T) memServer, ret mailaccess.Retention) {
-	sc := newScenario(ret)
+	testFaultAtEveryStepOf(t, protocol, newServer, newScenario(ret))
+}
+
+func testFaultAtEveryStepOf(t *testing.T, protocol string, newServer func(*testing.T) memServer, sc scenario) {
+	ret := sc.ret
 	msgs := sc.all()
 	// A clean run gives the conversation.
 	rec := newServer(t)
@@ -454,7 +470,11 @@ func faultAttempt(t *testing.T, newServer func(*testing.T) memServer, sc scenari
 	if err != nil {
 		return fired, fmt.Errorf("clean rerun after %v: %w", first, err)
 	}
-	if _, err := checkDone(sc.ret, msgs, s.inbox(), s.folder(), l, sc.kept, 0); err != nil {
+	copies := 1
+	if sc.copyUnknown != nil && sc.copyUnknown(f) {
+		copies = 2
+	}
+	if _, err := checkDoneN(sc.ret, msgs, s.inbox(), s.folder(), l, sc.kept, 0, copies); err != nil {
 		return fired, fmt.Errorf("after the faulted run (%v) and a clean rerun: %w", first, err)
 	}
 	return fired, nil
