@@ -1,9 +1,12 @@
 // Package popwire is the transport under package pop: a net.Conn wrapper
-// that gives every read and write an idle deadline and turns context
-// cancellation into an immediate error (Conn), and the POP3 wire on top of
-// it (Wire): a bounded line reader, STLS without response injection, the
-// dot-unstuffing message reader, and the line-gated connection that is
-// handed to github.com/knadh/go-pop3 (Gate).
+// that gives every read and write an idle deadline, can put an absolute
+// limit on reads, and turns context cancellation into an immediate error
+// (Conn), and the POP3 wire on top of it (Wire): a bounded line reader with
+// an overall deadline per control response, STLS without response
+// injection, the dot-unstuffing message reader, the reader of listing
+// bodies, pipelined writes that run while the answers are read, a wire
+// trace that never shows a credential, and the line-gated connection that
+// is handed to github.com/knadh/go-pop3 (Gate).
 package popwire
 
 import (
