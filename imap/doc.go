@@ -6,8 +6,9 @@
 //	})
 //
 // The Mailbox also implements mailaccess.Mover (UID MOVE),
-// mailaccess.Folders (LIST), mailaccess.Watcher (IDLE) and
-// mailaccess.Describer.
+// mailaccess.Folders (LIST), mailaccess.Watcher (IDLE),
+// mailaccess.Describer, mailaccess.Prefetcher (batched fetches) and
+// mailaccess.AfterLister (incremental listing).
 //
 // # IMAP semantics in this driver
 //
@@ -37,6 +38,61 @@
 // back: no data means the message was expunged (ErrNotFound), but data it
 // cannot match is ErrProtocol, never "gone".
 //
+// Message bytes are delivered as the server sends them. IMAP cannot carry
+// a NUL octet in BODY[] (RFC 3501 section 4.3): a server holding a
+// message with NULs must change them, and Dovecot, for one, sends 0x80
+// instead. Such a message does not come back byte for byte, and POP3 may
+// give other bytes for it than IMAP.
+//
+// # Batched fetching
+//
+// WillOpen (mailaccess.Prefetcher, which mailaccess.Fetcher calls with
+// the messages it is about to open) makes the following Open calls come
+// from batched UID FETCH <set> (UID BODY.PEEK[]) commands, each for a
+// window of up to 1000 announced messages or 8 MiB of listed size, instead
+// of one command and one round trip per message. The messages still
+// stream from the socket one at a time as the caller reads; messages
+// larger than Options.ChunkSize are not batched but fetched in chunks at
+// their Open. One window is in flight at a time: go-imap reads the answers
+// of one command at a time, and a server may send a FETCH's tagged status
+// after the data of the FETCH pipelined behind it (Dovecot does), so a
+// second window sent ahead could leave go-imap waiting behind a message
+// nobody reads. Announced messages that are not opened are read past and
+// discarded; any other command first reads the window in flight to its
+// end. Every body is checked against the size the server announced for
+// it, on every path (Read, Close, Abort, cancellation, a dropped
+// connection), so a cut message is an error, never a complete one.
+//
+// # Incremental listing
+//
+// ListAfter (mailaccess.AfterLister) lists only the messages after a
+// given UID. When SELECT's UIDNEXT (and no new message reported since)
+// shows that nothing came after it, no command is sent at all: a run that
+// finds no new mail costs the round trips of Dial and Close, however large
+// the folder. Otherwise it sends UID FETCH <uid+1>:*. Count gives the
+// number of messages in the folder as the server last reported it.
+//
+// # Logs and trace
+//
+// Options.Logger receives the session's events (connect, login, select
+// and each message at Debug; deletions, moves and the commit at Info;
+// errors at Warn). Options.Trace receives the protocol, one line per
+// protocol line prefixed "C: " or "S: ", with the arguments of LOGIN and
+// every line of an AUTHENTICATE exchange replaced by [REDACTED] and the
+// contents of literals replaced by their size:
+//
+//	C: T2 LOGIN "alice" [REDACTED]
+//	S: T2 OK Logged in
+//	C: T6 UID FETCH 1:3 (UID BODY.PEEK[])
+//	S: * 1 FETCH (UID 1 BODY[] {3032}
+//	S: [3032 octets]
+//	S: )
+//
+// Neither ever holds the password or the token. (go-imap's own
+// DebugWriter shows everything raw and is not used.) STARTTLS is sent by
+// the driver itself, before go-imap takes over the TLS connection, so
+// that the trace shows the plaintext on both sides of it.
+//
 // # Deadlines and cancellation
 //
 // go-imap has no context. Every method here takes one, and bounds each
@@ -46,13 +102,32 @@
 // that the session is dead: later calls fail at once with ErrConnection,
 // and the caller should Abort and dial again.
 //
+// Control responses (greeting, status lines, the parts of a FETCH
+// response around its literal) must be complete within Options.Timeout,
+// however slowly the server trickles them. Message bodies, and the
+// listing of List and ListAfter, are bounded by progress instead (see
+// Options.Timeout), so that large transfers over slow links are not cut
+// short; the caller's context bounds them in total. go-imap's own fixed
+// deadlines (30 seconds for a response, 5 minutes for a literal) are
+// replaced by these: a message that waits in a window while the caller is
+// busy is never cut.
+//
+// What the server sends outside message bodies is bounded: a response
+// longer than 4 MiB, or a literal other than a body larger than 1 MiB
+// (go-imap would hold either in memory), ends the session with
+// ErrProtocol at once. So do a greeting that is not IMAP and a response
+// that go-imap cannot parse, such as an unknown untagged response (go-imap
+// closes the connection on it). These errors also match ErrConnection:
+// the session is gone.
+//
 // # Errors
 //
 // Every error for a known reason is a *mailaccess.Error: ErrAuth (login
 // refused), ErrTLS (handshake, certificate, STARTTLS missing), ErrNotFound
 // (the folder at Dial, a message at Open), ErrInUse, ErrServer (a NO, with
 // the server's sanitized text; Temporary for [UNAVAILABLE] and [INUSE]),
-// ErrProtocol, ErrConnection (Temporary), ErrCommitFailed and
+// ErrProtocol (the server broke the protocol: the session is gone),
+// ErrConnection (Temporary), ErrCommitFailed and
 // ErrCommitUnknown (Close and Move), ErrUnsupported, ErrInvalidArgument (CR,
 // LF or NUL in a user name, password or folder name, refused before
 // anything is sent). No error holds a password or a token.

@@ -21,19 +21,31 @@ var errReaderClosed = errors.New("imap: read after Close")
 // the server stores them, from UID FETCH <uid> (UID BODY.PEEK[]): nothing
 // is buffered beyond go-imap's socket buffer, and \Seen is not set.
 // Messages larger than Options.ChunkSize, and messages whose size List did
-// not give, are fetched in BODY.PEEK[]<offset.size> chunks.
+// not give, are fetched in BODY.PEEK[]<offset.size> chunks. After
+// WillOpen, announced messages come from batched UID FETCH commands (see
+// WillOpen), still streamed from the socket one at a time.
 //
 // A UID of another UIDVALIDITY, or one for which the server returns no
 // data (the message was expunged), is ErrNotFound. An answer with a body
 // that go-imap could not match to the UID (some servers put the UID after
-// the literal) is ErrProtocol: the message is not known to be gone.
+// the literal) is ErrProtocol: the message is not known to be gone. In a
+// batch, a message counts as returned with no data when the server
+// answers for a later UID of the batch, or ends the batch, without it
+// (servers answer in UID order); a server that answered out of UID order
+// would have that message reported as not found once (it is offered
+// again by the next run) and batching is then turned off.
 //
 // ctx bounds the whole reading, not just this call: when it ends, the
-// connection is closed and Read fails. Options.Timeout bounds each stall.
+// connection is closed and Read fails. Options.Timeout bounds the wait
+// for the FETCH response in total, and each stall while the body streams.
 // The reader must be closed before any other method is called; Close
 // skips the rest of the message (draining the chunk in flight, so that
-// the session stays usable). Read returns io.EOF only after the server
-// confirmed the FETCH with OK.
+// the session stays usable). Read returns io.EOF only once every octet
+// of the body literal announced by the server has been read: a
+// connection that ends inside the message is an error, never a short
+// message. For a single fetch, io.EOF comes after the server confirmed
+// the FETCH with OK; in a batch, after the message's FETCH response
+// ended (the batch's tagged status is read with the next message).
 func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, error) {
 	const op = "imap fetch"
 	if err := m.ready(ctx, op); err != nil {

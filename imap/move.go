@@ -154,7 +154,7 @@ func (m *Mailbox) Folders(ctx context.Context) ([]string, error) {
 	if err := m.settleOp(ctx, op, false); err != nil {
 		return nil, err
 	}
-	g := m.begin(ctx, op, boundStall)
+	g := m.begin(ctx, op, boundTotal)
 	defer g.end()
 	list, err := m.client.List("", "*", nil).Collect()
 	if err != nil {

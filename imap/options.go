@@ -55,10 +55,14 @@ type Options struct {
 	// sets \Seen.
 	Folder string
 
-	// Timeout bounds each command: the time until its answer is complete.
-	// While a message or the list streams, it bounds instead the time
-	// during which no byte moves, so that large transfers are not cut
-	// short. DefaultTimeout when zero.
+	// Timeout bounds each command: the time until its answer is complete,
+	// however slowly the server trickles it. Two transfers are bounded
+	// otherwise, so that large ones are not cut short: a message body
+	// streams as long as some byte moves within Timeout (a server sending
+	// one byte at a time can make that last long; the caller's context is
+	// the bound on the whole), and the list of List and ListAfter has
+	// Timeout without progress and Timeout plus one millisecond per
+	// message in the folder in total. DefaultTimeout when zero.
 	Timeout time.Duration
 
 	// DialTimeout bounds the TCP connection, DefaultDialTimeout when zero.
