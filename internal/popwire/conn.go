@@ -131,15 +131,21 @@ func (c *Conn) before(read bool) error {
 		armed = &c.armedR
 	}
 	var d time.Time
+	hard := read && !c.hard.IsZero()
 	if c.idle > 0 {
-		now := time.Now()
-		d = now.Add(c.idle)
-		if armed.After(d) && (!read || c.hard.IsZero() || !armed.After(c.hard)) {
-			return nil // still far enough, and within the read limit
+		// The progress deadline may lie between now+idle and idle/16
+		// later: one already armed in that window is kept.
+		lo := time.Now().Add(c.idle)
+		hi := lo.Add(c.idle / 16)
+		switch {
+		case hard && c.hard.Before(hi):
+			d = c.hard
+		case !armed.Before(lo) && !armed.After(hi):
+			return nil
+		default:
+			d = hi
 		}
-		d = d.Add(c.idle / 16)
-	}
-	if read && !c.hard.IsZero() && (d.IsZero() || c.hard.Before(d)) {
+	} else if hard {
 		d = c.hard
 	}
 	if d.Equal(*armed) {

@@ -102,3 +102,20 @@ func TestBodyDeadlineIsProgress(t *testing.T) {
 		t.Fatalf("%d octets", n)
 	}
 }
+
+func TestIdleDeadlineWithinExtendedResponse(t *testing.T) {
+	// A listing that has earned a long overall deadline still fails on the
+	// idle deadline when it stops moving.
+	client, server := net.Pipe()
+	t.Cleanup(func() { client.Close(); server.Close() })
+	const idle = 100 * time.Millisecond
+	go func() {
+		_, _ = server.Write([]byte(strings.Repeat("1 x\r\n", 40<<10))) // 200 KiB: four more periods
+		_, _ = io.Copy(io.Discard, server)
+	}()
+	w := New(client, idle)
+	_, err := w.ReadMultiline(1<<30, 1<<30)
+	if err == nil || !strings.Contains(err.Error(), "no progress") {
+		t.Fatalf("got %v", err)
+	}
+}
