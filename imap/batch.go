@@ -232,8 +232,10 @@ func (m *Mailbox) readWindow(r *messageReader) error {
 		case idx == want:
 			w.pos = idx + 1
 			if wm.lit == nil {
-				_ = m.discardMsg(wm)
-				return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server returned NIL for the message body"))
+				if err := m.discardMsg(wm); err != nil {
+					return err
+				}
+				return m.nilBody(r.uid)
 			}
 			if size := wm.lit.Size(); size > m.opts.ChunkSize {
 				m.conn.Kill(errors.New("oversized literal"))
@@ -261,6 +263,14 @@ var errExpungeIssued = errors.New("the server says some messages were expunged")
 func (m *Mailbox) notFound(uid imap.UID) error {
 	return mailaccess.NewError(fetchOp, mailaccess.ErrNotFound, "",
 		errors.New("no message with UID "+strconv.FormatUint(uint64(uid), 10)+" (expunged)"))
+}
+
+// nilBody is the error for BODY[] NIL, which Dovecot sends for a message
+// that another session expunged (its content is gone; the tagged status
+// then says NO [EXPUNGEISSUED]): ErrNotFound.
+func (m *Mailbox) nilBody(uid imap.UID) error {
+	return mailaccess.NewError(fetchOp, mailaccess.ErrNotFound, "",
+		errors.New("the server has no content any more for UID "+strconv.FormatUint(uint64(uid), 10)+" (BODY[] NIL: expunged by another session)"))
 }
 
 func (m *Mailbox) strayError(uid imap.UID) error {

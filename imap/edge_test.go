@@ -97,19 +97,55 @@ func TestOpenNoDataIsNotFound(t *testing.T) {
 	}
 }
 
-func TestOpenNILBodyIsProtocolError(t *testing.T) {
-	s := newScriptServer(t, scriptCaps, func(c *scriptConn, tag, verb, rest string) bool {
-		if verb != "UID FETCH" {
-			return false
+// Dovecot answers BODY[] NIL for a message that another session
+// expunged, and ends the FETCH with NO [EXPUNGEISSUED]: the message is
+// gone. Another NO is the server's error (for a single fetch; in a batch,
+// the NIL is answered before the status is known).
+func TestOpenNILBodyIsNotFound(t *testing.T) {
+	for _, tc := range []struct {
+		status string
+		want   error
+	}{
+		{"OK done", mailaccess.ErrNotFound},
+		{"NO [EXPUNGEISSUED] Some of the requested messages no longer exist", mailaccess.ErrNotFound},
+		{"NO [SERVERBUG] broken", mailaccess.ErrServer},
+	} {
+		s := newScriptServer(t, scriptCaps, func(c *scriptConn, tag, verb, rest string) bool {
+			switch {
+			case verb == "UID FETCH" && strings.Contains(rest, "RFC822.SIZE"):
+				c.send(listAnswer)
+				c.send(tag + " OK done")
+			case verb == "UID FETCH":
+				c.send("* 1 FETCH (UID 7 BODY[] NIL)")
+				c.send(tag + " " + tc.status)
+			default:
+				return false
+			}
+			return true
+		})
+		mb := dialScript(t, s, 5*time.Second)
+		for _, batched := range []bool{false, true} {
+			if batched {
+				list, err := mb.List(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				mb.WillOpen(list[0].UID)
+			}
+			_, err := mb.Open(t.Context(), "42/7")
+			want := tc.want
+			if batched {
+				// A batch's status comes after the message has been
+				// answered for: NIL alone says expunged.
+				want = mailaccess.ErrNotFound
+			}
+			if !errors.Is(err, want) {
+				t.Fatalf("%s, batched %v: Open = %v, want %v", tc.status, batched, err, want)
+			}
 		}
-		c.send("* 1 FETCH (UID 7 BODY[] NIL)")
-		c.send(tag + " OK done")
-		return true
-	})
-	mb := dialScript(t, s, 5*time.Second)
-	_, err := mb.Open(t.Context(), "42/7")
-	if !errors.Is(err, mailaccess.ErrProtocol) {
-		t.Fatalf("Open = %v, want ErrProtocol", err)
+		if _, err := mb.List(t.Context()); err != nil {
+			t.Fatalf("%s: the session did not survive: %v", tc.status, err)
+		}
 	}
 }
 

@@ -25,8 +25,10 @@ var errReaderClosed = errors.New("imap: read after Close")
 // WillOpen, announced messages come from batched UID FETCH commands (see
 // WillOpen), still streamed from the socket one at a time.
 //
-// A UID of another UIDVALIDITY, or one for which the server returns no
-// data (the message was expunged), is ErrNotFound. An answer with a body
+// A UID of another UIDVALIDITY, one for which the server returns no data
+// (the message was expunged), or one whose body the server returns as NIL
+// (Dovecot's answer for a message that another session expunged) is
+// ErrNotFound. An answer with a body
 // that go-imap could not match to the UID (some servers put the UID after
 // the literal) is ErrProtocol: the message is not known to be gone. In a
 // batch, a message counts as returned with no data when the server
@@ -145,7 +147,14 @@ func (r *messageReader) start() error {
 				// NIL past the end of the message: nothing more.
 				bs.Literal = emptyLiteral{}
 			case bs.Literal == nil:
-				return protocolErr("the server returned NIL for the message body")
+				// Dovecot's answer for a message that another session
+				// expunged: no content any more.
+				err := cmd.Close()
+				var ie *imap.Error
+				if err == nil || (errors.As(err, &ie) && m.conn.Reason() == nil && ie.Code == codeExpungeIssued) {
+					return m.nilBody(r.uid)
+				}
+				return m.fail(fetchOp, err, nil)
 			case r.oversized(bs.Literal.Size(), p != nil):
 				// Never drained: it may be huge. The connection goes.
 				m.conn.Kill(errors.New("oversized literal"))
