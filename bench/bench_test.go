@@ -357,6 +357,12 @@ func TestRunnerTiny(t *testing.T) {
 		t.Errorf("library no-new: %+v", c)
 	}
 
+	// A case over its time limit is killed and fails the profile.
+	r.CaseTimeout = time.Nanosecond
+	if _, err := r.Run(t.Context(), profiles[0]); err == nil || !strings.Contains(err.Error(), "took longer than") {
+		t.Errorf("a case over CaseTimeout: %v", err)
+	}
+
 	var md bytes.Buffer
 	meta := CollectMeta("test", r.Runs)
 	if meta.Dovecot == "" {

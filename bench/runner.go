@@ -147,6 +147,10 @@ type Runner struct {
 	// WorkDir holds the Maildirs and state files of the runs; it should be
 	// on tmpfs (/dev/shm) so that disk speed is not measured.
 	WorkDir string
+	// CaseTimeout bounds each measured process (0: no bound); one that
+	// takes longer is killed and the profile fails, so that a hung client
+	// cannot stall the benchmark.
+	CaseTimeout time.Duration
 	// CPUProfileDir, when set, receives a CPU profile of the last measured
 	// run of each library case (library-<proto>-<profile>.pprof).
 	CPUProfileDir string
@@ -356,6 +360,11 @@ func (m *measure) prepareNoNew(ctx context.Context) error {
 
 // one runs case c once and checks what it delivered.
 func (m *measure) one(ctx context.Context, c Case, last bool) (Sample, error) {
+	if m.r.CaseTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, m.r.CaseTimeout, fmt.Errorf("%s took longer than %v", c, m.r.CaseTimeout))
+		defer cancel()
+	}
 	t := m.targets[c.Proto]
 	var (
 		out Outcome
@@ -400,6 +409,9 @@ func (m *measure) one(ctx context.Context, c Case, last bool) (Sample, error) {
 		err = errors.New("unknown case kind " + c.Kind)
 	}
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = fmt.Errorf("%w (%v)", err, cause)
+		}
 		return s, fmt.Errorf("%s %s: %w", m.p.Name, c, err)
 	}
 	if c.Phase == PhaseNoNew && c.Kind != KindRawList {
