@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -235,6 +236,13 @@ func FuzzSASLReply(f *testing.F) {
 		if oauth {
 			o.Auth = mailaccess.Auth{Username: "alice", Mechanism: "XOAUTH2", Token: func(context.Context) (string, error) { return token, nil }}
 		}
+		// A hang crashes the worker with every stack, so that the fuzzer
+		// keeps the input.
+		watchdog := time.AfterFunc(10*time.Second, func() {
+			buf := make([]byte, 1<<20)
+			panic(fmt.Sprintf("login hung on reply %q:\n%s", reply, buf[:runtime.Stack(buf, true)]))
+		})
+		defer watchdog.Stop()
 		start := time.Now()
 		mb, err := Dial(t.Context(), "127.0.0.1:110", o)
 		if d := time.Since(start); d > 5*time.Second {
