@@ -272,13 +272,13 @@ func (t *tracer) line(server bool, line []byte, first, cut bool) {
 		text += "…"
 	}
 	if server {
-		tag, rest, _ := strings.Cut(text, " ")
+		tag, _, _ := strings.Cut(text, " ")
 		switch {
 		case t.auth && first && tag == "+":
+			// A SASL challenge.
 			text = "+ " + redacted
 		case t.auth && first && tag == t.authTag:
-			t.auth = false
-			_ = rest
+			t.auth = false // the exchange is over
 		}
 		t.emit(true, text)
 		return
