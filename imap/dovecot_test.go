@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/unimail/unimail/imap"
@@ -112,5 +113,52 @@ func TestDovecotBatchVanished(t *testing.T) {
 	}
 	if err := mb.Close(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDovecotListAfterNothingNew counts the commands of a whole
+// no-new-mail session (Dial, ListAfter, Close) on a folder of 10 and of
+// 5000 messages: they are the same, and none is a FETCH.
+func TestDovecotListAfterNothingNew(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	var counts []int
+	for _, n := range []int{10, 5000} {
+		raws := make([][]byte, n)
+		for i := range raws {
+			raws[i] = message(i, 100)
+		}
+		srv.Seed(t, dovecotUser, "INBOX", raws)
+		o := dovecotOptions(srv)
+		tr := &syncBuffer{}
+		o.Trace = tr
+		mb, err := imap.Dial(t.Context(), srv.IMAPSAddr, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mb.Count() != n {
+			t.Fatalf("Count = %d, want %d", mb.Count(), n)
+		}
+		last := mailaccess.UID(mb.Describe().UIDEpoch + "/" + itoa(n))
+		list, err := mb.ListAfter(t.Context(), last)
+		if err != nil || len(list) != 0 {
+			t.Fatalf("ListAfter = %d, %v", len(list), err)
+		}
+		if err := mb.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var cmds []string
+		for _, l := range strings.Split(tr.String(), "\n") {
+			if c, ok := strings.CutPrefix(l, "C: "); ok {
+				cmds = append(cmds, c)
+				if strings.Contains(c, "FETCH") {
+					t.Fatalf("a FETCH was sent: %s", c)
+				}
+			}
+		}
+		counts = append(counts, len(cmds))
+		t.Logf("%d messages: %d commands: %q", n, len(cmds), cmds)
+	}
+	if counts[0] != counts[1] {
+		t.Fatalf("commands: %d for 10 messages, %d for 5000", counts[0], counts[1])
 	}
 }
