@@ -354,3 +354,93 @@ func TestMessageParse(t *testing.T) {
 		t.Fatalf("subjects %q, parse errors %v", subjects, perr)
 	}
 }
+
+func uidFetches(cmds []imaptest.Command) int {
+	n := 0
+	for _, c := range cmds {
+		if c.Name == "UID FETCH" {
+			n++
+		}
+	}
+	return n
+}
+
+// With KeepOnServer on IMAP, a run with nothing new lists nothing: the
+// State's mark and UIDNEXT say so. New mail costs one short listing;
+// messages deleted by another client are noticed by the count and the
+// State is pruned.
+func TestIncrementalKeep(t *testing.T) {
+	s := imapServer(t, nil, 50)
+	st := &mailaccess.MemoryState{}
+	f := &mailaccess.Fetcher{State: st}
+	out := &sink{}
+	rep, err := f.Fetch(t.Context(), dialIMAP(t, s), out.handle)
+	if err != nil || rep.Delivered != 50 {
+		t.Fatalf("first run: %+v, %v", rep, err)
+	}
+	if mark, _ := st.Mark(t.Context(), rep.Mailbox); mark == "" {
+		t.Fatal("no mark after the first run")
+	}
+	before := uidFetches(s.Commands())
+	rep, err = f.Fetch(t.Context(), dialIMAP(t, s), out.handle)
+	if err != nil || rep.Delivered != 0 || rep.Skipped != 50 || rep.Listed != 50 {
+		t.Fatalf("second run: %+v, %v", rep, err)
+	}
+	if n := uidFetches(s.Commands()) - before; n != 0 {
+		t.Fatalf("a run with nothing new sent %d UID FETCH: %v", n, s.Commands())
+	}
+	s.Append(user, "INBOX", mailaccesstest.Message(51))
+	rep, err = f.Fetch(t.Context(), dialIMAP(t, s), out.handle)
+	if err != nil || rep.Delivered != 1 || rep.Skipped != 50 {
+		t.Fatalf("run with new mail: %+v, %v", rep, err)
+	}
+	// Another client deletes two messages: the count disagrees, the run
+	// lists everything once, nothing is delivered again, and the State
+	// forgets the two.
+	other := dialIMAP(t, s)
+	list, _ := other.List(t.Context())
+	other.Delete(t.Context(), list[0].UID, list[1].UID)
+	if err := other.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = f.Fetch(t.Context(), dialIMAP(t, s), out.handle)
+	if err != nil || rep.Delivered != 0 || rep.Skipped != 49 {
+		t.Fatalf("run after deletions elsewhere: %+v, %v", rep, err)
+	}
+	recs, _ := st.Records(t.Context(), rep.Mailbox)
+	if len(recs) != 49 {
+		t.Fatalf("State holds %d records, want 49", len(recs))
+	}
+	before = uidFetches(s.Commands())
+	rep, err = f.Fetch(t.Context(), dialIMAP(t, s), out.handle)
+	if err != nil || rep.Delivered != 0 || uidFetches(s.Commands()) != before {
+		t.Fatalf("incremental again: %+v, %v", rep, err)
+	}
+	if len(out.got) != 51 {
+		t.Fatalf("delivered %d in all, want 51", len(out.got))
+	}
+}
+
+// KeepFor with the incremental listing still deletes old messages that
+// the listing no longer shows.
+func TestIncrementalKeepFor(t *testing.T) {
+	s := imapServer(t, nil, 3)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := &mailaccess.Fetcher{Retention: mailaccess.KeepFor(24 * time.Hour), State: &mailaccess.MemoryState{}, Now: func() time.Time { return now }}
+	out := &sink{}
+	if rep, err := f.Fetch(t.Context(), dialIMAP(t, s), out.handle); err != nil || rep.Delivered != 3 {
+		t.Fatalf("day 0: %+v, %v", rep, err)
+	}
+	now = now.Add(12 * time.Hour)
+	s.Append(user, "INBOX", mailaccesstest.Message(4))
+	if rep, err := f.Fetch(t.Context(), dialIMAP(t, s), out.handle); err != nil || rep.Delivered != 1 || rep.Deleted != 0 {
+		t.Fatalf("12h: %+v, %v", rep, err)
+	}
+	now = now.Add(13 * time.Hour)
+	if rep, err := f.Fetch(t.Context(), dialIMAP(t, s), out.handle); err != nil || rep.Deleted != 3 {
+		t.Fatalf("25h: %+v, %v", rep, err)
+	}
+	if got := s.Messages(user, "INBOX"); len(got) != 1 || !bytes.Equal(got[0], mailaccesstest.Message(4)) {
+		t.Fatalf("server holds %d", len(got))
+	}
+}
