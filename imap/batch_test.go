@@ -273,13 +273,13 @@ func TestWillOpenAbortAndCancel(t *testing.T) {
 	}
 }
 
-// TestWillOpenLiteralDeadline checks that a message that waits in a
+// TestWillOpenSlowCaller checks that a message that waits in a
 // window while the caller is busy is not cut by a read deadline.
 func TestWillOpenSlowCaller(t *testing.T) {
 	s := newServer(t, nil)
 	raws := seed(s, 3, false)
 	o := options(s)
-	o.Timeout = 300 * time.Millisecond
+	o.Timeout = 100 * time.Millisecond
 	mb := dial(t, s, o)
 	list, err := mb.List(t.Context())
 	if err != nil {
@@ -287,7 +287,7 @@ func TestWillOpenSlowCaller(t *testing.T) {
 	}
 	mb.WillOpen(uids(list)...)
 	for i, info := range list {
-		time.Sleep(500 * time.Millisecond) // longer than Timeout, between messages
+		time.Sleep(200 * time.Millisecond) // longer than Timeout, between messages
 		if got := readAll(t, mb, info.UID); !bytes.Equal(got, raws[i]) {
 			t.Fatalf("message %d not byte-exact", i)
 		}
