@@ -650,3 +650,47 @@ func TestCancelDuringList(t *testing.T) {
 		t.Fatalf("List afterwards = %v, %v", list, err)
 	}
 }
+
+// In a batch, a body that go-imap cannot match (its UID after the
+// literal) makes the message it belonged to ErrProtocol, never "gone";
+// the next message of the batch still comes through.
+func TestBatchStrayIsProtocolError(t *testing.T) {
+	s := newScriptServer(t, scriptCaps, func(c *scriptConn, tag, verb, rest string) bool {
+		switch {
+		case verb == "UID FETCH" && strings.Contains(rest, "RFC822.SIZE"):
+			c.send(listAnswer)
+			c.send(`* 2 FETCH (UID 8 RFC822.SIZE 5 INTERNALDATE "01-Jan-2024 00:00:00 +0000")`)
+			c.send(tag + " OK done")
+		case verb == "UID FETCH" && strings.HasPrefix(rest, "7:8 "):
+			c.send("* 1 FETCH (BODY[] {5}")
+			c.Write([]byte("hello UID 7)\r\n"))
+			c.send("* 2 FETCH (UID 8 BODY[] {5}")
+			c.Write([]byte("world)\r\n"))
+			c.send(tag + " OK done")
+		default:
+			return false
+		}
+		return true
+	})
+	mb := dialScript(t, s, 5*time.Second)
+	list, err := mb.List(t.Context())
+	if err != nil || len(list) != 2 {
+		t.Fatalf("List = %v, %v", list, err)
+	}
+	mb.WillOpen(list[0].UID, list[1].UID)
+	if _, err := mb.Open(t.Context(), list[0].UID); !errors.Is(err, mailaccess.ErrProtocol) {
+		t.Fatalf("Open of the unmatched message = %v, want ErrProtocol", err)
+	}
+	r, err := mb.Open(t.Context(), list[1].UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil || string(b) != "world" {
+		t.Fatalf("second message = %q, %v", b, err)
+	}
+	r.Close()
+	if err := mb.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
