@@ -516,7 +516,10 @@ func (r *run) one(info MessageInfo) error {
 		r.step(true, false, 0)
 		return nil
 	}
-	log := r.log.With("uid", string(info.UID), "size", info.Size)
+	log := r.log
+	if r.f.Logger != nil {
+		log = log.With("uid", string(info.UID), "size", info.Size)
+	}
 	if max := r.f.MaxSize; max > 0 && info.Size > max {
 		r.rep.TooLarge++
 		r.problem(info.UID, NewError("fetch", ErrTooLarge, "", fmt.Errorf("%d octets announced, limit %d", info.Size, max)))
@@ -535,7 +538,11 @@ func (r *run) one(info MessageInfo) error {
 		}
 		return err
 	}
-	m := &meter{r: body, h: sha256.New(), max: r.f.MaxSize}
+	m := &meter{r: body, max: r.f.MaxSize}
+	if r.f.State != nil {
+		// The fingerprint is kept only in a State.
+		m.h = sha256.New()
+	}
 	var src io.Reader = m
 	var sp *spool
 	if r.spoolAll {
@@ -550,7 +557,7 @@ func (r *run) one(info MessageInfo) error {
 		}
 		defer sp.close()
 		var sum [sha256.Size]byte
-		copy(sum[:], m.h.Sum(nil))
+		copy(sum[:], m.sum())
 		if old, ok := r.byHash[sum]; ok {
 			rec := Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: old.Delivered, Size: m.n, SHA256: sum}
 			if err := r.record(rec); err != nil {
@@ -594,7 +601,7 @@ func (r *run) one(info MessageInfo) error {
 		return nil
 	}
 	var sum [sha256.Size]byte
-	copy(sum[:], m.h.Sum(nil))
+	copy(sum[:], m.sum())
 	now := r.f.now()
 	if err := r.record(Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: now, Size: m.n, SHA256: sum}); err != nil {
 		return err
@@ -712,7 +719,9 @@ func (m *meter) Read(p []byte) (int, error) {
 	}
 	n, err := m.r.Read(p)
 	if n > 0 {
-		m.h.Write(p[:n])
+		if m.h != nil {
+			m.h.Write(p[:n])
+		}
 		m.n += int64(n)
 		if m.max > 0 && m.n > m.max {
 			m.err = NewError("fetch", ErrTooLarge, "", fmt.Errorf("more than %d octets", m.max))
@@ -725,6 +734,14 @@ func (m *meter) Read(p []byte) (int, error) {
 		m.err = err
 	}
 	return n, err
+}
+
+// sum returns the SHA-256 of the bytes read, or nil when not hashing.
+func (m *meter) sum() []byte {
+	if m.h == nil {
+		return nil
+	}
+	return m.h.Sum(nil)
 }
 
 // spool holds one whole message, in memory up to spoolMem and in a

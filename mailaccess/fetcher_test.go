@@ -231,23 +231,25 @@ func TestIMAPExpungeRefused(t *testing.T) {
 func TestVanished(t *testing.T) {
 	s := imapServer(t, nil, 3)
 	out := &sink{}
-	first := true
-	h := func(ctx context.Context, m *mailaccess.Message) error {
-		if first {
-			first = false
-			other := dialIMAP(t, s)
-			list, err := other.List(ctx)
-			if err != nil {
-				return err
-			}
-			other.Delete(ctx, list[1].UID)
-			if err := other.Close(ctx); err != nil {
-				return err
-			}
+	f := &mailaccess.Fetcher{State: &mailaccess.MemoryState{}}
+	f.Progress = func(p mailaccess.Progress) {
+		if p.DoneMessages != 0 {
+			return
 		}
-		return out.handle(ctx, m)
+		// Listed, nothing fetched yet: another client expunges message 2.
+		ctx := t.Context()
+		other := dialIMAP(t, s)
+		list, err := other.List(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		other.Delete(ctx, list[1].UID)
+		if err := other.Close(ctx); err != nil {
+			t.Error(err)
+		}
 	}
-	rep, err := (&mailaccess.Fetcher{State: &mailaccess.MemoryState{}}).Fetch(t.Context(), dialIMAP(t, s), h)
+	rep, err := f.Fetch(t.Context(), dialIMAP(t, s), out.handle)
 	if err != nil || rep.Vanished != 1 || rep.Delivered != 2 {
 		t.Fatalf("vanished: %+v, %v", rep, err)
 	}
