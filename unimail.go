@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -60,6 +62,14 @@ type Options struct {
 	// an HTTP client with a timeout (oauth2.HTTPClient in the context of
 	// oauth2.Config.TokenSource). Tokens never appear in errors.
 	TokenSource oauth2.TokenSource
+	// Logger receives the driver's events (connect, login, each message,
+	// deletions, commit); nil means none. Credentials never appear.
+	Logger *slog.Logger
+	// Trace receives the driver's protocol trace, one line per protocol
+	// line prefixed "C: " or "S: "; nil means none. Passwords, SASL
+	// exchanges and tokens are always redacted, message bodies shown as
+	// their size.
+	Trace io.Writer
 }
 
 // Target is a parsed mail URL.
@@ -226,11 +236,13 @@ func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailb
 			return pop.Dial(ctx, t.Addr, &pop.Options{
 				Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
 				Dialer: o.Dialer, MaxMessageSize: o.MaxMessageSize,
+				Logger: o.Logger, Trace: o.Trace,
 			})
 		default:
 			return imap.Dial(ctx, t.Addr, &imap.Options{
 				Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
 				Dialer: o.Dialer, Folder: t.Folder,
+				Logger: o.Logger, Trace: o.Trace,
 			})
 		}
 	}

@@ -1,7 +1,11 @@
 package unimail_test
 
 import (
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +140,40 @@ func TestDialEveryScheme(t *testing.T) {
 	_, err = unimail.Dial(t.Context(), "pop3s://alice:wrong-secret@"+pss.Addr, &unimail.Options{TLSConfig: pss.ClientTLSConfig(), Timeout: 5 * time.Second})
 	if !errors.Is(err, mailaccess.ErrAuth) || strings.Contains(err.Error(), "wrong-secret") {
 		t.Errorf("wrong URL password: %v", err)
+	}
+}
+
+// The trace and the log reach through Dial, redacted.
+func TestDialTraceAndLogRedacted(t *testing.T) {
+	const secret = "very-secret-password-42"
+	ps := poptest.NewTLSServer(t, nil)
+	ps.AddUser("alice", secret)
+	is := imaptest.NewTLSServer(t, nil)
+	is.AddUser("alice", secret)
+	for _, c := range []struct {
+		url string
+		tls *tls.Config
+	}{{"pop3s://alice@" + ps.Addr, ps.ClientTLSConfig()}, {"imaps://alice@" + is.Addr, is.ClientTLSConfig()}} {
+		var trace, logs bytes.Buffer
+		for _, pw := range []string{secret, secret + "-wrong"} {
+			mb, err := unimail.Dial(t.Context(), c.url, &unimail.Options{
+				Auth: mailaccess.Auth{Password: pw}, TLSConfig: c.tls, Timeout: 5 * time.Second,
+				Trace: &trace, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			})
+			if err == nil {
+				mb.List(t.Context())
+				mb.Close(t.Context())
+			} else if strings.Contains(err.Error(), secret) {
+				t.Errorf("%s: error shows the password", c.url)
+			}
+		}
+		if !strings.Contains(trace.String(), "C: ") || logs.Len() == 0 {
+			t.Errorf("%s: no trace or no log:\n%s\n%s", c.url, trace.String(), logs.String())
+		}
+		for what, s := range map[string]string{"trace": trace.String(), "log": logs.String()} {
+			if strings.Contains(s, secret) || strings.Contains(s, base64.StdEncoding.EncodeToString([]byte("\x00alice\x00"+secret))) {
+				t.Errorf("%s: the %s shows the password", c.url, what)
+			}
+		}
 	}
 }
