@@ -121,27 +121,25 @@ func (r retrieveCmd) complete(ctx context.Context) (stdout string, err error) {
 
 // maildirCounts counts the messages in the Maildir's new/ and cur/ by
 // content.
-func maildirCounts(dir string) (map[sum]int, int, error) {
+func maildirCounts(dir string) (map[sum]int, error) {
 	counts := map[sum]int{}
-	total := 0
 	for _, sub := range []string{"new", "cur"} {
 		ents, err := os.ReadDir(filepath.Join(dir, sub))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		for _, e := range ents {
 			b, err := os.ReadFile(filepath.Join(dir, sub, e.Name()))
 			if err != nil {
-				return nil, 0, err
+				return nil, err
 			}
 			counts[sha256.Sum256(b)]++
-			total++
 		}
 	}
-	return counts, total, nil
+	return counts, nil
 }
 
 // checkMaildir checks what a retrieve run left: every message the server
@@ -150,7 +148,7 @@ func maildirCounts(dir string) (map[sum]int, int, error) {
 // most maxDup copies are extra, and the server holds what ret says
 // ("keep": everything, "delete": nothing). It returns the extra copies.
 func checkMaildir(msgs, onServer [][]byte, maildir string, done bool, ret string, maxDup int) (dups int, err error) {
-	counts, total, err := maildirCounts(maildir)
+	counts, err := maildirCounts(maildir)
 	if err != nil {
 		return 0, err
 	}
@@ -180,7 +178,6 @@ func checkMaildir(msgs, onServer [][]byte, maildir string, done bool, ret string
 			dups += got - 1
 		}
 	}
-	_ = total
 	if !done {
 		return dups, nil
 	}
