@@ -120,6 +120,7 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 				break
 			}
 			before := filesIn(rc.maildir)
+			stop := make(chan struct{}) // ends the progress watch
 			var when string
 			var moment func() <-chan time.Time
 			if r.IntN(8) == 0 {
@@ -134,8 +135,12 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 				moment = func() <-chan time.Time {
 					c := make(chan time.Time, 1)
 					go func() {
-						for filesIn(rc.maildir) < goal && ctx.Err() == nil {
-							time.Sleep(300 * time.Microsecond)
+						for filesIn(rc.maildir) < goal {
+							select {
+							case <-stop:
+								return
+							case <-time.After(300 * time.Microsecond):
+							}
 						}
 						time.Sleep(extra)
 						c <- time.Now()
@@ -170,6 +175,7 @@ func killCombo(t *testing.T, bin, protocol, ret string, msgCount, target int, se
 					t.Fatalf("round %d, after a kill %s (seed %d): %v", rounds, when, seed, err)
 				}
 			}
+			close(stop)
 		}
 		n, err := checkMaildir(msgs, d.Messages(t, user, "INBOX"), rc.maildir, true, ret, roundKills)
 		if err != nil {
