@@ -1,7 +1,9 @@
 // Package faultproxy is a TCP proxy for tests that cuts connections at
 // chosen byte offsets, in either direction, and records where the chunks
 // of a clean conversation began and ended (so that a test can cut at every
-// command and response boundary without knowing the protocol).
+// command and response boundary without knowing the protocol). RandomCut
+// picks a cut from a seeded source, for randomized fault schedules that
+// can be replayed.
 package faultproxy
 
 import (
