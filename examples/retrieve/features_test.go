@@ -297,6 +297,9 @@ func TestOAuth2IMAP(t *testing.T) {
 		t.Fatalf("token file: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	tr, _ := os.ReadFile(trace)
+	if !strings.Contains(string(tr), "AUTHENTICATE XOAUTH2") || !strings.Contains(errs, "level=DEBUG") {
+		t.Errorf("no trace or no log: trace %q, stderr %q", tr, errs)
+	}
 	noSecrets(t, "token file", out, errs, string(tr))
 	if !hasCommand(s.Commands(), "AUTHENTICATE XOAUTH2") {
 		t.Errorf("XOAUTH2 was not used: %v", s.Commands())
@@ -338,11 +341,16 @@ func TestOAuth2POP3(t *testing.T) {
 	// The command runs at each login: count them.
 	calls := filepath.Join(t.TempDir(), "calls")
 	cmd := fmt.Sprintf("echo x >> %s; echo %s", calls, token)
-	code, out, errs := runRetrieve(t, "", "-oauth2-token-command", cmd, "-maildir", md, "-ca", ca, "pop3s://alice@"+s.Addr)
+	trace := filepath.Join(t.TempDir(), "trace")
+	code, out, errs := runRetrieve(t, "", "-v", "-trace", trace, "-oauth2-token-command", cmd, "-maildir", md, "-ca", ca, "pop3s://alice@"+s.Addr)
 	if code != 0 || !strings.HasPrefix(out, "delivered=3 ") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
-	noSecrets(t, "token command", out, errs)
+	tr, _ := os.ReadFile(trace)
+	if !strings.Contains(string(tr), "AUTH XOAUTH2") {
+		t.Errorf("trace %q", tr)
+	}
+	noSecrets(t, "token command", out, errs, string(tr))
 	if n, _ := os.ReadFile(calls); string(n) != "x\n" {
 		t.Errorf("token command ran %q", n)
 	}
@@ -474,16 +482,34 @@ func TestProgressBar(t *testing.T) {
 	}
 }
 
-// The log goes above the bar, and nothing of the log shows a secret.
-func TestVerboseLog(t *testing.T) {
-	s := poptest.NewTLSServer(t, nil)
-	s.AddUser("alice", password)
-	s.SetMessages("alice", testMessages())
-	code, out, errs := runRetrieve(t, password, "-v", "-maildir", filepath.Join(t.TempDir(), "Mail"), "-ca", writeCA(t, s.CertPEM()), "pop3s://alice@"+s.Addr)
-	if code != 0 || !strings.HasPrefix(out, "delivered=3 ") || !strings.Contains(errs, "level=INFO msg=delivered") {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+// -v logs the drivers' and the Fetcher's events, -trace writes the
+// protocol, and neither shows the password.
+func TestVerboseAndTrace(t *testing.T) {
+	pop := poptest.NewTLSServer(t, nil)
+	pop.AddUser("alice", password)
+	pop.SetMessages("alice", testMessages())
+	im := imaptest.NewTLSServer(t, nil)
+	im.AddUser("alice", password)
+	im.SetMessages("alice", "INBOX", testMessages())
+	for _, c := range []struct{ url, ca, login string }{
+		{"pop3s://alice@" + pop.Addr, writeCA(t, pop.CertPEM()), "C: AUTH PLAIN"},
+		{"imaps://alice;AUTH=LOGIN@" + im.Addr, writeCA(t, im.CertPEM()), "LOGIN "},
+	} {
+		trace := filepath.Join(t.TempDir(), "trace")
+		code, out, errs := runRetrieve(t, password, "-v", "-trace", trace, "-maildir", filepath.Join(t.TempDir(), "Mail"), "-ca", c.ca, c.url)
+		if code != 0 || !strings.HasPrefix(out, "delivered=3 ") || !strings.Contains(errs, "level=DEBUG") || !strings.Contains(errs, "level=INFO msg=delivered") {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q", c.url, code, out, errs)
+		}
+		tr, err := os.ReadFile(trace)
+		if err != nil || !strings.Contains(string(tr), c.login) || !strings.Contains(string(tr), "S: ") {
+			t.Fatalf("%s: trace %q, %v", c.url, tr, err)
+		}
+		noSecrets(t, c.url, errs, string(tr))
+		// The message bodies are not in the trace either.
+		if strings.Contains(string(tr), "leading dot") {
+			t.Errorf("%s: the trace holds a message body", c.url)
+		}
 	}
-	noSecrets(t, "-v", errs)
 }
 
 func TestRenderBar(t *testing.T) {

@@ -410,10 +410,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return exitUsage
 		}
 		defer tf.Close()
-		setTrace(opts, tf)
+		opts.Trace = tf
 	}
 	if c.verbose {
-		setLogger(opts, logger)
+		// The drivers log their errors, which the last line repeats:
+		// only with -v.
+		opts.Logger = logger
 	}
 
 	dest, err := openDestination(c)
