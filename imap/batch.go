@@ -72,12 +72,16 @@ type windowMsg struct {
 // WillOpen announces the UIDs that the next Open calls will ask for, in
 // that order (mailaccess.Prefetcher). It sends nothing: the first Open
 // sends a batched UID FETCH <set> (UID BODY.PEEK[]) for the next run of
-// announced messages (up to 500 messages or 4 MiB of listed size) and the
-// command for the run after it, so that the server streams messages back
-// to back; each message is still read from the socket as the caller reads
+// announced messages in ascending UID order (a window of up to 1000
+// messages or 8 MiB of listed size), so that the server streams them back
+// to back, and the Open after the window's last message sends the next
+// one; each message is still read from the socket as the caller reads
 // it. Messages larger than Options.ChunkSize, or whose size the last List
 // did not give, are not batched: they are fetched in chunks at their Open.
-// Announced messages that are not opened are read past and discarded.
+// Announced messages that are not opened are read past and discarded. An
+// Open of a message that was not announced (or not in this order) is
+// served by a fetch of its own, after the window in flight was read to
+// its end; the rest of the announcement stays batched.
 //
 // A new announcement replaces the earlier one. UIDs that are malformed or
 // of another UIDVALIDITY are left out (Open reports them). List and
