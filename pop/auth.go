@@ -49,7 +49,11 @@ func getToken(ctx context.Context, a mailaccess.Auth) (string, error) {
 	const op = "pop3 login"
 	tok, err := a.Token(ctx)
 	if err != nil {
-		return "", mailaccess.NewError(op, mailaccess.ErrAuth, "", fmt.Errorf("getting the OAuth2 token: %w", err))
+		e := mailaccess.NewError(op, mailaccess.ErrAuth, "", fmt.Errorf("getting the OAuth2 token: %w", err))
+		// A token source that fails for a passing reason (its endpoint is
+		// down) leaves the error temporary.
+		e.Temporary = mailaccess.IsTemporary(err)
+		return "", e
 	}
 	if tok == "" {
 		return "", mailaccess.NewError(op, mailaccess.ErrAuth, "", errors.New("the token source returned an empty token"))
