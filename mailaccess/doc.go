@@ -27,7 +27,10 @@
 //     A message is delivered twice only if the program stopped after its
 //     handler returned nil and before the State recorded it: at most one
 //     message per interrupted run with the file State (which records each
-//     message before the next is fetched).
+//     message before the next is fetched). MoveTo on an IMAP server
+//     without MOVE copies, then deletes by UID; if the session fails
+//     between the two, the next run copies again, so the target folder
+//     can hold a message twice (never zero times).
 //  5. Messages that vanish between listing and fetching are reported, not
 //     errors. A listed message that a fetch does not return is retried next
 //     time, never taken as gone.
@@ -37,6 +40,15 @@
 //     POP3 server that renumbers its UIDLs), content that
 //     was already delivered is recognised by its SHA-256 fingerprint and is
 //     not delivered again; the reset is reported.
+//
+// # Incremental runs
+//
+// With a State that keeps a mark (MarkState: MemoryState and FileState do)
+// and a mailbox that can list after a UID (AfterLister: IMAP), KeepOnServer
+// and KeepFor runs list only the messages after the mark, and a run with
+// nothing new sends no FETCH at all. When the server's message count
+// disagrees with what the State knows (mail deleted by another client),
+// the run lists everything once and prunes the State.
 //
 // Without a State (nil), a run remembers nothing: KeepOnServer then
 // delivers every message again on every run, and a POP3 QUIT that fails
