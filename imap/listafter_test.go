@@ -158,11 +158,18 @@ func BenchmarkListAfterDovecot(b *testing.B) {
 		}
 	}
 	// Dovecot builds its index of the 100,000 files on the first SELECT,
-	// which may take long on a busy machine.
+	// and may scan the Maildir again on the next one, which takes long on
+	// a busy machine: sessions run until one is quick (at most five).
 	o.Timeout = 5 * time.Minute
-	t0 := time.Now()
-	session()
-	b.Logf("first session (index build): %v", time.Since(t0))
+	for i := range 5 {
+		t0 := time.Now()
+		session()
+		d := time.Since(t0)
+		b.Logf("warm-up session %d: %v", i, d)
+		if d < time.Second {
+			break
+		}
+	}
 	var ts []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
