@@ -210,7 +210,7 @@ func TestRawMatchesLibrary(t *testing.T) {
 	n, size := len(msgs), TotalBytes(msgs)
 	for _, proto := range []string{IMAP, POP3} {
 		tg := target(t, srv, proto)
-		raw, err := Raw(t.Context(), KindRaw, tg, benchPassword, n)
+		raw, err := Raw(t.Context(), KindRaw, tg, benchPassword, n, 0)
 		if err != nil {
 			t.Fatalf("raw %s: %v", proto, err)
 		}
@@ -227,11 +227,17 @@ func TestRawMatchesLibrary(t *testing.T) {
 			}
 		}
 	}
-	list, err := Raw(t.Context(), KindRawList, target(t, srv, IMAP), benchPassword, n)
+	list, err := Raw(t.Context(), KindRawList, target(t, srv, IMAP), benchPassword, n, 0)
 	if err != nil || list.Messages != n || list.Bytes != size {
 		t.Errorf("raw list: %+v, %v; want %d messages and %d octets", list, err, n, size)
 	}
-	if _, err := Raw(t.Context(), KindRaw, target(t, srv, IMAP), benchPassword, n+1); !errors.Is(err, mailaccess.ErrProtocol) {
+	for after, want := range map[uint32]int{uint32(n): 0, uint32(n - 3): 3, 0: n} {
+		got, err := Raw(t.Context(), KindRawNew, target(t, srv, IMAP), benchPassword, want, after)
+		if err != nil || got.Messages != want {
+			t.Errorf("raw new after UID %d: %+v, %v; want %d", after, got, err, want)
+		}
+	}
+	if _, err := Raw(t.Context(), KindRaw, target(t, srv, IMAP), benchPassword, n+1, 0); !errors.Is(err, mailaccess.ErrProtocol) {
 		t.Errorf("raw IMAP expecting one message too many: %v, want ErrProtocol", err)
 	}
 	if got := srv.Messages(t, benchUser, "INBOX"); len(got) != n {
@@ -267,7 +273,7 @@ func TestStartDovecotProgram(t *testing.T) {
 	if err := os.WriteFile(tg.CAFile, srv.CAPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := Raw(t.Context(), KindRaw, tg, benchPassword, len(msgs))
+	out, err := Raw(t.Context(), KindRaw, tg, benchPassword, len(msgs), 0)
 	if err != nil || out.Bytes != TotalBytes(msgs) {
 		t.Fatalf("raw fetch: %+v, %v", out, err)
 	}
@@ -276,7 +282,7 @@ func TestStartDovecotProgram(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Close left %s behind (%v)", dir, err)
 	}
-	if _, err := Raw(t.Context(), KindRaw, tg, benchPassword, -1); !errors.Is(err, mailaccess.ErrConnection) {
+	if _, err := Raw(t.Context(), KindRaw, tg, benchPassword, -1, 0); !errors.Is(err, mailaccess.ErrConnection) {
 		t.Errorf("fetch after Close: %v, want ErrConnection", err)
 	}
 }
@@ -350,8 +356,8 @@ func TestRunnerTiny(t *testing.T) {
 		}
 	}
 	incr := results[1]
-	if len(incr.Cases) != 6 {
-		t.Fatalf("tiny-incremental has %d cases, want 6", len(incr.Cases))
+	if len(incr.Cases) != 7 {
+		t.Fatalf("tiny-incremental has %d cases, want 7", len(incr.Cases))
 	}
 	if c := incr.Case(Case{Kind: KindLibrary, Proto: IMAP, Phase: PhaseNoNew}); c == nil || c.Messages != 0 || c.Ratio <= 0 {
 		t.Errorf("library no-new: %+v", c)
@@ -371,7 +377,7 @@ func TestRunnerTiny(t *testing.T) {
 	if err := WriteMarkdown(&md, meta, results); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## tiny: 12 messages", "| library | POP3 |", "| retrieve | IMAP |", "## incremental", "| 15 | raw / raw-list |", "- Dovecot: " + meta.Dovecot + "\n"} {
+	for _, want := range []string{"## tiny: 12 messages", "| library | POP3 |", "| retrieve | IMAP |", "## incremental", "| 15 | raw / raw-new |", "| 15 | raw-list | – |", "- Dovecot: " + meta.Dovecot + "\n"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
 		}
@@ -412,7 +418,7 @@ func benchmarkFetch(b *testing.B, proto string, raw bool) {
 	// One warm-up (Dovecot indexes the new Maildir), then the baseline.
 	var raws []time.Duration
 	for i := range 6 {
-		out, err := Raw(b.Context(), KindRaw, tg, benchPassword, n)
+		out, err := Raw(b.Context(), KindRaw, tg, benchPassword, n, 0)
 		check("raw", out, err)
 		if i > 0 {
 			raws = append(raws, out.Elapsed)
@@ -422,7 +428,7 @@ func benchmarkFetch(b *testing.B, proto string, raw bool) {
 	b.SetBytes(size)
 	for b.Loop() {
 		if raw {
-			out, err := Raw(b.Context(), KindRaw, tg, benchPassword, n)
+			out, err := Raw(b.Context(), KindRaw, tg, benchPassword, n, 0)
 			check("raw", out, err)
 		} else {
 			out, err := Library(b.Context(), tg, benchPassword, nil)

@@ -30,6 +30,9 @@ const (
 	KindRaw = "raw"
 	// KindRawList is the raw listing baseline: rawclient.ListIMAP.
 	KindRawList = "raw-list"
+	// KindRawNew is the raw baseline of a run with nothing new:
+	// rawclient.ListIMAPAfter with the highest UID of the mailbox.
+	KindRawNew = "raw-new"
 	// KindLibrary is mailaccess.Fetcher over pop.Dial or imap.Dial, with a
 	// handler that discards the bytes.
 	KindLibrary = "library"
@@ -82,9 +85,10 @@ type Outcome struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
-// Raw runs the raw baseline of the given kind (KindRaw or KindRawList)
-// against t, expecting want messages.
-func Raw(ctx context.Context, kind string, t Target, password string, want int) (Outcome, error) {
+// Raw runs the raw baseline of the given kind (KindRaw, KindRawList or
+// KindRawNew) against t, expecting want messages (for KindRawNew: want new
+// messages above UID after).
+func Raw(ctx context.Context, kind string, t Target, password string, want int, after uint32) (Outcome, error) {
 	tc, err := t.TLSConfig()
 	if err != nil {
 		return Outcome{}, err
@@ -99,6 +103,8 @@ func Raw(ctx context.Context, kind string, t Target, password string, want int) 
 		res, err = rawclient.FetchPOP3(ctx, cfg, want)
 	case kind == KindRawList && t.Proto == IMAP:
 		res, err = rawclient.ListIMAP(ctx, cfg, want)
+	case kind == KindRawNew && t.Proto == IMAP:
+		res, err = rawclient.ListIMAPAfter(ctx, cfg, after, want)
 	default:
 		return Outcome{}, fmt.Errorf("no raw client %s for %s", kind, t.Proto)
 	}
@@ -149,12 +155,14 @@ func Library(ctx context.Context, t Target, password string, state mailaccess.St
 // JSON on its standard input and the password from the environment
 // variable PasswordEnv.
 type Job struct {
-	// Kind is KindRaw, KindRawList or KindLibrary.
+	// Kind is KindRaw, KindRawList, KindRawNew or KindLibrary.
 	Kind string `json:"kind"`
 	// Target is where to fetch from.
 	Target Target `json:"target"`
 	// Want is the number of messages the raw clients must get.
 	Want int `json:"want"`
+	// After is the UID above which KindRawNew looks for new messages.
+	After uint32 `json:"after,omitempty"`
 	// StateFile, for KindLibrary, is a mailaccess.FileState journal to
 	// use; "" means a nil State.
 	StateFile string `json:"state_file,omitempty"`
@@ -194,8 +202,8 @@ func RunJob(ctx context.Context, j Job, password string) (out Outcome, err error
 		defer pprof.StopCPUProfile()
 	}
 	switch j.Kind {
-	case KindRaw, KindRawList:
-		return Raw(ctx, j.Kind, j.Target, password, j.Want)
+	case KindRaw, KindRawList, KindRawNew:
+		return Raw(ctx, j.Kind, j.Target, password, j.Want, j.After)
 	case KindLibrary:
 		return Library(ctx, j.Target, password, state)
 	}

@@ -26,7 +26,8 @@ const (
 
 // Case is one measured client on one profile.
 type Case struct {
-	// Kind is KindRaw, KindRawList, KindLibrary or KindRetrieve.
+	// Kind is KindRaw, KindRawList, KindRawNew, KindLibrary or
+	// KindRetrieve.
 	Kind string `json:"kind"`
 	// Proto is IMAP or POP3.
 	Proto string `json:"proto"`
@@ -43,10 +44,10 @@ func (c Case) String() string {
 }
 
 // baseline is the case this one is compared with: the raw fetch, or the
-// raw listing for a run with nothing new.
+// raw look for new messages for a run with nothing new.
 func (c Case) baseline() Case {
 	if c.Phase == PhaseNoNew {
-		return Case{Kind: KindRawList, Proto: c.Proto, Phase: PhaseNoNew}
+		return Case{Kind: KindRawNew, Proto: c.Proto, Phase: PhaseNoNew}
 	}
 	return Case{Kind: KindRaw, Proto: c.Proto, Phase: c.Phase}
 }
@@ -94,10 +95,13 @@ type ProfileResult struct {
 	// Generate is the time to build the messages, Seed the time to write
 	// them into the Maildir, and FirstOpen the wall time of the first
 	// session after seeding (Dovecot indexes the new Maildir then), a raw
-	// IMAP fetch.
+	// IMAP fetch. FirstList, for the incremental profiles, is the wall time
+	// of the raw listing right after it (Dovecot fills its cache of the
+	// message sizes then).
 	Generate  time.Duration `json:"generate_ns"`
 	Seed      time.Duration `json:"seed_ns"`
 	FirstOpen time.Duration `json:"first_open_ns"`
+	FirstList time.Duration `json:"first_list_ns,omitempty"`
 	// LoadBefore and LoadAfter are the machine's one-minute load average
 	// before the profile was generated and after its last run: other work
 	// on the machine shows there.
@@ -225,6 +229,14 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 	}
 	res.FirstOpen = s.Wall
 	r.logf("%s: first session after seeding: %.2fs", p.Name, s.Wall.Seconds())
+	if p.Incremental {
+		s, err := m.one(ctx, Case{Kind: KindRawList, Proto: IMAP, Phase: PhaseNoNew}, false)
+		if err != nil {
+			return res, err
+		}
+		res.FirstList = s.Wall
+		r.logf("%s: first listing after seeding: %.2fs", p.Name, s.Wall.Seconds())
+	}
 
 	if f, err := r.Floor(ctx); err == nil {
 		res.Floor = f.MaxRSS
@@ -300,7 +312,8 @@ func (r *Runner) cases(p Profile) []Case {
 		for _, phase := range []string{PhaseFirst, PhaseNoNew} {
 			base := KindRaw
 			if phase == PhaseNoNew {
-				base = KindRawList
+				base = KindRawNew
+				out = append(out, Case{Kind: KindRawList, Proto: IMAP, Phase: phase})
 			}
 			out = append(out, Case{Kind: base, Proto: IMAP, Phase: phase}, Case{Kind: KindLibrary, Proto: IMAP, Phase: phase})
 			if r.Retrieve != "" {
@@ -374,6 +387,9 @@ func (m *measure) one(ctx context.Context, c Case, last bool) (Sample, error) {
 	switch c.Kind {
 	case KindRaw, KindRawList:
 		out, s, err = m.child(ctx, Job{Kind: c.Kind, Target: t, Want: m.n})
+	case KindRawNew:
+		// Seed numbers the messages 1..n: nothing is above n.
+		out, s, err = m.child(ctx, Job{Kind: c.Kind, Target: t, Want: 0, After: uint32(m.n)})
 	case KindLibrary:
 		j := Job{Kind: KindLibrary, Target: t}
 		switch c.Phase {
@@ -413,6 +429,9 @@ func (m *measure) one(ctx context.Context, c Case, last bool) (Sample, error) {
 			err = fmt.Errorf("%w (%v)", err, cause)
 		}
 		return s, fmt.Errorf("%s %s: %w", m.p.Name, c, err)
+	}
+	if c.Kind == KindRawNew {
+		return s, nil // ListIMAPAfter checked that it found nothing new
 	}
 	if c.Phase == PhaseNoNew && c.Kind != KindRawList {
 		if out.Messages != 0 || out.Skipped != m.n {

@@ -27,7 +27,18 @@ func ListIMAP(ctx context.Context, cfg Config, want int) (Result, error) {
 	return imapRun(ctx, cfg, want, "raw imap list", "UID FETCH 1:* (UID RFC822.SIZE)")
 }
 
-func imapRun(ctx context.Context, cfg Config, want int, op, fetch string) (Result, error) {
+// ListIMAPAfter logs in to the IMAPS server, selects the folder and sends
+// UID FETCH <after+1>:* (UID), the least a client that remembers the
+// highest UID it has seen must ask to learn what is new; then it logs out.
+// Messages counts the answers with a UID above after (a server answers
+// "n:*" past the end with the last message, which is not new). It fails
+// with ErrProtocol unless exactly want new messages were found (want < 0
+// accepts any number).
+func ListIMAPAfter(ctx context.Context, cfg Config, after uint32, want int) (Result, error) {
+	return imapRun(ctx, cfg, want, "raw imap list new", "UID FETCH "+strconv.FormatUint(uint64(after)+1, 10)+":* (UID)", after)
+}
+
+func imapRun(ctx context.Context, cfg Config, want int, op, fetch string, after ...uint32) (Result, error) {
 	c, closeConn, err := dial(ctx, op, &cfg)
 	if err != nil {
 		return Result{}, err
@@ -53,6 +64,12 @@ func imapRun(ctx context.Context, cfg Config, want int, op, fetch string) (Resul
 	var res Result
 	list := strings.Contains(fetch, "RFC822.SIZE")
 	err = c.imapCommand("a3", fetch, func(line []byte, literal int64) error {
+		if len(after) > 0 {
+			if uid, ok := fetchUID(line); ok && uid > after[0] {
+				res.Messages++
+			}
+			return nil
+		}
 		if list {
 			if n, ok := sizeOf(line); ok {
 				res.Messages++
@@ -151,10 +168,24 @@ func literalSize(line []byte) int64 {
 
 // sizeOf returns the RFC822.SIZE of an untagged FETCH response line.
 func sizeOf(line []byte) (int64, bool) {
-	if !bytes.HasPrefix(line, []byte("* ")) {
+	return fetchNumber(line, "RFC822.SIZE ")
+}
+
+// fetchUID returns the UID of an untagged FETCH response line.
+func fetchUID(line []byte) (uint32, bool) {
+	n, ok := fetchNumber(line, "UID ")
+	if !ok || n < 1 || n > 1<<32-1 {
 		return 0, false
 	}
-	const key = "RFC822.SIZE "
+	return uint32(n), true
+}
+
+// fetchNumber returns the number after key in an untagged FETCH response
+// line.
+func fetchNumber(line []byte, key string) (int64, bool) {
+	if !bytes.HasPrefix(line, []byte("* ")) || !bytes.Contains(line, []byte(" FETCH ")) {
+		return 0, false
+	}
 	i := bytes.Index(line, []byte(key))
 	if i < 0 {
 		return 0, false

@@ -10,7 +10,9 @@
 //   - FetchPOP3 sends RETR 1 .. RETR n (n from STAT) in one write and reads
 //     every answer, removing the dot-stuffing to count the message octets;
 //   - ListIMAP sends UID FETCH 1:* (UID RFC822.SIZE), the least a client must
-//     ask to learn that nothing is new while still seeing every message.
+//     ask to learn that nothing is new while still seeing every message;
+//   - ListIMAPAfter sends UID FETCH <n+1>:* (UID), the least a client that
+//     remembers the highest UID it has seen must ask.
 //
 // They read the same bytes as the library does (the message octets as the
 // server stores them) and check that they got the number of messages the

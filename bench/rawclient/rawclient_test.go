@@ -90,6 +90,16 @@ func TestFetchIMAP(t *testing.T) {
 		t.Fatalf("list got %+v, want %d messages and %d octets", list, len(msgs), total(msgs))
 	}
 
+	for after, want := range map[uint32]int{uint32(len(msgs)): 0, uint32(len(msgs) - 2): 2, 0: len(msgs)} {
+		got, err := ListIMAPAfter(t.Context(), cfg, after, want)
+		if err != nil || got.Messages != want {
+			t.Errorf("ListIMAPAfter(%d): %+v, %v; want %d new", after, got, err, want)
+		}
+	}
+	if _, err := ListIMAPAfter(t.Context(), cfg, uint32(len(msgs)), 1); !errors.Is(err, mailaccess.ErrProtocol) {
+		t.Errorf("ListIMAPAfter with a wrong count: %v, want ErrProtocol", err)
+	}
+
 	if _, err := FetchIMAP(t.Context(), cfg, len(msgs)+1); !errors.Is(err, mailaccess.ErrProtocol) {
 		t.Errorf("wrong count: got %v, want ErrProtocol", err)
 	}
