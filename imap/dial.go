@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/unimail/unimail/internal/xoauth2"
 	"io"
 	"net"
 	"net/url"
@@ -419,7 +420,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 		m.secrets = append(m.secrets, tok)
 		m.tracer.addSecret(tok)
 		if mech == mailaccess.MechXOAuth2 {
-			sc = xoauth2Client{user: a.Username, token: tok}
+			sc = xoauth2.NewClient(a.Username, tok)
 		} else {
 			sc = oauthBearerClient{user: a.Username, token: tok}
 		}

@@ -7,20 +7,6 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// xoauth2Client is the SASL XOAUTH2 mechanism of Google and Microsoft,
-// which go-sasl does not ship.
-type xoauth2Client struct{ user, token string }
-
-var _ sasl.Client = xoauth2Client{}
-
-func (a xoauth2Client) Start() (string, []byte, error) {
-	return "XOAUTH2", []byte("user=" + a.user + "\x01auth=Bearer " + a.token + "\x01\x01"), nil
-}
-
-// Next answers the server's error challenge (a base64 JSON document) with
-// an empty response, after which the server ends the exchange with NO.
-func (a xoauth2Client) Next([]byte) ([]byte, error) { return []byte{}, nil }
-
 // oauthBearerClient is SASL OAUTHBEARER (RFC 7628). Unlike go-sasl's, it
 // answers an error challenge with the dummy response %x01 that section 3.2.3
 // requires, so the server ends the exchange with NO instead of the client

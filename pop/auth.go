@@ -5,9 +5,9 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/unimail/unimail/internal/xoauth2"
 	"strings"
 	"unicode"
 
@@ -90,7 +90,7 @@ func (d *dialer) login() error {
 	case mailaccess.MechPlain:
 		err = d.sasl(sasl.NewPlainClient("", a.Username, a.Password), secrets)
 	case mailaccess.MechXOAuth2:
-		err = d.sasl(&xoauth2Client{user: a.Username, token: d.token}, secrets)
+		err = d.sasl(xoauth2.NewClient(a.Username, d.token), secrets)
 	default: // OAUTHBEARER
 		err = d.sasl(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: a.Username, Token: d.token, Host: d.host, Port: d.port}), secrets)
 	}
@@ -191,8 +191,8 @@ func (d *dialer) sasl(c sasl.Client, secrets redactor) error {
 			return nil
 		case s == "-ERR" || strings.HasPrefix(s, "-ERR "):
 			e := authErr(op, s, secrets)
-			if f, ok := c.(interface{ failure() error }); ok && f.failure() != nil {
-				e.Err = &redactedError{f.failure(), secrets}
+			if x, ok := c.(*xoauth2.Client); ok && x.Failure() != nil {
+				e.Err = &redactedError{x.Failure(), secrets}
 			}
 			return e
 		case s == "+" || strings.HasPrefix(s, "+ "):
@@ -263,34 +263,3 @@ func (d *dialer) cancelSASL(op, cancel string, cause error, secrets redactor) er
 	e.Err = &redactedError{cause, secrets}
 	return e
 }
-
-// xoauth2Client is the client side of Google's and Microsoft's SASL
-// XOAUTH2 (https://developers.google.com/gmail/imap/xoauth2-protocol). On
-// failure the server sends a JSON challenge; the client answers with an
-// empty response and the server then ends the exchange with -ERR.
-type xoauth2Client struct {
-	user, token string
-	fail        error
-}
-
-func (c *xoauth2Client) Start() (string, []byte, error) {
-	return mailaccess.MechXOAuth2, []byte("user=" + c.user + "\x01auth=Bearer " + c.token + "\x01\x01"), nil
-}
-
-func (c *xoauth2Client) Next(challenge []byte) ([]byte, error) {
-	if c.fail != nil {
-		return nil, sasl.ErrUnexpectedServerChallenge
-	}
-	var st struct {
-		Status string `json:"status"`
-		Scope  string `json:"scope"`
-	}
-	if json.Unmarshal(challenge, &st) == nil && st.Status != "" {
-		c.fail = fmt.Errorf("XOAUTH2 refused: status %s", mailaccess.SanitizeText(st.Status))
-	} else {
-		c.fail = errors.New("XOAUTH2 refused")
-	}
-	return []byte{}, nil
-}
-
-func (c *xoauth2Client) failure() error { return c.fail }
