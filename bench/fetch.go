@@ -53,6 +53,10 @@ type Target struct {
 	// User is the login name; the password is passed separately, never on
 	// a command line.
 	User string `json:"user"`
+	// Timeout, when not zero, is the library's idle timeout
+	// (imap.Options.Timeout, pop.Options.Timeout, retrieve's -timeout)
+	// instead of its default. The raw clients have none.
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
 }
 
 // TLSConfig returns a TLS client configuration that trusts only the
@@ -125,13 +129,13 @@ func Library(ctx context.Context, t Target, password string, state mailaccess.St
 	var mb mailaccess.Mailbox
 	switch t.Proto {
 	case IMAP:
-		m, err := imap.Dial(ctx, t.Addr, &imap.Options{Auth: auth, TLSConfig: tc})
+		m, err := imap.Dial(ctx, t.Addr, &imap.Options{Auth: auth, TLSConfig: tc, Timeout: t.Timeout})
 		if err != nil {
 			return Outcome{}, err
 		}
 		mb = m
 	case POP3:
-		m, err := pop.Dial(ctx, t.Addr, &pop.Options{Auth: auth, TLSConfig: tc})
+		m, err := pop.Dial(ctx, t.Addr, &pop.Options{Auth: auth, TLSConfig: tc, Timeout: t.Timeout})
 		if err != nil {
 			return Outcome{}, err
 		}

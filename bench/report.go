@@ -32,6 +32,9 @@ type Meta struct {
 	Dovecot string `json:"dovecot"`
 	// Commit is the commit of the code measured ("" when unknown).
 	Commit string `json:"commit,omitempty"`
+	// ClientTimeout is the idle timeout given to the library and retrieve
+	// (0: their default).
+	ClientTimeout time.Duration `json:"client_timeout_ns,omitempty"`
 	// Runs is the number of measured runs per case.
 	Runs int `json:"runs"`
 }
@@ -113,6 +116,9 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 	p("- machine: %d CPUs (%s), %.1f GiB of memory, %s", meta.CPUs, orUnknown(meta.CPUModel), float64(meta.MemTotal)/(1<<30), meta.OS)
 	p("- Go: %s", meta.GoVersion)
 	p("- Dovecot: %s", orUnknown(meta.Dovecot))
+	if meta.ClientTimeout > 0 {
+		p("- client timeout: the library and retrieve ran with an idle timeout of %v instead of their default", meta.ClientTimeout)
+	}
 	p("- runs: %d measured runs of every case after one warm-up run (the incremental profiles say their own); the tables show medians", meta.Runs)
 	p("")
 	p("## Method")

@@ -5,7 +5,7 @@
 # Usage (from anywhere; paths are relative to the repository root):
 #
 #   ./bench/run.sh [-runs N] [-profiles LIST] [-incremental-sizes LIST]
-#                  [-incremental-runs N] [-o FILE] [-json FILE]
+#                  [-incremental-runs N] [-client-timeout D] [-o FILE] [-json FILE]
 #                  [-cpuprofile DIR] [-long]
 #
 #   -runs N                measured runs per case after one warm-up
@@ -16,6 +16,8 @@
 #                          (default 1000,10000,100000; env BENCH_INCREMENTAL_SIZES)
 #   -incremental-runs N    measured runs per case of the incremental profile
 #                          (default 3; env BENCH_INCREMENTAL_RUNS)
+#   -client-timeout D      idle timeout of the library and retrieve instead
+#                          of their default, such as 10m (env BENCH_CLIENT_TIMEOUT)
 #   -o FILE                where the Markdown goes (default BENCHMARKS.md;
 #                          "-" prints it only)
 #   -json FILE             also write the raw results as JSON
@@ -36,6 +38,7 @@ runs=${BENCH_RUNS:-5}
 profiles=${BENCH_PROFILES:-all}
 sizes=${BENCH_INCREMENTAL_SIZES:-1000,10000,100000}
 incr_runs=${BENCH_INCREMENTAL_RUNS:-3}
+client_timeout=${BENCH_CLIENT_TIMEOUT:-}
 out=BENCHMARKS.md
 json=""
 cpuprofile=""
@@ -53,6 +56,7 @@ while [ $# -gt 0 ]; do
 	-profiles | --profiles) profiles=$2; shift 2 ;;
 	-incremental-sizes | --incremental-sizes) sizes=$2; shift 2 ;;
 	-incremental-runs | --incremental-runs) incr_runs=$2; shift 2 ;;
+	-client-timeout | --client-timeout) client_timeout=$2; shift 2 ;;
 	-o) out=$2; shift 2 ;;
 	-json | --json) json=$2; shift 2 ;;
 	-cpuprofile | --cpuprofile) cpuprofile=$2; shift 2 ;;
@@ -67,7 +71,7 @@ done
 # their long schedules (long fuzzing, random fault schedules). Packages
 # without such tests simply report "no tests to run".
 run_long() {
-	echo "run.sh: long tests: UNIMAIL_LONG=1 go test -run 'Long' -count=1 ./..." >&2
+	echo "run.sh: long tests: UNIMAIL_LONG=1 go test -run 'Long' -count=1 -timeout 0 ./..." >&2
 	UNIMAIL_LONG=1 UNIMAIL_REQUIRE_DOVECOT=1 go test -run 'Long' -count=1 -timeout 0 ./...
 }
 
@@ -109,6 +113,7 @@ if [ "$profiles" != "none" ]; then
 		-command "./bench/run.sh${args:+ $args}" -commit "$commit"
 	[ "$out" = "-" ] || set -- "$@" -o "$out"
 	[ -z "$json" ] || set -- "$@" -json "$json"
+	[ -z "$client_timeout" ] || set -- "$@" -client-timeout "$client_timeout"
 	[ -z "$cpuprofile" ] || set -- "$@" -cpuprofile "$cpuprofile"
 	"$bin/unimail-bench" "$@"
 	[ "$out" = "-" ] || echo "run.sh: results written to $out" >&2

@@ -151,6 +151,9 @@ type Runner struct {
 	// WorkDir holds the Maildirs and state files of the runs; it should be
 	// on tmpfs (/dev/shm) so that disk speed is not measured.
 	WorkDir string
+	// ClientTimeout, when not zero, replaces the library's default idle
+	// timeout in the library and retrieve cases (see Target.Timeout).
+	ClientTimeout time.Duration
 	// CaseTimeout bounds each measured process (0: no bound); one that
 	// takes longer is killed and the profile fails, so that a hung client
 	// cannot stall the benchmark.
@@ -213,8 +216,8 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 		return res, err
 	}
 	targets := map[string]Target{
-		IMAP: {Proto: IMAP, Addr: srv.IMAPSAddr, CAFile: caFile, User: benchUser},
-		POP3: {Proto: POP3, Addr: srv.POP3SAddr, CAFile: caFile, User: benchUser},
+		IMAP: {Proto: IMAP, Addr: srv.IMAPSAddr, CAFile: caFile, User: benchUser, Timeout: r.ClientTimeout},
+		POP3: {Proto: POP3, Addr: srv.POP3SAddr, CAFile: caFile, User: benchUser, Timeout: r.ClientTimeout},
 	}
 	m := &measure{r: r, p: p, work: work, targets: targets, n: res.Messages, bytes: res.Bytes}
 
@@ -481,7 +484,11 @@ func (m *measure) retrieve(ctx context.Context, t Target, dir string) (Outcome, 
 		scheme = "pop3s"
 	}
 	url := scheme + "://" + t.User + "@" + t.Addr
-	cmd := exec.Command(m.r.Retrieve, "-maildir", dir, "-retention", "keep", "-ca", t.CAFile, url)
+	args := []string{"-maildir", dir, "-retention", "keep", "-ca", t.CAFile}
+	if t.Timeout > 0 {
+		args = append(args, "-timeout", t.Timeout.String())
+	}
+	cmd := exec.Command(m.r.Retrieve, append(args, url)...)
 	cmd.Env = append(os.Environ(), PasswordEnv+"="+benchPassword)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -19,7 +19,7 @@
 //	              [-incremental-sizes 1000,10000,100000] [-incremental-runs 3]
 //	              [-o BENCHMARKS.md]
 //	              [-json results.json] [-retrieve PATH | -no-retrieve]
-//	              [-launcher PATH] [-case-timeout 20m] [-cpuprofile DIR] [-workdir DIR]
+//	              [-launcher PATH] [-client-timeout D] [-case-timeout 20m] [-cpuprofile DIR] [-workdir DIR]
 //	              [-command TEXT] [-commit TEXT]
 //
 // bench/run.sh is the usual way to run it. Without Dovecot installed it
@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	retrieve := fs.String("retrieve", "", "examples/retrieve binary to measure (default: built from the module in the current directory)")
 	launcher := fs.String("launcher", "", "bench/cmd/spawn binary that starts and measures each process (default: built from the module in the current directory)")
 	noRetrieve := fs.Bool("no-retrieve", false, "leave examples/retrieve out")
+	clientTimeout := fs.Duration("client-timeout", 0, "idle timeout of the library and retrieve instead of their default (0: the default)")
 	caseTimeout := fs.Duration("case-timeout", 20*time.Minute, "kill a measured process that runs longer than this and fail (0: no limit)")
 	cpuDir := fs.String("cpuprofile", "", "write a CPU profile of the last run of every library case into this directory")
 	workDir := fs.String("workdir", "", "directory for Maildirs and state files (default: /dev/shm when it exists)")
@@ -148,6 +149,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	meta := bench.CollectMeta(*command, *runs)
 	meta.Commit = *commit
+	meta.ClientTimeout = *clientTimeout
 
 	r := &bench.Runner{
 		Exe:             exe,
@@ -157,6 +159,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Runs:            *runs,
 		IncrementalRuns: *incrRuns,
 		CaseTimeout:     *caseTimeout,
+		ClientTimeout:   *clientTimeout,
 		WorkDir:         work,
 		CPUProfileDir:   *cpuDir,
 		Log:             stderr,
