@@ -253,3 +253,45 @@ func FuzzJournal(f *testing.F) {
 		}
 	})
 }
+
+// A clean journal is appended to as it is; one that is mostly superseded
+// lines is compacted when opened.
+func TestFileStateCompactsOnlyWhenWorthIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	s, err := OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		s.Put(t.Context(), "mb", rec(fmt.Sprint(i)))
+	}
+	s.Close()
+	before, _ := os.Stat(path)
+	s, err = OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(path)
+	if !os.SameFile(before, after) || after.Size() != before.Size() {
+		t.Fatal("a clean journal was rewritten")
+	}
+	for i := range 200 {
+		s.Put(t.Context(), "mb", rec("churn"))
+		s.Forget(t.Context(), "mb", UID("churn"))
+		_ = i
+	}
+	s.Close()
+	big, _ := os.Stat(path)
+	s, err = OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	small, _ := os.Stat(path)
+	if small.Size() >= big.Size() {
+		t.Fatalf("journal of %d bytes not compacted (%d)", big.Size(), small.Size())
+	}
+	if recs, _ := s.Records(t.Context(), "mb"); len(recs) != 10 {
+		t.Fatalf("%d records after compaction", len(recs))
+	}
+}
