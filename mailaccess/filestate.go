@@ -49,21 +49,9 @@ func OpenFileState(path string) (*FileState, error) {
 		return nil, err
 	}
 	s := &FileState{path: path, unlock: unlock, m: make(map[string]map[UID]Record), marks: make(map[string]UID)}
-	data, err := s.load()
-	if err != nil {
+	if err := s.load(); err != nil {
 		unlock()
 		return nil, err
-	}
-	if !needsCompaction(data, s.live()) {
-		// A clean journal without much garbage: append to it as it is.
-		f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			unlock()
-			return nil, stateErr("open", err)
-		}
-		s.f = f
-		s.size = int64(len(data))
-		return s, nil
 	}
 	if err := s.compact(); err != nil {
 		unlock()
@@ -76,35 +64,15 @@ func stateErr(op string, err error) error {
 	return NewError("state "+op, ErrState, "", err)
 }
 
-func (s *FileState) load() ([]byte, error) {
+func (s *FileState) load() error {
 	data, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, stateErr("read", err)
+		return stateErr("read", err)
 	}
-	return data, parseJournal(data, s.m, s.marks)
-}
-
-// live counts the lines a compacted journal would hold.
-func (s *FileState) live() int {
-	n := len(s.marks)
-	for _, recs := range s.m {
-		n += len(recs)
-	}
-	return n
-}
-
-// needsCompaction reports whether the journal must be rewritten when it
-// is opened: when it is missing or torn (a crash cut its last line), or
-// when more than half of its lines are superseded records.
-func needsCompaction(data []byte, live int) bool {
-	if len(data) < len(fileStateHeader) || data[len(data)-1] != '\n' {
-		return true
-	}
-	lines := bytes.Count(data, []byte{'\n'}) - 1
-	return lines > 2*live+64
+	return parseJournal(data, s.m, s.marks)
 }
 
 // parseJournal reads journal bytes into m. A last line without its newline
