@@ -73,6 +73,16 @@ done
 run_long() {
 	echo "run.sh: long tests: UNIMAIL_LONG=1 go test -run 'Long' -count=1 -timeout 0 ./..." >&2
 	UNIMAIL_LONG=1 UNIMAIL_REQUIRE_DOVECOT=1 go test -run 'Long' -count=1 -timeout 0 ./...
+	# Every fuzz target of the module, for BENCH_FUZZTIME each (default
+	# 60s); what a fuzzer finds lands in that package's testdata/fuzz.
+	fuzztime=${BENCH_FUZZTIME:-60s}
+	grep -rl --include='*_test.go' '^func Fuzz' . | while read -r file; do
+		dir=$(dirname "$file")
+		grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //' | while read -r target; do
+			echo "run.sh: fuzzing $target in $dir for $fuzztime" >&2
+			go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$dir"
+		done
+	done
 }
 
 if ! command -v go >/dev/null 2>&1; then
