@@ -10,6 +10,8 @@
 //   - IDLE sends the updates that were queued before it started (upstream
 //     misses them until another update comes): a message appended just as
 //     a client starts IDLE is announced at once.
+//   - IDLE without a selected mailbox waits for DONE (upstream ended it at
+//     once).
 //   - System flags are stored and sent in their RFC spelling (\Seen, not
 //     \seen); keywords are still compared case-insensitively and
 //     lower-cased.

