@@ -240,16 +240,11 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 		mb.Abort()
 		return rep, err
 	}
-	r.progress(list)
+	pending := r.toOpen(list)
+	r.progress(pending)
 	if pf, ok := mb.(Prefetcher); ok {
 		var next []UID
-		for _, info := range list {
-			if _, done := r.known[info.UID]; done {
-				continue
-			}
-			if f.MaxSize > 0 && info.Size > f.MaxSize {
-				continue
-			}
+		for _, info := range pending {
 			next = append(next, info.UID)
 		}
 		pf.WillOpen(next...)
@@ -348,16 +343,11 @@ func (r *run) dueFromState(list []MessageInfo) {
 	}
 }
 
-// progress reports the work of this run once the listing is known.
-func (r *run) progress(list []MessageInfo) {
+// progress reports the work of this run (the messages it will open) once
+// the listing is known.
+func (r *run) progress(pending []MessageInfo) {
 	r.done = Progress{Mailbox: r.name}
-	for _, m := range list {
-		if _, ok := r.known[m.UID]; ok {
-			continue
-		}
-		if r.f.MaxSize > 0 && m.Size > r.f.MaxSize {
-			continue
-		}
+	for _, m := range pending {
 		r.done.Messages++
 		if m.Size > 0 {
 			r.done.Bytes += m.Size
@@ -366,6 +356,22 @@ func (r *run) progress(list []MessageInfo) {
 	if r.f.Progress != nil {
 		r.f.Progress(r.done)
 	}
+}
+
+// toOpen returns the listed messages the run will open: those the State
+// does not know, within MaxSize.
+func (r *run) toOpen(list []MessageInfo) []MessageInfo {
+	var out []MessageInfo
+	for _, m := range list {
+		if _, ok := r.known[m.UID]; ok {
+			continue
+		}
+		if r.f.MaxSize > 0 && m.Size > r.f.MaxSize {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // step records the outcome of one listed message for the mark and the
@@ -755,14 +761,13 @@ const spoolMem = 32 << 20
 
 func newSpool(r io.Reader, dir string) (*spool, error) {
 	s := &spool{}
-	n, err := io.CopyN(&s.mem, r, spoolMem+1)
+	_, err := io.CopyN(&s.mem, r, spoolMem+1)
 	if err == io.EOF {
 		return s, nil
 	}
 	if err != nil {
 		return s, err
 	}
-	_ = n
 	f, err := os.CreateTemp(dir, "unimail-spool-*")
 	if err != nil {
 		return s, err
