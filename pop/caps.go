@@ -2,7 +2,9 @@ package pop
 
 import (
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/unimail/unimail/mailaccess"
 )
@@ -37,6 +39,20 @@ func (c caps) has(keyword string) bool {
 // sasl reports whether the SASL capability lists mech.
 func (c caps) sasl(mech string) bool {
 	return slices.ContainsFunc(c.args["SASL"], func(m string) bool { return strings.EqualFold(m, mech) })
+}
+
+// loginDelay returns the LOGIN-DELAY the server announced (RFC 2449
+// section 6.8: the minimum number of seconds between logins), or 0.
+func (c caps) loginDelay() time.Duration {
+	a := c.args["LOGIN-DELAY"]
+	if len(a) == 0 {
+		return 0
+	}
+	n, err := strconv.ParseUint(a[0], 10, 32)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }
 
 // expireZero reports whether the server deletes messages once retrieved:

@@ -122,12 +122,14 @@ func (m *Mailbox) Capabilities() []string {
 // SessionUIDs when the server has no UIDL (UIDs are then "#n", valid in
 // this session only); DeletesOnRetrieval when it announced "EXPIRE 0"
 // after login (RFC 2449 section 6.7), or before login if it did not
-// answer CAPA after login; and the CAPA lines.
+// answer CAPA after login; LoginDelay from "LOGIN-DELAY n" (RFC 2449
+// section 6.8); and the CAPA lines.
 func (m *Mailbox) Describe() mailaccess.Description {
 	return mailaccess.Description{
 		Protocol:           "pop3",
 		SessionUIDs:        !m.uidl,
 		DeletesOnRetrieval: m.expire0,
+		LoginDelay:         m.caps.loginDelay(),
 		Capabilities:       m.Capabilities(),
 	}
 }
