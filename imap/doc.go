@@ -28,7 +28,9 @@
 // ErrUnsupported. Abort closes the connection at once and the marks are
 // gone with it: since they never reached the server, the rollback is exact.
 // Move uses UID MOVE (RFC 6851), or UID COPY + UID STORE + UID EXPUNGE, and
-// takes effect at once.
+// takes effect at once; when that deletion fails after the copy, the error
+// matches mailaccess.ErrCopiedNotRemoved, so that a Fetcher's next run
+// deletes without copying again.
 //
 // Reading never changes flags: messages are fetched with BODY.PEEK[],
 // streamed from the socket as the caller reads, large ones in

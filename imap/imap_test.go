@@ -687,6 +687,43 @@ func TestMoveRefused(t *testing.T) {
 	}
 }
 
+// TestMoveFallbackCopiedNotRemoved: without MOVE, a refused UID STORE
+// after a UID COPY answered OK says that the messages are in both
+// folders, so that the Fetcher does not copy them again.
+func TestMoveFallbackCopiedNotRemoved(t *testing.T) {
+	for _, refuse := range []string{"UID COPY", "UID STORE", "UID EXPUNGE"} {
+		t.Run(refuse, func(t *testing.T) {
+			s := newServer(t, &imaptest.Config{NoMove: true, Fault: func(c imaptest.Command) imaptest.Fault {
+				if c.Name == refuse {
+					return imaptest.Fault{No: "[UNAVAILABLE] try later"}
+				}
+				return imaptest.Fault{}
+			}})
+			s.Append(user, "INBOX", message(1, 100))
+			s.SetMessages(user, "Archive", nil)
+			mb := dial(t, s, nil)
+			list, err := mb.List(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = mb.Move(t.Context(), "Archive", list[0].UID)
+			if !errors.Is(err, mailaccess.ErrCommitFailed) {
+				t.Fatalf("Move = %v, want ErrCommitFailed", err)
+			}
+			copied := refuse != "UID COPY"
+			if got := errors.Is(err, mailaccess.ErrCopiedNotRemoved); got != copied {
+				t.Fatalf("Move = %v: ErrCopiedNotRemoved is %v, want %v", err, got, copied)
+			}
+			if n := len(s.Messages(user, "Archive")); (n == 1) != copied {
+				t.Fatalf("Archive holds %d messages after a refused %s", n, refuse)
+			}
+			if n := len(s.Messages(user, "INBOX")); n != 1 {
+				t.Fatalf("INBOX holds %d messages after a refused %s", n, refuse)
+			}
+		})
+	}
+}
+
 func TestUIDValidityChange(t *testing.T) {
 	s := newServer(t, nil)
 	s.Append(user, "INBOX", message(1, 100))

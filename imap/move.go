@@ -22,10 +22,11 @@ import (
 //
 // UIDs of another UIDVALIDITY are ignored (those messages are gone), as
 // the server ignores UIDs that no longer exist. Errors: ErrCommitFailed
-// when the server refused (nothing was moved; or, for the fallback, the
-// messages were copied but are still in this folder too, which the error
-// says); ErrCommitUnknown when the connection failed after the command was
-// sent; ErrInvalidArgument for a folder holding CR, LF or NUL or a
+// when the server refused (nothing was moved); ErrCommitUnknown when the
+// connection failed after the command was sent; for the fallback, once
+// the copy was answered OK, either of them also matches
+// mailaccess.ErrCopiedNotRemoved (the messages are in both folders, and a
+// Fetcher's next run only removes them here); ErrInvalidArgument for a folder holding CR, LF or NUL or a
 // malformed UID.
 func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UID) (err error) {
 	const op = "imap move"
@@ -135,14 +136,10 @@ func (m *Mailbox) moveError(op, step string, err error, copied bool) error {
 	}
 	var extra error
 	if copied {
-		extra = errCopiedNotRemoved
+		extra = mailaccess.ErrCopiedNotRemoved
 	}
 	return recast(e, kind, extra)
 }
-
-// errCopiedNotRemoved says that the UID COPY fallback of Move copied the
-// messages but could not remove them from the source folder.
-var errCopiedNotRemoved = errors.New("the messages were copied to the target folder but are still in this one")
 
 // Folders lists the account's selectable folders (LIST "" "*"), sorted;
 // folders marked \Noselect or \NonExistent are left out.

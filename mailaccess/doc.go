@@ -28,9 +28,12 @@
 //     handler returned nil and before the State recorded it: at most one
 //     message per interrupted run with the file State (which records each
 //     message before the next is fetched). MoveTo on an IMAP server
-//     without MOVE copies, then deletes by UID; if the session fails
-//     between the two, the next run copies again, so the target folder
-//     can hold a message twice (never zero times).
+//     without MOVE copies, then deletes by UID; when the copy was answered
+//     and the deletion failed, the State records the copy
+//     (Record.CopiedTo) and the next run only deletes. Only when the
+//     connection fails while the copy itself is under way, so that its
+//     outcome is unknown, does the next run copy again: the target folder
+//     can then hold that run's messages twice (never zero times).
 //  5. Messages that vanish between listing and fetching are reported, not
 //     errors. A listed message that a fetch does not return is retried next
 //     time, never taken as gone.

@@ -28,6 +28,13 @@ var (
 	// ErrCommitUnknown: the connection failed while committing; the
 	// deletions may or may not have taken effect.
 	ErrCommitUnknown = errors.New("commit outcome unknown")
+	// ErrCopiedNotRemoved is matched, beside ErrCommitFailed or
+	// ErrCommitUnknown, by a Mover's error when the messages did reach
+	// the target folder but are still in the source folder too (a move
+	// done as a copy and a deletion, whose deletion failed). The Fetcher
+	// then records the copy (Record.CopiedTo), and its next run removes
+	// those messages without copying them a second time.
+	ErrCopiedNotRemoved = errors.New("the messages were copied to the target folder but are still in this one")
 	// ErrProtocol: the server broke the protocol (garbage, an impossible
 	// answer, a line or literal beyond every limit).
 	ErrProtocol = errors.New("protocol violation")

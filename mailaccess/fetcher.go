@@ -196,7 +196,7 @@ type run struct {
 	// compare fingerprints (after a UID reset, or without stable UIDs).
 	spoolAll  bool
 	toDelete  []UID
-	toMove    []UID
+	toMove    []Record
 	recorded  map[UID]bool
 	handlerEs []error
 	// incremental is true when only the messages after the mark were
@@ -338,7 +338,7 @@ func (r *run) dueFromState(list []MessageInfo) {
 	}
 	for u, rec := range r.known {
 		if !listed[u] {
-			r.apply(u, rec.Delivered)
+			r.apply(rec)
 		}
 	}
 }
@@ -500,17 +500,23 @@ func (r *run) problem(uid UID, err error) {
 	r.rep.Problems = append(r.rep.Problems, &MessageError{UID: uid, Err: err})
 }
 
-// apply decides the retention of a delivered message.
-func (r *run) apply(uid UID, delivered time.Time) {
+// apply decides the retention of a delivered message, given its record.
+func (r *run) apply(rec Record) {
 	switch ret := r.f.Retention; ret.Kind {
 	case Delete:
-		r.toDelete = append(r.toDelete, uid)
+		r.toDelete = append(r.toDelete, rec.UID)
 	case KeepForPeriod:
-		if !r.f.now().Before(delivered.Add(ret.Period)) {
-			r.toDelete = append(r.toDelete, uid)
+		if !r.f.now().Before(rec.Delivered.Add(ret.Period)) {
+			r.toDelete = append(r.toDelete, rec.UID)
 		}
 	case Move:
-		r.toMove = append(r.toMove, uid)
+		if rec.CopiedTo != "" && rec.CopiedTo == ret.Folder {
+			// An earlier move copied it but could not remove it here:
+			// removing it finishes the move without a second copy.
+			r.toDelete = append(r.toDelete, rec.UID)
+			return
+		}
+		r.toMove = append(r.toMove, rec)
 	}
 }
 
@@ -518,7 +524,7 @@ func (r *run) apply(uid UID, delivered time.Time) {
 func (r *run) one(info MessageInfo) error {
 	if rec, ok := r.known[info.UID]; ok {
 		r.rep.Skipped++
-		r.apply(info.UID, rec.Delivered)
+		r.apply(rec)
 		r.step(true, false, 0)
 		return nil
 	}
@@ -573,7 +579,7 @@ func (r *run) one(info MessageInfo) error {
 			if old.Epoch == r.desc.UIDEpoch && !r.desc.SessionUIDs {
 				r.rep.UIDReset = true // renumbered without an epoch change
 			}
-			r.apply(info.UID, old.Delivered)
+			r.apply(rec)
 			log.Info("content already delivered under another UID; not delivered again")
 			r.step(true, true, m.n)
 			return nil
@@ -608,13 +614,13 @@ func (r *run) one(info MessageInfo) error {
 	}
 	var sum [sha256.Size]byte
 	copy(sum[:], m.sum())
-	now := r.f.now()
-	if err := r.record(Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: now, Size: m.n, SHA256: sum}); err != nil {
+	rec := Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: r.f.now(), Size: m.n, SHA256: sum}
+	if err := r.record(rec); err != nil {
 		return err
 	}
 	r.rep.Delivered++
 	r.rep.Bytes += m.n
-	r.apply(info.UID, now)
+	r.apply(rec)
 	log.Info("delivered", "bytes", m.n)
 	r.step(true, true, m.n)
 	return nil
@@ -669,13 +675,21 @@ func (r *run) record(rec Record) error {
 func (r *run) commit() error {
 	if len(r.toMove) > 0 {
 		mv := r.mb.(Mover)
-		if err := mv.Move(r.ctx, r.f.Retention.Folder, r.toMove...); err != nil {
+		folder := r.f.Retention.Folder
+		uids := make([]UID, len(r.toMove))
+		for i, rec := range r.toMove {
+			uids[i] = rec.UID
+		}
+		if err := mv.Move(r.ctx, folder, uids...); err != nil {
 			r.mb.Abort()
+			if errors.Is(err, ErrCopiedNotRemoved) {
+				r.copied(folder)
+			}
 			return err
 		}
 		r.rep.Moved = len(r.toMove)
-		r.log.Info("moved", "count", len(r.toMove), "folder", r.f.Retention.Folder)
-		r.forget(r.toMove)
+		r.log.Info("moved", "count", len(r.toMove), "folder", folder)
+		r.forget(uids)
 	}
 	if len(r.toDelete) > 0 {
 		if err := r.mb.Delete(r.ctx, r.toDelete...); err != nil {
@@ -694,6 +708,23 @@ func (r *run) commit() error {
 	}
 	r.forget(r.toDelete)
 	return nil
+}
+
+// copied records that the messages to move are already in folder, so
+// that the next run removes them without copying them again.
+func (r *run) copied(folder string) {
+	if r.f.State == nil || r.desc.SessionUIDs {
+		return
+	}
+	recs := make([]Record, len(r.toMove))
+	for i, rec := range r.toMove {
+		rec.CopiedTo = folder
+		recs[i] = rec
+	}
+	if err := r.f.State.Put(context.WithoutCancel(r.ctx), r.name, recs...); err != nil {
+		// The next run copies them again: a second copy in folder, no loss.
+		r.log.Warn("could not record the copies; the next run copies these messages again", "count", len(recs), "err", err)
+	}
 }
 
 func (r *run) forget(uids []UID) {

@@ -25,8 +25,9 @@ const fileStateHeader = "unimail-state 1\n"
 // ErrInUse instead of corrupting it.
 //
 // The journal format is line-based text: a header line, then "P" lines
-// (mailbox, UID, epoch, delivery time, size, SHA-256) and "F" lines (forget
-// a UID), fields separated by spaces and escaped with %XX.
+// (mailbox, UID, epoch, delivery time, size, SHA-256, and the folder of
+// Record.CopiedTo when it is set), "F" lines (forget a UID) and "M" lines
+// (a mailbox's mark), fields separated by spaces and escaped with %XX.
 type FileState struct {
 	path string
 
@@ -107,7 +108,7 @@ func parseJournal(data []byte, m map[string]map[UID]Record, marks map[string]UID
 func parseJournalLine(line string, m map[string]map[UID]Record, marks map[string]UID) error {
 	f := strings.Split(line, " ")
 	switch {
-	case len(f) == 7 && f[0] == "P":
+	case (len(f) == 7 || len(f) == 8) && f[0] == "P":
 		mb, err1 := unescapeField(f[1])
 		uid, err2 := unescapeField(f[2])
 		ep, err3 := unescapeField(f[3])
@@ -120,10 +121,18 @@ func parseJournalLine(line string, m map[string]map[UID]Record, marks map[string
 		} else {
 			sum, err6 = hex.DecodeString(f[6])
 		}
-		if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+		var copied string
+		var err7 error
+		if len(f) == 8 {
+			copied, err7 = unescapeField(f[7])
+			if err7 == nil && copied == "" {
+				err7 = errors.New("empty folder")
+			}
+		}
+		if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
 			return fmt.Errorf("malformed record: %w", err)
 		}
-		r := Record{UID: UID(uid), Epoch: ep, Delivered: time.Unix(0, ns).UTC(), Size: size}
+		r := Record{UID: UID(uid), Epoch: ep, Delivered: time.Unix(0, ns).UTC(), Size: size, CopiedTo: copied}
 		copy(r.SHA256[:], sum)
 		mbm := m[mb]
 		if mbm == nil {
@@ -220,6 +229,10 @@ func appendRecord(b []byte, mailbox string, r Record) []byte {
 	b = strconv.AppendInt(b, r.Size, 10)
 	b = append(b, ' ')
 	b = hex.AppendEncode(b, r.SHA256[:])
+	if r.CopiedTo != "" {
+		b = append(b, ' ')
+		b = append(b, escapeField(r.CopiedTo)...)
+	}
 	return append(b, '\n')
 }
 

@@ -26,6 +26,11 @@ func TestFileStateRoundTrip(t *testing.T) {
 	if err := s.Put(ctx, odd, rec("7/1"), rec("7/2"), rec("7/3")); err != nil {
 		t.Fatal(err)
 	}
+	copied := rec("7/4")
+	copied.CopiedTo = "Archive/Old mail %"
+	if err := s.Put(ctx, odd, copied); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Put(ctx, "pop3://x@y", Record{UID: "", SHA256: sha256.Sum256(nil)}); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +56,7 @@ func TestFileStateRoundTrip(t *testing.T) {
 	for _, r := range recs {
 		got[r.UID] = r
 	}
-	if len(got) != 2 || got["7/1"] != rec("7/1") || got["7/3"] != rec("7/3") {
+	if len(got) != 3 || got["7/1"] != rec("7/1") || got["7/3"] != rec("7/3") || got["7/4"] != copied {
 		t.Fatalf("records after reopen: %+v", recs)
 	}
 	if mark, _ := s.Mark(ctx, odd); mark != "7/3" {

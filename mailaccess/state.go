@@ -21,6 +21,13 @@ type Record struct {
 	// SHA256 is the fingerprint of the raw bytes delivered; it recognises
 	// content already delivered after the server renumbered its UIDs.
 	SHA256 [sha256.Size]byte
+	// CopiedTo, when not empty, is the folder that a move already copied
+	// the message to without removing it from this mailbox (the Mover
+	// said ErrCopiedNotRemoved). Under MoveTo of that same folder the
+	// next run then only removes the message, so the folder does not get
+	// a second copy. A State that does not keep this field costs one
+	// duplicate copy in that case, never a message.
+	CopiedTo string
 }
 
 // State remembers which messages were delivered, per mailbox (keyed by

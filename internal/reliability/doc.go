@@ -41,8 +41,6 @@
 //     UNIMAIL_FAULT_SCHEDULES=n sets the number of schedules;
 //   - UNIMAIL_KILL_SEED=n fixes the seed of the kill delays and of the
 //     state cuts (logged by every run);
-//   - UNIMAIL_KNOWN_BUGS=1 runs the tests of known, unfixed bugs, which
-//     are skipped otherwise;
 //   - UNIMAIL_REQUIRE_DOVECOT=1 fails, rather than skips, the tests that
 //     need Dovecot when it is not installed.
 //
