@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"github.com/unimail/unimail/internal/xoauth2"
 	"io"
 	"net"
@@ -410,12 +409,12 @@ func (m *Mailbox) login(ctx context.Context) error {
 	case mailaccess.MechPlain:
 		sc = sasl.NewPlainClient("", a.Username, a.Password)
 	case mailaccess.MechXOAuth2, mailaccess.MechOAuthBearer:
-		tok, err := a.Token(ctx)
+		tok, err := xoauth2.Token(ctx, op, *a)
 		if err != nil {
-			return mailaccess.NewError(op, mailaccess.ErrAuth, "", fmt.Errorf("getting the OAuth2 token: %w", err))
+			return err
 		}
-		if strings.ContainsAny(tok, "\r\n\x00\x01") || strings.ContainsAny(a.Username, "\x01") {
-			return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("token or username contains a control character"))
+		if strings.ContainsAny(a.Username, "\x01") {
+			return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("username contains a control character"))
 		}
 		m.secrets = append(m.secrets, tok)
 		m.tracer.addSecret(tok)

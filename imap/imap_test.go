@@ -237,6 +237,40 @@ func TestOAuth(t *testing.T) {
 	}
 }
 
+// TestTokenSourceFails: the token source's failure is ErrAuth, temporary
+// exactly when the source's error is, and no command is sent with a bad
+// token.
+func TestTokenSourceFails(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		token     func(context.Context) (string, error)
+		kind      error
+		temporary bool
+	}{
+		{"permanent", func(context.Context) (string, error) { return "", errors.New("refresh token revoked") }, mailaccess.ErrAuth, false},
+		{"temporary", func(context.Context) (string, error) {
+			return "", &mailaccess.Error{Kind: mailaccess.ErrConnection, Err: errors.New("token endpoint unreachable"), Temporary: true}
+		}, mailaccess.ErrAuth, true},
+		{"empty", func(context.Context) (string, error) { return "", nil }, mailaccess.ErrAuth, false},
+		{"control characters", func(context.Context) (string, error) { return "tok\r\nA1 LOGOUT", nil }, mailaccess.ErrInvalidArgument, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t, nil)
+			o := options(s)
+			o.Auth = mailaccess.Auth{Username: user, Mechanism: "XOAUTH2", Token: tc.token}
+			_, err := imap.Dial(t.Context(), s.Addr, o)
+			if !errors.Is(err, tc.kind) || mailaccess.IsTemporary(err) != tc.temporary {
+				t.Fatalf("Dial = %v (temporary %v), want %v, temporary %v", err, mailaccess.IsTemporary(err), tc.kind, tc.temporary)
+			}
+			for _, c := range names(s) {
+				if c == "AUTHENTICATE" || c == "LOGIN" {
+					t.Fatalf("sent %s without a usable token", c)
+				}
+			}
+		})
+	}
+}
+
 func TestWrongPassword(t *testing.T) {
 	for _, mech := range []string{"", "LOGIN"} {
 		s := newServer(t, nil)

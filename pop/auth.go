@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"github.com/unimail/unimail/internal/xoauth2"
 	"strings"
-	"unicode"
 
 	"github.com/emersion/go-sasl"
 
@@ -46,22 +45,7 @@ func checkAuth(a mailaccess.Auth) (string, error) {
 
 // getToken calls the token source once.
 func getToken(ctx context.Context, a mailaccess.Auth) (string, error) {
-	const op = "pop3 login"
-	tok, err := a.Token(ctx)
-	if err != nil {
-		e := mailaccess.NewError(op, mailaccess.ErrAuth, "", fmt.Errorf("getting the OAuth2 token: %w", err))
-		// A token source that fails for a passing reason (its endpoint is
-		// down) leaves the error temporary.
-		e.Temporary = mailaccess.IsTemporary(err)
-		return "", e
-	}
-	if tok == "" {
-		return "", mailaccess.NewError(op, mailaccess.ErrAuth, "", errors.New("the token source returned an empty token"))
-	}
-	if strings.ContainsFunc(tok, unicode.IsControl) {
-		return "", mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("the OAuth2 token holds control characters"))
-	}
-	return tok, nil
+	return xoauth2.Token(ctx, "pop3 login", a)
 }
 
 // login authenticates with the chosen mechanism.

@@ -375,7 +375,27 @@ func TestTokenSourceFails(t *testing.T) {
 		},
 	}
 	_, err := pop.Dial(t.Context(), "127.0.0.1:1", o)
-	wantKind(t, err, mailaccess.ErrAuth)
+	if e := wantKind(t, err, mailaccess.ErrAuth); e.Temporary || mailaccess.IsTemporary(err) {
+		t.Fatalf("a plain token source failure is temporary: %v", err)
+	}
+	if dialed {
+		t.Fatal("connected although no token could be had")
+	}
+
+	// A source that fails for a passing reason keeps the error temporary,
+	// so that Fetcher.Run retries; an empty token is a permanent ErrAuth.
+	o.Auth.Token = func(context.Context) (string, error) {
+		return "", &mailaccess.Error{Kind: mailaccess.ErrConnection, Err: errors.New("token endpoint unreachable"), Temporary: true}
+	}
+	_, err = pop.Dial(t.Context(), "127.0.0.1:1", o)
+	if e := wantKind(t, err, mailaccess.ErrAuth); !e.Temporary || !mailaccess.IsTemporary(err) {
+		t.Fatalf("a temporary token source failure became permanent: %v", err)
+	}
+	o.Auth.Token = func(context.Context) (string, error) { return "", nil }
+	_, err = pop.Dial(t.Context(), "127.0.0.1:1", o)
+	if e := wantKind(t, err, mailaccess.ErrAuth); e.Temporary {
+		t.Fatalf("empty token: %v, want a permanent ErrAuth", err)
+	}
 	if dialed {
 		t.Fatal("connected although no token could be had")
 	}

@@ -17,11 +17,13 @@
 package xoauth2
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/emersion/go-sasl"
 
@@ -159,4 +161,27 @@ func (f *Failure) Error() string {
 		add("scope", strconv.Quote(f.Scope))
 	}
 	return b.String()
+}
+
+// Token calls the caller's token source once and checks what it returns,
+// for the operation op ("pop3 login", "imap login"). A failure of the
+// source is ErrAuth, temporary when the source's error is (its endpoint
+// is down, say), so that a retrying caller tries again; an empty token is
+// a permanent ErrAuth; a token with control characters, which could never
+// be sent safely, is ErrInvalidArgument. The token never appears in an
+// error.
+func Token(ctx context.Context, op string, a mailaccess.Auth) (string, error) {
+	tok, err := a.Token(ctx)
+	if err != nil {
+		e := mailaccess.NewError(op, mailaccess.ErrAuth, "", fmt.Errorf("getting the OAuth2 token: %w", err))
+		e.Temporary = mailaccess.IsTemporary(err)
+		return "", e
+	}
+	if tok == "" {
+		return "", mailaccess.NewError(op, mailaccess.ErrAuth, "", errors.New("the token source returned an empty token"))
+	}
+	if strings.ContainsFunc(tok, unicode.IsControl) {
+		return "", mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("the OAuth2 token holds control characters"))
+	}
+	return tok, nil
 }
