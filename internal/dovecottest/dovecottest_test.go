@@ -577,8 +577,16 @@ func TestLineEndings(t *testing.T) {
 
 	c := imapLogin(t, srv, false, nil)
 	_, msgs := imapFetchAll(t, c, "INBOX")
+	// The file name's W= gives RFC822.SIZE: the size with CRLF.
+	sizes, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{RFC822Size: true}).Collect()
+	if err != nil || len(sizes) != 1 || sizes[0].RFC822Size != int64(len(crlf)) {
+		t.Fatalf("RFC822.SIZE: %v, %v; want %d", sizes, err, len(crlf))
+	}
 	imapLogout(t, c)
 	p := popDial(t, srv, false)
+	if got, want := p.cmd("LIST 1"), fmt.Sprintf("+OK 1 %d", len(crlf)); got != want {
+		t.Fatalf("LIST 1 = %q, want %q", got, want)
+	}
 	pop := p.retrAll()
 	p.cmd("QUIT")
 	sameMessages(t, srv, "IMAP serves bare LF as CRLF", raws(msgs), [][]byte{crlf})

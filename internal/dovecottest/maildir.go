@@ -122,9 +122,26 @@ func removeIndexes(dir string) error {
 // nextName returns a new Maildir file name. Its leading number grows with
 // every call, and Dovecot gives UIDs to new files in the order of that
 // number, so messages get UIDs in the order the harness wrote them.
-func (s *Server) nextName() string {
+//
+// Like the names Dovecot's own delivery (LMTP, dovecot-lda) gives, it
+// carries the message's size (S=) and its size with CRLF line ends (W=,
+// the RFC822.SIZE that IMAP reports), so that Dovecot answers RFC822.SIZE
+// from the name instead of reading the file, as it does for delivered
+// mail.
+func (s *Server) nextName(raw []byte) string {
 	n := s.stamp.Add(1)
-	return fmt.Sprintf("%d.P%dQ%d.dovecottest", n, os.Getpid(), n)
+	return fmt.Sprintf("%d.P%dQ%d.dovecottest,S=%d,W=%d", n, os.Getpid(), n, len(raw), virtualSize(raw))
+}
+
+// virtualSize is the size of raw with every line end counted as CRLF.
+func virtualSize(raw []byte) int {
+	n := len(raw)
+	for i, c := range raw {
+		if c == '\n' && (i == 0 || raw[i-1] != '\r') {
+			n++
+		}
+	}
+	return n
 }
 
 // writeFile creates path exclusively with data and gives it to the mail
@@ -186,7 +203,7 @@ func (s *Server) seed(dir string, sub bool, raws [][]byte) error {
 	}
 	newDir := filepath.Join(dir, "new")
 	for _, raw := range raws {
-		if err := s.writeFile(filepath.Join(newDir, s.nextName()), raw); err != nil {
+		if err := s.writeFile(filepath.Join(newDir, s.nextName(raw)), raw); err != nil {
 			return err
 		}
 	}
@@ -209,7 +226,7 @@ func (s *Server) Append(tb testing.TB, user, folder string, raw []byte) {
 		tb.Fatalf("dovecottest: Append %s/%s: %v", user, folder, err)
 		return
 	}
-	name := s.nextName()
+	name := s.nextName(raw)
 	tmp := filepath.Join(dir, "tmp", name)
 	if err := s.writeFile(tmp, raw); err != nil {
 		tb.Fatalf("dovecottest: Append %s/%s: %v", user, folder, err)
