@@ -358,6 +358,7 @@ func TestListOpenByteExact(t *testing.T) {
 	}
 	o := options(s)
 	o.ChunkSize = chunk
+	o.ListDates = true
 	mb := dial(t, s, o)
 
 	list, err := mb.List(t.Context())
@@ -679,6 +680,25 @@ func TestMove(t *testing.T) {
 				t.Fatalf("a plain EXPUNGE or CLOSE was sent: %v", names(s))
 			}
 		})
+	}
+}
+
+// TestListDates: INTERNALDATE is asked for only with Options.ListDates.
+func TestListDates(t *testing.T) {
+	date := time.Date(2024, 3, 1, 12, 30, 0, 0, time.UTC)
+	for _, on := range []bool{false, true} {
+		s := newServer(t, nil)
+		s.AppendMessage(user, "INBOX", message(1, 100), nil, date)
+		o := options(s)
+		o.ListDates = on
+		mb := dial(t, s, o)
+		list, err := mb.List(t.Context())
+		if err != nil || len(list) != 1 {
+			t.Fatalf("List = %v, %v", list, err)
+		}
+		if got := list[0].Date; got.Equal(date) != on || (!on && !got.IsZero()) {
+			t.Errorf("ListDates %v: Date = %v", on, got)
+		}
 	}
 }
 

@@ -70,8 +70,8 @@ func TestListAfter(t *testing.T) {
 	if err != nil || len(got) != 2 {
 		t.Fatalf("ListAfter = %v, %v; want the 2 new messages", got, err)
 	}
-	if got[0].Size < 300 || got[1].Date.IsZero() {
-		t.Fatalf("ListAfter infos = %+v", got)
+	if got[0].Size < 300 || !got[1].Date.IsZero() {
+		t.Fatalf("ListAfter infos = %+v; want sizes and no dates (ListDates is off)", got)
 	}
 	// The new messages can be opened, batched.
 	mb.WillOpen(uids(got)...)

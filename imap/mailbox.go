@@ -238,7 +238,7 @@ func (m *Mailbox) signal() {
 }
 
 // List returns the folder's messages in ascending UID order, from
-// UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE). An empty folder gives an
+// UID FETCH 1:* (UID RFC822.SIZE), with INTERNALDATE when Options.ListDates is set. An empty folder gives an
 // empty list (also from a server that refuses "1:*" there). Each UID is
 // "UIDVALIDITY/UID". List ends any announcement of WillOpen.
 //
@@ -259,7 +259,7 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 // current UIDVALIDITY and the server's UIDNEXT (from SELECT, and no new
 // message reported since) shows that no message came after it, nothing
 // is sent at all; otherwise it sends UID FETCH <after+1>:* (UID
-// RFC822.SIZE INTERNALDATE) and drops the messages up to after (for
+// RFC822.SIZE [INTERNALDATE]) and drops the messages up to after (for
 // "n:*" with n above every UID, a server returns the last message). So a
 // run that finds no new mail costs no round trip after Dial, whatever the
 // size of the folder.
@@ -309,7 +309,7 @@ func (m *Mailbox) Count() int {
 	return int(n)
 }
 
-// list sends UID FETCH <from>:* (UID RFC822.SIZE INTERNALDATE), from 1
+// list sends UID FETCH <from>:* (UID RFC822.SIZE [INTERNALDATE]), from 1
 // when from is 0, and returns the messages from from on, in UID order.
 func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailaccess.MessageInfo, error) {
 	if err := m.settleOp(ctx, op, true); err != nil {
@@ -335,7 +335,7 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 	// empty: that count comes from EXISTS and EXPUNGE responses, which
 	// some servers get wrong.
 	cmd := m.client.Fetch(imap.UIDSet{{Start: from, Stop: 0}}, &imap.FetchOptions{
-		UID: true, RFC822Size: true, InternalDate: true,
+		UID: true, RFC822Size: true, InternalDate: m.opts.ListDates,
 	})
 	byUID := make(map[imap.UID]mailaccess.MessageInfo)
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {

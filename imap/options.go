@@ -79,6 +79,14 @@ type Options struct {
 	// deadline. DefaultChunkSize when zero.
 	ChunkSize int64
 
+	// ListDates makes List and ListAfter ask for each message's
+	// INTERNALDATE and fill MessageInfo.Date with it. It is off by
+	// default because the Fetcher does not need it and it is not free:
+	// Dovecot, for one, looks at every message file for it, which made a
+	// listing of 2000 messages about 40% slower and a whole drain of them
+	// about 7% slower on loopback. When off, MessageInfo.Date is zero.
+	ListDates bool
+
 	// Logger receives the session's events: connect (address, TLS mode),
 	// login (user, mechanism), select (folder, UIDVALIDITY, message
 	// count) and each fetched message (UID, size, outcome) at Debug;

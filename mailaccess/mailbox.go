@@ -22,8 +22,9 @@ type MessageInfo struct {
 	// IMAP RFC822.SIZE), or -1 when the server did not say. Servers may
 	// lie; the Fetcher enforces its size limit on the bytes it reads too.
 	Size int64
-	// Date is the server's arrival time of the message (IMAP INTERNALDATE),
-	// or the zero time when the protocol has none (POP3).
+	// Date is the server's arrival time of the message (IMAP INTERNALDATE)
+	// when the driver was asked to list it (imap.Options.ListDates), or the
+	// zero time (always for POP3, which has none).
 	Date time.Time
 }
 
