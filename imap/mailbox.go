@@ -238,9 +238,9 @@ func (m *Mailbox) signal() {
 }
 
 // List returns the folder's messages in ascending UID order, from
-// UID FETCH 1:* (UID RFC822.SIZE), with INTERNALDATE when Options.ListDates is set. An empty folder gives an
-// empty list (also from a server that refuses "1:*" there). Each UID is
-// "UIDVALIDITY/UID". List ends any announcement of WillOpen.
+// UID FETCH 1:* (UID RFC822.SIZE), with INTERNALDATE when
+// Options.ListDates is set. An empty folder gives an empty list (also
+// from a server that refuses "1:*" there). Each UID is "UIDVALIDITY/UID". List ends any announcement of WillOpen.
 //
 // Options.Timeout bounds each stall, and the whole answer is bounded by
 // Options.Timeout plus one millisecond per message that the folder holds
