@@ -50,81 +50,191 @@ func OpenFileState(path string) (*FileState, error) {
 		return nil, err
 	}
 	s := &FileState{path: path, unlock: unlock, m: make(map[string]map[UID]Record), marks: make(map[string]UID)}
-	if err := s.load(); err != nil {
+	st, err := s.load()
+	if err != nil {
 		unlock()
 		return nil, err
 	}
-	if err := s.compact(); err != nil {
-		unlock()
-		return nil, err
+	if !st.clean() || !s.reopen(st.size) {
+		if err := s.compact(); err != nil {
+			unlock()
+			return nil, err
+		}
 	}
 	return s, nil
 }
+
+// journalStats is what reading a journal found.
+type journalStats struct {
+	size  int64 // bytes of complete lines, header included
+	lines int   // record, forget and mark lines
+	live  int   // records and marks in force after reading
+	torn  bool  // the data ended in a torn line (or a torn header)
+}
+
+// clean says whether the journal is worth keeping as it is: it has a
+// header, no torn end, and no more superseded lines than lines in force.
+func (st journalStats) clean() bool {
+	return st.size > 0 && !st.torn && st.lines-st.live <= st.live
+}
+
+// reopen opens a clean journal of size bytes for appending, after making
+// sure that the file system has room for the run's first records (so
+// that a full disk fails the open, before anything is fetched, as a
+// compaction would). It reports false when the journal must be compacted
+// instead: the file changed, or the room cannot be reserved this way.
+func (s *FileState) reopen(size int64) bool {
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return false
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != size || !reserve(f, size, reserveBytes) {
+		f.Close()
+		return false
+	}
+	s.f = f
+	s.size = size
+	return true
+}
+
+// reserveBytes is the room that opening a journal without compacting it
+// reserves past its end: a page, the least a file system allocates.
+const reserveBytes = 4096
 
 func stateErr(op string, err error) error {
 	return NewError("state "+op, ErrState, "", err)
 }
 
-func (s *FileState) load() error {
+func (s *FileState) load() (journalStats, error) {
 	data, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return journalStats{}, nil
 	}
 	if err != nil {
-		return stateErr("read", err)
+		return journalStats{}, stateErr("read", err)
 	}
-	return parseJournal(data, s.m, s.marks)
+	return readJournal(data, s.m, s.marks)
 }
 
 // parseJournal reads journal bytes into m. A last line without its newline
 // (torn by a crash) is ignored.
 func parseJournal(data []byte, m map[string]map[UID]Record, marks map[string]UID) error {
+	_, err := readJournal(data, m, marks)
+	return err
+}
+
+// readJournal is parseJournal, and says what it found.
+func readJournal(data []byte, m map[string]map[UID]Record, marks map[string]UID) (journalStats, error) {
+	var st journalStats
 	if len(data) == 0 {
-		return nil
+		return st, nil
 	}
 	if !bytes.HasPrefix(data, []byte(fileStateHeader)) {
 		if len(data) < len(fileStateHeader) && bytes.HasPrefix([]byte(fileStateHeader), data) {
-			return nil // torn header
+			st.torn = true
+			return st, nil // torn header
 		}
-		return stateErr("read", errors.New("not a unimail state file (bad header)"))
+		return st, stateErr("read", errors.New("not a unimail state file (bad header)"))
 	}
+	st.size = int64(len(fileStateHeader))
 	data = data[len(fileStateHeader):]
-	lineNo := 1
+	// Records take some 150 bytes: size the first mailbox's map for all.
+	p := journalParser{hint: len(data) / 150}
 	for len(data) > 0 {
-		lineNo++
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
-			return nil // torn last line
+			st.torn = true
+			break // torn last line
 		}
-		line := string(data[:i])
+		st.lines++
+		if err := p.line(data[:i], m, marks); err != nil {
+			return st, stateErr("read", fmt.Errorf("line %d: %w", st.lines+1, err))
+		}
+		st.size += int64(i + 1)
 		data = data[i+1:]
-		if err := parseJournalLine(line, m, marks); err != nil {
-			return stateErr("read", fmt.Errorf("line %d: %w", lineNo, err))
-		}
 	}
-	return nil
+	for _, mbm := range m {
+		st.live += len(mbm)
+	}
+	st.live += len(marks)
+	return st, nil
 }
 
-func parseJournalLine(line string, m map[string]map[UID]Record, marks map[string]UID) error {
-	f := strings.Split(line, " ")
+// journalParser reads journal lines. It keeps the last mailbox name it
+// read, so that the lines of one mailbox share one string.
+type journalParser struct {
+	fields [8][]byte
+	mbRaw  []byte
+	mb     string
+	mbm    map[UID]Record
+	epRaw  []byte // and the last epoch
+	ep     string
+	hint   int // the size of the next mailbox map made
+}
+
+// epoch returns the epoch of the escaped field f.
+func (p *journalParser) epoch(f []byte) (string, error) {
+	if p.epRaw != nil && bytes.Equal(f, p.epRaw) {
+		return p.ep, nil
+	}
+	ep, err := unescapeField(string(f))
+	if err != nil {
+		return "", err
+	}
+	p.epRaw, p.ep = f, ep
+	return ep, nil
+}
+
+// mailbox returns the mailbox named by the escaped field f.
+func (p *journalParser) mailbox(f []byte) (string, error) {
+	if p.mbRaw != nil && bytes.Equal(f, p.mbRaw) {
+		return p.mb, nil
+	}
+	mb, err := unescapeField(string(f))
+	if err != nil {
+		return "", err
+	}
+	p.mbRaw, p.mb, p.mbm = f, mb, nil
+	return mb, nil
+}
+
+func (p *journalParser) line(line []byte, m map[string]map[UID]Record, marks map[string]UID) error {
+	n := 0
+	for n < len(p.fields) {
+		i := bytes.IndexByte(line, ' ')
+		if i < 0 {
+			p.fields[n] = line
+			n++
+			line = nil
+			break
+		}
+		p.fields[n] = line[:i]
+		n++
+		line = line[i+1:]
+	}
+	if line != nil {
+		return errors.New("malformed record") // too many fields
+	}
+	f := p.fields[:n]
+	kind := string(f[0])
 	switch {
-	case (len(f) == 7 || len(f) == 8) && f[0] == "P":
-		mb, err1 := unescapeField(f[1])
-		uid, err2 := unescapeField(f[2])
-		ep, err3 := unescapeField(f[3])
-		ns, err4 := strconv.ParseInt(f[4], 10, 64)
-		size, err5 := strconv.ParseInt(f[5], 10, 64)
-		var sum []byte
+	case (n == 7 || n == 8) && kind == "P":
+		mb, err1 := p.mailbox(f[1])
+		uid, err2 := unescapeField(string(f[2]))
+		ep, err3 := p.epoch(f[3])
+		ns, err4 := parseInt(f[4])
+		size, err5 := parseInt(f[5])
+		var r Record
 		var err6 error
-		if len(f[6]) != 64 {
+		if len(f[6]) != 2*len(r.SHA256) {
 			err6 = errors.New("bad fingerprint")
-		} else {
-			sum, err6 = hex.DecodeString(f[6])
+		} else if _, err := hex.Decode(r.SHA256[:], f[6]); err != nil {
+			err6 = err
 		}
 		var copied string
 		var err7 error
-		if len(f) == 8 {
-			copied, err7 = unescapeField(f[7])
+		if n == 8 {
+			copied, err7 = unescapeField(string(f[7]))
 			if err7 == nil && copied == "" {
 				err7 = errors.New("empty folder")
 			}
@@ -132,26 +242,28 @@ func parseJournalLine(line string, m map[string]map[UID]Record, marks map[string
 		if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
 			return fmt.Errorf("malformed record: %w", err)
 		}
-		r := Record{UID: UID(uid), Epoch: ep, Delivered: time.Unix(0, ns).UTC(), Size: size, CopiedTo: copied}
-		copy(r.SHA256[:], sum)
-		mbm := m[mb]
-		if mbm == nil {
-			mbm = make(map[UID]Record)
-			m[mb] = mbm
+		r.UID, r.Epoch, r.Delivered, r.Size, r.CopiedTo = UID(uid), ep, time.Unix(0, ns).UTC(), size, copied
+		if p.mbm == nil {
+			p.mbm = m[mb]
+			if p.mbm == nil {
+				p.mbm = make(map[UID]Record, p.hint)
+				p.hint = 0
+				m[mb] = p.mbm
+			}
 		}
-		mbm[r.UID] = r
+		p.mbm[r.UID] = r
 		return nil
-	case len(f) == 3 && f[0] == "F":
-		mb, err1 := unescapeField(f[1])
-		uid, err2 := unescapeField(f[2])
+	case n == 3 && kind == "F":
+		mb, err1 := p.mailbox(f[1])
+		uid, err2 := unescapeField(string(f[2]))
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("malformed record: %w", err)
 		}
 		delete(m[mb], UID(uid))
 		return nil
-	case len(f) == 3 && f[0] == "M":
-		mb, err1 := unescapeField(f[1])
-		uid, err2 := unescapeField(f[2])
+	case n == 3 && kind == "M":
+		mb, err1 := p.mailbox(f[1])
+		uid, err2 := unescapeField(string(f[2]))
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("malformed mark: %w", err)
 		}
@@ -159,6 +271,30 @@ func parseJournalLine(line string, m map[string]map[UID]Record, marks map[string
 		return nil
 	}
 	return errors.New("malformed record")
+}
+
+// parseInt parses a decimal int64 as strconv.ParseInt does, without
+// making a string of b.
+func parseInt(b []byte) (int64, error) {
+	neg := len(b) > 0 && b[0] == '-'
+	d := b
+	if neg || (len(b) > 0 && b[0] == '+') {
+		d = b[1:]
+	}
+	if len(d) == 0 || len(d) > 18 {
+		return strconv.ParseInt(string(b), 10, 64) // empty, or may overflow
+	}
+	var v int64
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, errors.New("bad number")
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, nil
 }
 
 func escapeField(s string) string {
@@ -268,7 +404,11 @@ func (s *FileState) SetMark(_ context.Context, mailbox string, uid UID) error {
 // compact rewrites the journal with one line per live record, atomically,
 // and opens it for appending.
 func (s *FileState) compact() error {
-	var buf []byte
+	n := 0
+	for _, recs := range s.m {
+		n += len(recs)
+	}
+	buf := make([]byte, 0, len(fileStateHeader)+n*200+len(s.marks)*100)
 	buf = append(buf, fileStateHeader...)
 	mbs := make([]string, 0, len(s.m))
 	for mb := range s.m {

@@ -168,6 +168,70 @@ func TestFileStateWriteFailure(t *testing.T) {
 	full.Close()
 }
 
+// TestFileStateCompactsOnlyWaste: a journal is rewritten at open only when
+// most of it is superseded lines (or it ends torn); otherwise it is
+// appended to as it is, so that opening a large state costs a read.
+func TestFileStateCompactsOnlyWaste(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	ctx := t.Context()
+	inode := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fileID(fi)
+	}
+	s, err := OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := s.Put(ctx, "mb", rec(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetMark(ctx, "mb", "9"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before := inode()
+	s, err = OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inode() != before {
+		t.Fatal("a journal without waste was rewritten")
+	}
+	// Forget most records: more superseded lines than live ones.
+	if err := s.Forget(ctx, "mb", "0", "1", "2", "3", "4", "5", "6", "7"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	grown := size()
+	s, err = OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if inode() == before || size() >= grown {
+		t.Fatalf("a journal of mostly superseded lines was not compacted: %d bytes, was %d", size(), grown)
+	}
+	if recs, _ := s.Records(ctx, "mb"); len(recs) != 2 {
+		t.Fatalf("%d records after compaction, want 2", len(recs))
+	}
+	if err := s.Put(ctx, "mb", rec("10")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestFileStateLoad100k(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -251,7 +315,7 @@ func FuzzJournal(f *testing.F) {
 		}
 		for mb, recs := range m {
 			for u, r := range recs {
-				if r2 := m2[mb][u]; !r2.Delivered.Equal(r.Delivered) || r2.UID != r.UID || r2.SHA256 != r.SHA256 || r2.Epoch != r.Epoch || r2.Size != r.Size {
+				if r2 := m2[mb][u]; !r2.Delivered.Equal(r.Delivered) || r2.UID != r.UID || r2.SHA256 != r.SHA256 || r2.Epoch != r.Epoch || r2.Size != r.Size || r2.CopiedTo != r.CopiedTo {
 					t.Fatalf("round trip changed %q %q", mb, u)
 				}
 			}
