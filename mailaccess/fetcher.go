@@ -203,6 +203,10 @@ type run struct {
 	// listed; mark is the mark the run started from.
 	incremental bool
 	mark        UID
+	// lazy is true while only the records of listed messages are loaded
+	// (an IndexState on the incremental path); the full listing loads
+	// them all first.
+	lazy bool
 	// taken counts, in listing order, how many messages from the start of
 	// the listing were taken (delivered, recognised, known, or gone), for
 	// the next mark.
@@ -231,7 +235,10 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 		mb.Abort()
 		return rep, err
 	}
-	if err := r.loadState(); err != nil {
+	if r.lazy = r.canBeLazy(); r.lazy {
+		r.known = map[UID]Record{}
+		r.byHash = map[[sha256.Size]byte]Record{}
+	} else if err := r.loadState(); err != nil {
 		mb.Abort()
 		return rep, err
 	}
@@ -291,10 +298,36 @@ func (r *run) list() ([]MessageInfo, error) {
 		if err != nil {
 			return nil, wrapState("read", err)
 		}
+		known := len(r.known)
+		if r.lazy && mark != "" {
+			total, inEpoch, err := r.f.State.(IndexState).Count(r.ctx, r.name, r.desc.UIDEpoch)
+			if err != nil {
+				return nil, wrapState("read", err)
+			}
+			if total != inEpoch {
+				mark = "" // records of another epoch: a UID reset
+			}
+			known = inEpoch
+		}
 		if mark != "" && !r.rep.UIDReset {
 			list, err := al.ListAfter(r.ctx, mark)
 			if err != nil {
 				return nil, err
+			}
+			if r.lazy && len(list) > 0 {
+				uids := make([]UID, len(list))
+				for i, m := range list {
+					uids[i] = m.UID
+				}
+				recs, err := r.f.State.(IndexState).Lookup(r.ctx, r.name, uids...)
+				if err != nil {
+					return nil, wrapState("read", err)
+				}
+				for _, rec := range recs {
+					if rec.Epoch == r.desc.UIDEpoch {
+						r.known[rec.UID] = rec
+					}
+				}
 			}
 			// Everything up to the mark was taken and is known; if the
 			// server's count disagrees, messages were deleted or the mark
@@ -305,7 +338,7 @@ func (r *run) list() ([]MessageInfo, error) {
 					inList++
 				}
 			}
-			before := len(r.known) - inList
+			before := known - inList
 			if al.Count() == before+len(list) {
 				r.incremental = true
 				r.mark = mark
@@ -314,7 +347,14 @@ func (r *run) list() ([]MessageInfo, error) {
 				r.dueFromState(list)
 				return list, nil
 			}
-			r.log.Debug("mark and server count disagree; listing every message", "count", al.Count(), "known", len(r.known))
+			r.log.Debug("mark and server count disagree; listing every message", "count", al.Count(), "known", known)
+		}
+	}
+	if r.lazy {
+		// The full listing needs every record.
+		r.lazy = false
+		if err := r.loadState(); err != nil {
+			return nil, err
 		}
 	}
 	list, err := r.mb.List(r.ctx)
@@ -415,6 +455,15 @@ func firstN(errs []error, n int) []error {
 		return errs[:n]
 	}
 	return errs
+}
+
+// canBeLazy says whether the run may start without loading every record:
+// a KeepOnServer run with an IndexState on an AfterLister with stable
+// UIDs, which lists only the messages after the mark when it can.
+func (r *run) canBeLazy() bool {
+	_, okS := r.f.State.(IndexState)
+	_, okL := r.mb.(AfterLister)
+	return okS && okL && r.f.Retention.Kind == Keep && !r.desc.SessionUIDs
 }
 
 func (r *run) loadState() error {

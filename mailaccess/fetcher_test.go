@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -371,10 +373,56 @@ func uidFetches(cmds []imaptest.Command) int {
 // State's mark and UIDNEXT say so. New mail costs one short listing;
 // messages deleted by another client are noticed by the count and the
 // State is pruned.
+//
+// It runs with an IndexState (MemoryState), whose records the no-new-mail
+// run never reads in full, and with a State that is only a MarkState,
+// whose records every run reads.
 func TestIncrementalKeep(t *testing.T) {
+	for _, indexed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("indexed=%v", indexed), func(t *testing.T) {
+			st := &countingState{MemoryState: &mailaccess.MemoryState{}}
+			var state mailaccess.MarkState = st
+			if !indexed {
+				state = markOnly{st}
+			}
+			testIncrementalKeep(t, st, state, indexed)
+		})
+	}
+}
+
+// countingState counts the calls of Records.
+type countingState struct {
+	*mailaccess.MemoryState
+	records atomic.Int64
+}
+
+func (c *countingState) Records(ctx context.Context, mailbox string) ([]mailaccess.Record, error) {
+	c.records.Add(1)
+	return c.MemoryState.Records(ctx, mailbox)
+}
+
+// markOnly hides the IndexState methods of a state.
+type markOnly struct{ s *countingState }
+
+func (m markOnly) Records(ctx context.Context, mb string) ([]mailaccess.Record, error) {
+	return m.s.Records(ctx, mb)
+}
+func (m markOnly) Put(ctx context.Context, mb string, recs ...mailaccess.Record) error {
+	return m.s.Put(ctx, mb, recs...)
+}
+func (m markOnly) Forget(ctx context.Context, mb string, uids ...mailaccess.UID) error {
+	return m.s.Forget(ctx, mb, uids...)
+}
+func (m markOnly) Mark(ctx context.Context, mb string) (mailaccess.UID, error) {
+	return m.s.Mark(ctx, mb)
+}
+func (m markOnly) SetMark(ctx context.Context, mb string, uid mailaccess.UID) error {
+	return m.s.SetMark(ctx, mb, uid)
+}
+
+func testIncrementalKeep(t *testing.T, st *countingState, state mailaccess.MarkState, indexed bool) {
 	s := imapServer(t, nil, 50)
-	st := &mailaccess.MemoryState{}
-	f := &mailaccess.Fetcher{State: st}
+	f := &mailaccess.Fetcher{State: state}
 	out := &sink{}
 	rep, err := f.Fetch(t.Context(), dialIMAP(t, s), out.handle)
 	if err != nil || rep.Delivered != 50 {
@@ -384,12 +432,16 @@ func TestIncrementalKeep(t *testing.T) {
 		t.Fatal("no mark after the first run")
 	}
 	before := uidFetches(s.Commands())
+	reads := st.records.Load()
 	rep, err = f.Fetch(t.Context(), dialIMAP(t, s), out.handle)
 	if err != nil || rep.Delivered != 0 || rep.Skipped != 50 || rep.Listed != 50 {
 		t.Fatalf("second run: %+v, %v", rep, err)
 	}
 	if n := uidFetches(s.Commands()) - before; n != 0 {
 		t.Fatalf("a run with nothing new sent %d UID FETCH: %v", n, s.Commands())
+	}
+	if n := st.records.Load() - reads; (n == 0) != indexed {
+		t.Fatalf("a run with nothing new read every record %d times (IndexState: %v)", n, indexed)
 	}
 	s.Append(user, "INBOX", mailaccesstest.Message(51))
 	rep, err = f.Fetch(t.Context(), dialIMAP(t, s), out.handle)

@@ -40,7 +40,7 @@ type FileState struct {
 	marks  map[string]UID
 }
 
-var _ MarkState = (*FileState)(nil)
+var _ IndexState = (*FileState)(nil)
 
 // OpenFileState opens (or creates) the journal at path, reads it,
 // compacts it, and locks it until Close.
@@ -486,6 +486,27 @@ func (s *FileState) Records(_ context.Context, mailbox string) ([]Record, error)
 		recs = append(recs, r)
 	}
 	return recs, nil
+}
+
+// Count counts the mailbox's records.
+func (s *FileState) Count(_ context.Context, mailbox, epoch string) (total, inEpoch int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return 0, 0, stateErr("read", errors.New("state is closed"))
+	}
+	total, inEpoch = countEpoch(s.m[mailbox], epoch)
+	return total, inEpoch, nil
+}
+
+// Lookup returns the records of uids.
+func (s *FileState) Lookup(_ context.Context, mailbox string, uids ...UID) ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil, stateErr("read", errors.New("state is closed"))
+	}
+	return lookup(s.m[mailbox], uids), nil
 }
 
 // Put appends the records to the journal and fsyncs it before returning.

@@ -131,3 +131,54 @@ func (s *MemoryState) SetMark(_ context.Context, mailbox string, uid UID) error 
 	s.marks[mailbox] = uid
 	return nil
 }
+
+// IndexState is implemented by States that can count a mailbox's records
+// and hand over some of them by UID. With a mailbox that implements
+// AfterLister, a KeepOnServer run then reads only the records of the
+// messages after the mark, so that its cost does not grow with the number
+// of records either. MemoryState and FileState implement it.
+type IndexState interface {
+	MarkState
+	// Count returns the number of the mailbox's records, and how many of
+	// them are of the UID epoch epoch.
+	Count(ctx context.Context, mailbox, epoch string) (total, inEpoch int, err error)
+	// Lookup returns the records of those of uids that have one, in no
+	// particular order.
+	Lookup(ctx context.Context, mailbox string, uids ...UID) ([]Record, error)
+}
+
+var _ IndexState = (*MemoryState)(nil)
+
+// Count counts the mailbox's records.
+func (s *MemoryState) Count(_ context.Context, mailbox, epoch string) (total, inEpoch int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total, inEpoch = countEpoch(s.m[mailbox], epoch)
+	return total, inEpoch, nil
+}
+
+// Lookup returns the records of uids.
+func (s *MemoryState) Lookup(_ context.Context, mailbox string, uids ...UID) ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return lookup(s.m[mailbox], uids), nil
+}
+
+func countEpoch(m map[UID]Record, epoch string) (total, inEpoch int) {
+	for _, r := range m {
+		if r.Epoch == epoch {
+			inEpoch++
+		}
+	}
+	return len(m), inEpoch
+}
+
+func lookup(m map[UID]Record, uids []UID) []Record {
+	var out []Record
+	for _, u := range uids {
+		if r, ok := m[u]; ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
