@@ -22,8 +22,8 @@
 #                          "-" prints it only)
 #   -json FILE             also write the raw results as JSON
 #   -cpuprofile DIR        CPU profiles of the last run of each library case
-#   -long                  afterwards, run the long tests: fuzzing and fault
-#                          schedules that take minutes (env BENCH_LONG=1);
+#   -long                  afterwards, run the long tests: fault schedules,
+#                          kills and fuzzing that take many minutes (env BENCH_LONG=1);
 #                          see run_long below
 #
 # It installs nothing: Dovecot 2.3 (Debian: dovecot-imapd, dovecot-pop3d)
@@ -66,13 +66,14 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-# run_long is the entry point of the long checks: every test named *Long*
-# in the module, with UNIMAIL_LONG=1 so that tests which honour it run
-# their long schedules (long fuzzing, random fault schedules). Packages
-# without such tests simply report "no tests to run".
+# run_long is the entry point of the long checks: the reliability tests
+# with UNIMAIL_LONG=1, which run their large variants (5000 random fault
+# schedules per protocol against Dovecot, 200 kills per protocol and
+# retention, 100 rounds of torn state files; see internal/reliability),
+# then every fuzz target.
 run_long() {
-	echo "run.sh: long tests: UNIMAIL_LONG=1 go test -run 'Long' -count=1 -timeout 0 ./..." >&2
-	UNIMAIL_LONG=1 UNIMAIL_REQUIRE_DOVECOT=1 go test -run 'Long' -count=1 -timeout 0 ./...
+	echo "run.sh: long tests: UNIMAIL_LONG=1 go test -count=1 -timeout 0 -v ./internal/reliability" >&2
+	UNIMAIL_LONG=1 UNIMAIL_REQUIRE_DOVECOT=1 go test -count=1 -timeout 0 -v ./internal/reliability
 	# Every fuzz target of the module, for BENCH_FUZZTIME each (default
 	# 60s); what a fuzzer finds lands in that package's testdata/fuzz.
 	fuzztime=${BENCH_FUZZTIME:-60s}
