@@ -206,26 +206,28 @@ var mboxLockTimeout = 10 * time.Second
 // destination is where delivered messages go.
 type destination func(r io.Reader) error
 
-func openDestination(c *config) (destination, error) {
+// openDestination opens the mbox or the Maildir; release lets it go once
+// no delivery runs any more.
+func openDestination(c *config) (dest destination, release func() error, err error) {
 	if c.mbox != "" {
 		mb, err := deliver.OpenMbox(c.mbox)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mb.LockTimeout = mboxLockTimeout
 		return func(r io.Reader) error {
 			_, err := mb.Deliver(r, time.Now())
 			return err
-		}, nil
+		}, func() error { return nil }, nil
 	}
 	md, err := deliver.OpenMaildir(c.maildir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return func(r io.Reader) error {
 		_, _, err := md.Deliver(r)
 		return err
-	}, nil
+	}, md.Close, nil
 }
 
 // credentials fills opts.Auth from the environment, the password file or
@@ -418,11 +420,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		opts.Logger = logger
 	}
 
-	dest, err := openDestination(c)
+	dest, closeDest, err := openDestination(c)
 	if err != nil {
 		fmt.Fprintf(stderr, "retrieve: %v\n", err)
 		return exitFailed
 	}
+	defer closeDest()
 	st, err := mailaccess.OpenFileState(c.state)
 	if err != nil {
 		fmt.Fprintf(stderr, "retrieve: %v\n", err)
