@@ -49,6 +49,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -70,6 +71,14 @@ const (
 )
 
 func main() {
+	// One session, one message at a time: retrieve has no work for a
+	// second thread. The IMAP client's reader goroutine and the handler
+	// take turns on every message, and with more than one P each turn
+	// wakes an idle thread that spins and sleeps again, costing more CPU
+	// than the fetch itself. $GOMAXPROCS still decides when set.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()

@@ -30,8 +30,9 @@ var terminalWidth = func(w io.Writer) (int, bool) {
 // progressBar draws one line on a terminal: messages and bytes done, a
 // bar, the transfer rate and the time left. Fetcher.Progress gives it the
 // totals and the end of each message, and the handler's byte counting
-// moves it within a message; a ticker redraws it a few times a second. It
-// is also the io.Writer of the log, which it writes above the bar.
+// moves it within a message; a ticker redraws it a few times a second,
+// and only the ticker, the start and the end draw it. It is also the
+// io.Writer of the log, which it writes above the bar.
 type progressBar struct {
 	w     io.Writer
 	width func() int
@@ -59,22 +60,22 @@ func newProgressBar(w io.Writer, width func() int) *progressBar {
 	return &progressBar{w: w, width: width, tick: 150 * time.Millisecond}
 }
 
-// update is the Fetcher's Progress callback.
+// update is the Fetcher's Progress callback. It draws the bar when the
+// fetch starts; after that the ticker redraws it, not every message: a
+// fetch of many small messages would otherwise spend its time drawing.
 func (b *progressBar) update(p mailaccess.Progress) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.p = p
 	b.inflight = 0
-	if !b.active {
-		if p.Messages == 0 || p.DoneMessages > 0 {
-			return
-		}
-		b.active = true
-		b.start = time.Now()
-		b.samples = []sample{{t: b.start}}
-		b.stop, b.stopped = make(chan struct{}), make(chan struct{})
-		go b.ticker(b.stop, b.stopped)
+	if b.active || p.Messages == 0 || p.DoneMessages > 0 {
+		return
 	}
+	b.active = true
+	b.start = time.Now()
+	b.samples = []sample{{t: b.start}}
+	b.stop, b.stopped = make(chan struct{}), make(chan struct{})
+	go b.ticker(b.stop, b.stopped)
 	b.drawLocked(false)
 }
 
