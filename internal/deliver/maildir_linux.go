@@ -66,13 +66,16 @@ func (d *sysDirs) remove(name string) {
 	runtime.KeepAlive(d.tmp)
 }
 
-// publish renames tmp/name to new/name and fsyncs new/.
+// publish renames tmp/name to new/name and fsyncs new/. When the fsync
+// fails, it removes new/name again: the delivery failed, and the message
+// will come again.
 func (d *sysDirs) publish(name string) error {
 	err := retryEINTR(func() error { return syscall.Renameat(d.tmpFD, name, d.newFD, name) })
 	if err != nil {
 		err = &os.LinkError{Op: "rename", Old: filepath.Join(d.tmp.Name(), name), New: filepath.Join(d.new.Name(), name), Err: err}
 	} else if err = retryEINTR(func() error { return syscall.Fsync(d.newFD) }); err != nil {
 		err = &os.PathError{Op: "sync", Path: d.new.Name(), Err: err}
+		retryEINTR(func() error { return syscall.Unlinkat(d.newFD, name) })
 	}
 	runtime.KeepAlive(d.tmp)
 	runtime.KeepAlive(d.new)

@@ -36,12 +36,19 @@ func (d *sysDirs) create(name string) (tmpFile, error) {
 // delivery.
 func (d *sysDirs) remove(name string) { os.Remove(filepath.Join(d.tmp, name)) }
 
-// publish renames tmp/name to new/name and fsyncs new/.
+// publish renames tmp/name to new/name and fsyncs new/. When the fsync
+// fails, it removes new/name again: the delivery failed, and the message
+// will come again.
 func (d *sysDirs) publish(name string) error {
-	if err := os.Rename(filepath.Join(d.tmp, name), filepath.Join(d.new, name)); err != nil {
+	path := filepath.Join(d.new, name)
+	if err := os.Rename(filepath.Join(d.tmp, name), path); err != nil {
 		return err
 	}
-	return syncDir(d.new)
+	if err := syncDir(d.new); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
 }
 
 func (f tmpFile) write(b []byte) error {
