@@ -694,3 +694,29 @@ func TestBatchStrayIsProtocolError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A listing answered out of UID order, with a message repeated (an
+// unsolicited FETCH of its flags) comes out sorted, once per UID, with
+// the size that one of the answers gave.
+func TestListOutOfOrderAndRepeated(t *testing.T) {
+	s := newScriptServer(t, scriptCaps, func(c *scriptConn, tag, verb, rest string) bool {
+		if verb != "UID FETCH" {
+			return false
+		}
+		c.send("* 2 FETCH (UID 9 RFC822.SIZE 20)")
+		c.send("* 1 FETCH (UID 7 RFC822.SIZE 10)")
+		c.send(`* 1 FETCH (UID 7 FLAGS (\Seen))`)
+		c.send("* 3 FETCH (UID 11 RFC822.SIZE 30)")
+		c.send(tag + " OK done")
+		return true
+	})
+	mb := dialScript(t, s, 5*time.Second)
+	list, err := mb.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mailaccess.MessageInfo{{UID: "42/7", Size: 10}, {UID: "42/9", Size: 20}, {UID: "42/11", Size: 30}}
+	if !slices.Equal(list, want) {
+		t.Fatalf("List = %+v, want %+v", list, want)
+	}
+}

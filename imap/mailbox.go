@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -337,7 +338,16 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 	cmd := m.client.Fetch(imap.UIDSet{{Start: from, Stop: 0}}, &imap.FetchOptions{
 		UID: true, RFC822Size: true, InternalDate: m.opts.ListDates,
 	})
-	byUID := make(map[imap.UID]mailaccess.MessageInfo)
+	// The answers come in sequence order, which is UID order; a server
+	// that repeats a message (an unsolicited FETCH of its flags during
+	// the listing) or strays from that order is handled after.
+	type entry struct {
+		uid  imap.UID
+		info mailaccess.MessageInfo
+	}
+	n0, _ := m.numMessages()
+	entries := make([]entry, 0, n0)
+	sorted := true
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
 		info := mailaccess.MessageInfo{Size: -1}
@@ -352,33 +362,52 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 			}
 		}
 		if uid >= from {
-			info.UID = m.makeUID(uid)
-			byUID[uid] = info
+			if k := len(entries); k > 0 && entries[k-1].uid >= uid {
+				sorted = false
+			}
+			entries = append(entries, entry{uid, info})
 		}
 	}
 	if err := cmd.Close(); err != nil {
 		var ie *imap.Error
-		if n, ok := m.numMessages(); errors.As(err, &ie) && ok && n == 0 && len(byUID) == 0 {
+		if n, ok := m.numMessages(); errors.As(err, &ie) && ok && n == 0 && len(entries) == 0 {
 			// Some servers refuse "1:*" in an empty folder.
 			clear(m.sizes)
 			return []mailaccess.MessageInfo{}, nil
 		}
 		return nil, m.fail(op, err, nil)
 	}
+	if !sorted {
+		slices.SortStableFunc(entries, func(a, b entry) int { return cmp.Compare(a.uid, b.uid) })
+		// Merge the repeats of a UID: what one answer lacks, another may
+		// have said.
+		w := 0
+		for _, e := range entries {
+			if w > 0 && entries[w-1].uid == e.uid {
+				prev := &entries[w-1].info
+				if e.info.Size >= 0 {
+					prev.Size = e.info.Size
+				}
+				if !e.info.Date.IsZero() {
+					prev.Date = e.info.Date
+				}
+				continue
+			}
+			entries[w] = e
+			w++
+		}
+		entries = entries[:w]
+	}
 
-	uids := make([]imap.UID, 0, len(byUID))
-	for uid := range byUID {
-		uids = append(uids, uid)
-	}
-	slices.Sort(uids)
 	clear(m.sizes)
-	out := make([]mailaccess.MessageInfo, len(uids))
-	for i, uid := range uids {
-		out[i] = byUID[uid]
-		m.sizes[uid] = out[i].Size
+	out := make([]mailaccess.MessageInfo, len(entries))
+	for i, e := range entries {
+		e.info.UID = m.makeUID(e.uid)
+		out[i] = e.info
+		m.sizes[e.uid] = e.info.Size
 	}
-	if len(uids) > 0 && uids[len(uids)-1] >= m.uidNext {
-		m.uidNext = uids[len(uids)-1] + 1
+	if k := len(entries); k > 0 && entries[k-1].uid >= m.uidNext {
+		m.uidNext = entries[k-1].uid + 1
 	}
 	m.log.Debug("imap listed", "op", op, "from", uint32(from), "messages", len(out))
 	return out, nil
