@@ -25,9 +25,31 @@ func parseCaps(lines []string) caps {
 			continue
 		}
 		c.lines = append(c.lines, l)
-		c.args[strings.ToUpper(f[0])] = f[1:]
+		kw := strings.ToUpper(f[0])
+		args := f[1:]
+		if kw == "SASL" {
+			args = slices.DeleteFunc(args, func(m string) bool { return !validMech(m) })
+		}
+		c.args[kw] = args
 	}
 	return c
+}
+
+// validMech says whether m can be a SASL mechanism name (RFC 4422
+// section 3.1: 1 to 20 upper-case letters, digits, hyphens and
+// underscores; compared here without regard to case). Others are
+// dropped from the SASL capability: no mechanism could be chosen by them.
+func validMech(m string) bool {
+	if m == "" || len(m) > 20 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // has reports whether the keyword was announced.

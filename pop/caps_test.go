@@ -1,6 +1,7 @@
 package pop
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -21,5 +22,18 @@ func TestDescribeLoginDelay(t *testing.T) {
 			t.Errorf("LOGIN-DELAY %d: Describe says %v", delay, got)
 		}
 		mb.Close(t.Context())
+	}
+}
+
+// SASL names that no mechanism can have (RFC 4422 section 3.1) are
+// dropped: they could never be chosen, and Unicode case folding would
+// make them match in surprising ways.
+func TestParseCapsSASLNames(t *testing.T) {
+	c := parseCaps([]string{"SASL PLAIN X-\u00dcBER xoauth2 SCRAM-SHA-256 MECHANISM-NAME-TOO-LONG \u0130"})
+	if got, want := c.args["SASL"], []string{"PLAIN", "xoauth2", "SCRAM-SHA-256"}; !slices.Equal(got, want) {
+		t.Fatalf("SASL = %q, want %q", got, want)
+	}
+	if !c.sasl("XOAUTH2") || c.sasl("i") {
+		t.Fatal("case-insensitive match of the kept names")
 	}
 }
