@@ -16,10 +16,18 @@ import (
 // Limits of one batched UID FETCH (a window) and of the pipeline.
 const (
 	// windowMessages is the most UIDs in one window.
-	windowMessages = 1000
+	windowMessages = 10000
+	// windowRuns is the most runs of consecutive UIDs in one window, so
+	// that its command line stays within a few KiB (a run is "n" or
+	// "n:m", at most 22 octets) however sparse the UIDs: servers limit
+	// the length of a command line (Dovecot to 64 KiB).
+	windowRuns = 256
 	// windowBytes is the most announced octets (RFC822.SIZE) in one
-	// window; a window holds at least one message.
-	windowBytes = 8 << 20
+	// window; a window holds at least one message. Windows are few and
+	// large because each one costs a pause: the next is sent only once
+	// the current one was read to its end, and on Dovecot a second window
+	// for 2000 small messages made their drain some 10% slower.
+	windowBytes = 256 << 20
 	// windowsAhead is the most windows sent and not yet read to their
 	// end. It is 1: the next window is sent once the current one's tagged
 	// status is in. Sending it earlier is not safe with go-imap, which
@@ -72,8 +80,9 @@ type windowMsg struct {
 // WillOpen announces the UIDs that the next Open calls will ask for, in
 // that order (mailaccess.Prefetcher). It sends nothing: the first Open
 // sends a batched UID FETCH <set> (UID BODY.PEEK[]) for the next run of
-// announced messages in ascending UID order (a window of up to 1000
-// messages or 8 MiB of listed size), so that the server streams them back
+// announced messages in ascending UID order (a window of up to 10,000
+// messages, 256 runs of consecutive UIDs or 256 MiB of listed size), so
+// that the server streams them back
 // to back, and the Open after the window's last message sends the next
 // one; each message is still read from the socket as the caller reads
 // it. Messages larger than Options.ChunkSize, or whose size the last List
@@ -114,11 +123,17 @@ func (m *Mailbox) batchable(uid imap.UID) bool {
 func (m *Mailbox) sendWindows() {
 	pf := &m.pf
 	for !pf.off && len(pf.windows) < windowsAhead && len(pf.queue) > 0 && m.batchable(pf.queue[0]) {
-		n, bytes := 0, int64(0)
+		n, runs, bytes := 0, 0, int64(0)
 		for n < len(pf.queue) && n < windowMessages {
 			uid := pf.queue[n]
 			if !m.batchable(uid) || (n > 0 && (uid <= pf.queue[n-1] || bytes+m.sizes[uid] > windowBytes)) {
 				break
+			}
+			if n == 0 || uid != pf.queue[n-1]+1 {
+				if runs == windowRuns {
+					break
+				}
+				runs++
 			}
 			bytes += m.sizes[uid]
 			n++
