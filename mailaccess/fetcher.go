@@ -577,10 +577,7 @@ func (r *run) one(info MessageInfo) error {
 		r.step(true, false, 0)
 		return nil
 	}
-	log := r.log
-	if r.f.Logger != nil {
-		log = log.With("uid", string(info.UID), "size", info.Size)
-	}
+	log := msgLog{ctx: r.ctx, l: r.log, uid: info.UID, size: info.Size}
 	if max := r.f.MaxSize; max > 0 && info.Size > max {
 		r.rep.TooLarge++
 		r.problem(info.UID, NewError("fetch", ErrTooLarge, "", fmt.Errorf("%d octets announced, limit %d", info.Size, max)))
@@ -677,7 +674,7 @@ func (r *run) one(info MessageInfo) error {
 
 // readFailed classifies an error met while reading a message: too large
 // is a per-message problem, anything else ends the run.
-func (r *run) readFailed(info MessageInfo, m *meter, err error, log *slog.Logger) error {
+func (r *run) readFailed(info MessageInfo, m *meter, err error, log msgLog) error {
 	if errors.Is(err, ErrTooLarge) {
 		r.rep.TooLarge++
 		r.problem(info.UID, err)
@@ -785,6 +782,29 @@ func (r *run) forget(uids []UID) {
 		r.log.Warn("could not forget records", "err", err)
 	}
 }
+
+// msgLog logs the events of one message with its UID and size. Unlike a
+// Logger.With per message, it costs nothing for the events the handler
+// does not want.
+type msgLog struct {
+	ctx  context.Context
+	l    *slog.Logger
+	uid  UID
+	size int64
+}
+
+func (m msgLog) log(level slog.Level, msg string, args []any) {
+	if !m.l.Enabled(m.ctx, level) {
+		return
+	}
+	m.l.Log(m.ctx, level, msg, append([]any{"uid", string(m.uid), "size", m.size}, args...)...)
+}
+
+// Info logs at Info.
+func (m msgLog) Info(msg string, args ...any) { m.log(slog.LevelInfo, msg, args) }
+
+// Warn logs at Warn.
+func (m msgLog) Warn(msg string, args ...any) { m.log(slog.LevelWarn, msg, args) }
 
 // meter counts, hashes and limits the bytes of one message.
 type meter struct {

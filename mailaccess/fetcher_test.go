@@ -3,9 +3,11 @@ package mailaccess_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -496,5 +498,53 @@ func TestIncrementalKeepFor(t *testing.T) {
 	}
 	if got := s.Messages(user, "INBOX"); len(got) != 1 || !bytes.Equal(got[0], mailaccesstest.Message(4)) {
 		t.Fatalf("server holds %d", len(got))
+	}
+}
+
+// The Fetcher's per-message events carry the message's UID and size, and
+// a handler that wants only warnings gets only the refusal.
+func TestFetcherLogsMessages(t *testing.T) {
+	s := imapServer(t, nil, 2)
+	var info, warn bytes.Buffer
+	for _, c := range []struct {
+		buf   *bytes.Buffer
+		level slog.Level
+	}{{&info, slog.LevelInfo}, {&warn, slog.LevelWarn}} {
+		f := &mailaccess.Fetcher{Logger: slog.New(slog.NewJSONHandler(c.buf, &slog.HandlerOptions{Level: c.level}))}
+		n := 0
+		f.Fetch(t.Context(), dialIMAP(t, s), func(ctx context.Context, m *mailaccess.Message) error {
+			if n++; n == 2 {
+				return errors.New("refused")
+			}
+			_, err := io.Copy(io.Discard, m.Body)
+			return err
+		})
+	}
+	type rec struct {
+		Msg  string `json:"msg"`
+		UID  string `json:"uid"`
+		Size int64  `json:"size"`
+	}
+	parse := func(b *bytes.Buffer) map[string]rec {
+		out := map[string]rec{}
+		for l := range bytes.Lines(b.Bytes()) {
+			var r rec
+			if err := json.Unmarshal(l, &r); err != nil {
+				t.Fatal(err)
+			}
+			out[r.Msg] = r
+		}
+		return out
+	}
+	got := parse(&info)
+	if r, ok := got["delivered"]; !ok || r.UID == "" || r.Size <= 0 {
+		t.Fatalf("no delivered event with a UID and size: %s", info.String())
+	}
+	if r, ok := got["handler refused the message; it stays on the server"]; !ok || r.UID == "" {
+		t.Fatalf("no refusal event with a UID: %s", info.String())
+	}
+	got = parse(&warn)
+	if _, ok := got["delivered"]; ok || len(got) != 1 {
+		t.Fatalf("at Warn: %s", warn.String())
 	}
 }
