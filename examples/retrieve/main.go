@@ -413,7 +413,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if c.verbose {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(newLazyHandler(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})))
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	if c.trace != "" {
 		tf, err := os.OpenFile(c.trace, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
