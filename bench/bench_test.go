@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -485,4 +487,250 @@ func alive(pid int) bool {
 	}
 	_, after, _ := strings.Cut(string(b), ") ")
 	return !strings.HasPrefix(after, "Z")
+}
+
+// asMbsyncStores returns message m as mbsync stores it in a Maildir: LF
+// line ends and an X-TUID line at the end of the header.
+func asMbsyncStores(m []byte, tuid string) []byte {
+	lf := bytes.ReplaceAll(m, []byte("\r\n"), []byte("\n"))
+	end := bytes.Index(lf, []byte("\n\n"))
+	return slices.Concat(lf[:end+1], []byte(tuidHeader+tuid+"\n"), lf[end+1:])
+}
+
+// undoMbsync turns a message that mbsync stored back into the octets it
+// had on the server (the benchmark's messages have CRLF line ends only).
+func undoMbsync(t *testing.T, b []byte) []byte {
+	t.Helper()
+	end := bytes.Index(b, []byte("\n\n"))
+	i := bytes.Index(b[:end+1], []byte("\n"+tuidHeader))
+	if end < 0 || i < 0 {
+		t.Fatalf("no X-TUID line in the header of %.200q", b)
+	}
+	j := i + 1 + bytes.IndexByte(b[i+1:], '\n')
+	b = slices.Concat(b[:i+1], b[j+1:])
+	return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
+}
+
+func TestMbsyncConfig(t *testing.T) {
+	for in, want := range map[string]string{`pass`: `"pass"`, `a "b" \c`: `"a \"b\" \\c"`, `ü ä`: `"ü ä"`} {
+		if got, err := mbsyncQuote(in); err != nil || got != want {
+			t.Errorf("mbsyncQuote(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"a\nb", "a\rb", "a\x00b", "a\tb"} {
+		if _, err := mbsyncQuote(bad); err == nil {
+			t.Errorf("mbsyncQuote(%q) accepted", bad)
+		}
+	}
+
+	tg := Target{Proto: IMAP, Addr: "127.0.0.1:9993", CAFile: "/x/ca.pem", User: "alice", Timeout: 1500 * time.Millisecond}
+	dir := t.TempDir()
+	rc, err := writeMbsyncrc(dir, tg, `se"cret`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(rc)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, %v; want mode 0600", rc, fi, err)
+	}
+	b, _ := os.ReadFile(rc)
+	for _, want := range []string{"\nHost localhost\n", "\nPort 9993\n", "\nUser \"alice\"\n", "\nPass \"se\\\"cret\"\n",
+		"\nSSLType IMAPS\n", "\nSystemCertificates no\n", "\nCertificateFile \"/x/ca.pem\"\n", "\nTimeout 2\n",
+		"\nPath \"" + dir + "/mail/\"\n", "\nInbox \"" + dir + "/mail/INBOX\"\n", "\nChannel " + mbsyncChannel + "\n",
+		"\nFar :far:INBOX\n", "\nNear :near:INBOX\n", "\nSync Pull New\n", "\nCreate Near\n", "\nExpunge None\n",
+		"\nSyncState \"" + dir + "/state/\"\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("mbsyncrc lacks %q:\n%s", want, b)
+		}
+	}
+	for _, d := range []string{"mail", "state"} {
+		if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	if _, err := writeMbsyncrc(t.TempDir(), tg, "pass\r\nChannel x"); err == nil {
+		t.Error("a password with CRLF accepted")
+	}
+	if _, err := writeMbsyncrc(t.TempDir(), Target{Proto: POP3, Addr: "127.0.0.1:995"}, "p"); err == nil {
+		t.Error("a POP3 target accepted")
+	}
+
+	// The Maildir check counts the octets as they were on the server.
+	msgs := append(SmallMessages(4), []byte("Subject: dots\r\n\r\n.\r\n..\r\nend\r\n"), LargeMessage(3, 64<<10))
+	md := t.TempDir()
+	for _, d := range []string{"new", "cur", "tmp"} {
+		if err := os.Mkdir(filepath.Join(md, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(name string, b []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(md, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, m := range msgs {
+		sub := "new"
+		if i%2 == 1 {
+			sub = "cur"
+		}
+		s := asMbsyncStores(m, fmt.Sprintf("tuid%08d", i))
+		if !bytes.Equal(undoMbsync(t, s), m) {
+			t.Fatalf("message %d does not survive the round trip", i)
+		}
+		write(fmt.Sprintf("%s/%d.x,U=%d:2,", sub, i, i+1), s)
+	}
+	out, err := mbsyncMaildir(md)
+	if err != nil || out.Messages != len(msgs) || out.Bytes != TotalBytes(msgs) {
+		t.Errorf("mbsyncMaildir: %+v, %v; want %d messages and %d octets", out, err, len(msgs), TotalBytes(msgs))
+	}
+	if n, err := serverOctets(msgs[0]); err == nil {
+		t.Errorf("a message without X-TUID: %d, nil", n)
+	}
+	if _, err := serverOctets(asMbsyncStores(asMbsyncStores(msgs[0], "a"), "b")); err == nil {
+		t.Error("a message with two X-TUID lines accepted")
+	}
+	// An X-TUID line in a message kept with CRLF line ends counts too.
+	crlf := asMbsyncStores(msgs[1], "c")
+	crlf = bytes.ReplaceAll(crlf, []byte("\n"), []byte("\r\n"))
+	if n, err := serverOctets(crlf); err != nil || n != int64(len(msgs[1])) {
+		t.Errorf("a message kept with CRLF: %d, %v; want %d", n, err, len(msgs[1]))
+	}
+	write("tmp/partial", []byte("X"))
+	if _, err := mbsyncMaildir(md); err == nil {
+		t.Error("a file left in tmp/ accepted")
+	}
+
+	var report bytes.Buffer
+	if err := WriteMarkdown(&report, Meta{MbsyncMissing: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(report.String(), "- mbsync: not installed, so not measured; `apt-get install isync`") {
+		t.Errorf("the report does not say that mbsync is missing:\n%s", report.String())
+	}
+}
+
+// TestMbsyncCase runs the mbsync case against a real Dovecot: once
+// directly, comparing what it stored with what was seeded, and once as a
+// case of a tiny profile of the Runner, with the report. It is skipped
+// when mbsync is not installed.
+func TestMbsyncCase(t *testing.T) {
+	mbsync := MbsyncPath()
+	if mbsync == "" {
+		t.Skip("mbsync is not installed (Debian: apt-get install isync)")
+	}
+	srv := dovecottest.Start(t, nil)
+	msgs := seedCorpus(t, srv)
+	r := &Runner{Launcher: []string{build(t, t.TempDir(), "bench/cmd/spawn")}, Mbsync: mbsync}
+	m := &measure{r: r, work: t.TempDir(), n: len(msgs), bytes: TotalBytes(msgs)}
+	tg := target(t, srv, IMAP)
+
+	// Directly, keeping the Maildir to compare it with what was seeded.
+	dir := t.TempDir()
+	rc, err := writeMbsyncrc(dir, tg, benchPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(mbsync, "-c", rc, "-q", mbsyncChannel)
+	cmd.Stderr = &stderr
+	if _, err := r.runMeasured(t.Context(), cmd); err != nil {
+		t.Fatalf("mbsync: %v: %s", err, stderr.String())
+	}
+	inbox := filepath.Join(dir, "mail", "INBOX")
+	out, err := mbsyncMaildir(inbox)
+	if err != nil || out.Messages != m.n || out.Bytes != m.bytes {
+		t.Fatalf("mbsync Maildir: %+v, %v; want %d messages and %d octets", out, err, m.n, m.bytes)
+	}
+	want := map[string]int{}
+	for _, msg := range msgs {
+		want[string(msg)]++
+	}
+	for _, sub := range []string{"new", "cur"} {
+		ents, _ := os.ReadDir(filepath.Join(inbox, sub))
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(inbox, sub, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := string(undoMbsync(t, b)); want[s] > 0 {
+				want[s]--
+			} else {
+				t.Errorf("%s/%s is not a seeded message: %.200q", sub, e.Name(), b)
+			}
+		}
+	}
+	// Nothing changed on the server: every message is there, none Seen.
+	if got := srv.Messages(t, benchUser, "INBOX"); len(got) != m.n {
+		t.Errorf("%d messages on the server after mbsync, want %d", len(got), m.n)
+	}
+	files := 0
+	for _, sub := range []string{"new", "cur"} {
+		ents, _ := os.ReadDir(filepath.Join(srv.Dir, "home", benchUser, "Maildir", sub))
+		for _, e := range ents {
+			files++
+			if _, flags, _ := strings.Cut(e.Name(), ":2,"); strings.Contains(flags, "S") {
+				t.Errorf("mbsync marked %s Seen on the server", e.Name())
+			}
+		}
+	}
+	if files != m.n {
+		t.Errorf("%d message files in the server's Maildir, want %d", files, m.n)
+	}
+
+	// The case as the runner runs it: its own directory, removed after.
+	out, s, err := m.mbsync(t.Context(), tg)
+	if err != nil || out.Messages != m.n || out.Bytes != m.bytes || s.Wall <= 0 || s.MaxRSS <= 0 {
+		t.Errorf("mbsync case: %+v, %+v, %v", out, s, err)
+	}
+	if ents, _ := os.ReadDir(m.work); len(ents) != 0 {
+		t.Errorf("the mbsync case left %d entries in its work directory", len(ents))
+	}
+	// A failing mbsync fails the case, with its exit status and message.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := tg
+	closed.Addr = l.Addr().String()
+	l.Close()
+	if _, _, err := m.mbsync(t.Context(), closed); err == nil || !strings.Contains(err.Error(), "exited with status") {
+		t.Errorf("mbsync against a closed port: %v", err)
+	}
+
+	// A tiny profile of the Runner: raw, library and mbsync over IMAP.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(childEnv, "1")
+	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	r.Exe, r.Runs, r.WorkDir = exe, 1, t.TempDir()
+	var log bytes.Buffer
+	r.Log = &log
+	res, err := r.Run(t.Context(), Profile{Name: "tiny-mbsync", Description: "8 messages", Protocols: []string{IMAP},
+		Messages: func() [][]byte { return append(SmallMessages(7), LargeMessage(0, 200<<10)) }})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if len(res.Cases) != 3 || res.Cases[2].Kind != KindMbsync {
+		t.Fatalf("cases %+v, want raw, library, mbsync", res.Cases)
+	}
+	c := res.Cases[2]
+	if len(c.Samples) != 1 || c.Wall <= 0 || c.Ratio <= 0 || c.Messages != 8 || c.InProc != 0 || c.MaxRSS <= res.Floor {
+		t.Errorf("mbsync case: %+v (floor %d)", c, res.Floor)
+	}
+	meta := Meta{Mbsync: MbsyncVersion(mbsync)}
+	if meta.Mbsync == "" {
+		t.Error("no mbsync version")
+	}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, meta, []ProfileResult{res}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| mbsync | IMAP |", "- mbsync: " + meta.Mbsync + ",", "- **mbsync**:"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, md.String())
+		}
+	}
 }

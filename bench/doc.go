@@ -12,8 +12,10 @@
 //     their messages are deterministic (Message, LargeMessage,
 //     SmallMessages, MixedMessages);
 //   - the measured clients: Raw (the baselines), Library (mailaccess.Fetcher
-//     over imap.Dial or pop.Dial, discarding the bytes), and the
-//     examples/retrieve binary into a Maildir;
+//     over imap.Dial or pop.Dial, discarding the bytes), the
+//     examples/retrieve binary into a Maildir, and, when it is installed,
+//     mbsync (isync, the fastest peer) pulling the INBOX into a Maildir
+//     over IMAP (Runner.Mbsync, MbsyncPath);
 //   - the Runner, which starts a private Dovecot per profile (StartDovecot:
 //     the internal/dovecottest harness outside of a test), seeds it, and
 //     measures every case in a process of its own, started by the tiny

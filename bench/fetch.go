@@ -39,6 +39,9 @@ const (
 	// KindRetrieve is examples/retrieve into a Maildir, run as its own
 	// process.
 	KindRetrieve = "retrieve"
+	// KindMbsync is mbsync (isync) pulling the INBOX into a fresh Maildir,
+	// run as its own process (IMAP only; see Runner.Mbsync).
+	KindMbsync = "mbsync"
 )
 
 // Target says where a client connects and what it must find.

@@ -30,6 +30,11 @@ type Meta struct {
 	GoVersion string `json:"go_version"`
 	// Dovecot is the output of dovecot --version.
 	Dovecot string `json:"dovecot"`
+	// Mbsync is the output of mbsync --version when the mbsync cases were
+	// measured ("" when not); MbsyncMissing says that they were not
+	// because mbsync is not installed.
+	Mbsync        string `json:"mbsync,omitempty"`
+	MbsyncMissing bool   `json:"mbsync_missing,omitempty"`
 	// Commit is the commit of the code measured ("" when unknown).
 	Commit string `json:"commit,omitempty"`
 	// ClientTimeout is the idle timeout given to the library and retrieve
@@ -116,6 +121,7 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 	p("- machine: %d CPUs (%s), %.1f GiB of memory, %s", meta.CPUs, orUnknown(meta.CPUModel), float64(meta.MemTotal)/(1<<30), meta.OS)
 	p("- Go: %s", meta.GoVersion)
 	p("- Dovecot: %s", orUnknown(meta.Dovecot))
+	p("%s", mbsyncNote(meta))
 	if meta.ClientTimeout > 0 {
 		p("- client timeout: the library and retrieve ran with an idle timeout of %v instead of their default", meta.ClientTimeout)
 	}
@@ -130,6 +136,9 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 	p("- **raw-list**: for comparison, a full listing: `UID FETCH 1:* (UID RFC822.SIZE)`.")
 	p("- **library**: `mailaccess.Fetcher` (KeepOnServer) over `imap.Dial` or `pop.Dial`, with a handler that copies each message to `io.Discard`; no State (nil) except in the incremental profiles, which use a `mailaccess.FileState` on tmpfs.")
 	p("- **retrieve**: the `examples/retrieve` binary (built once) into a fresh Maildir on tmpfs, with its file state, so every message is written, fsynced and renamed.")
+	if meta.Mbsync != "" {
+		p("- **mbsync**: mbsync (isync), the fastest peer in the design notes, as `mbsync -c <file> -q <channel>` with a configuration written for each run into a fresh directory on tmpfs: IMAPS to the same Dovecot, trusting only the test certificate and verifying the host name (as `localhost`, which resolves to 127.0.0.1, since mbsync matches DNS names only), `Sync Pull New` of INBOX into a fresh Maildir there with `Create Near` and `Expunge None`, nothing pushed back; its exit status and the Maildir are checked, with each message's octets counted as on the server (mbsync stores LF line ends and adds an `X-TUID` header line, which the count undoes).")
+	}
 	p("")
 	p("*wall* is the whole process's wall time, from its start to its exit (as for the peers in the design notes); msgs/s and MiB/s are computed from it. *x raw* is the median wall time over the raw baseline's median wall time measured in the same run; *x raw in-process* compares the time each process measured itself from the connection to the end of the session, without process start-up (raw and library only). Peak RSS is the largest of the runs. Noise between runs on small machines is about 20%%: compare ratios from one run, not absolute times from different runs.")
 	for _, r := range results {

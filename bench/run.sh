@@ -27,7 +27,9 @@
 #                          see run_long below
 #
 # It installs nothing: Dovecot 2.3 (Debian: dovecot-imapd, dovecot-pop3d)
-# and Go must be there. The server runs as the current user (or as nobody
+# and Go must be there. mbsync (Debian: isync), the fastest peer, is
+# measured over IMAP next to examples/retrieve when it is in $PATH; without
+# it the report says so in one line and the rest runs as before. The server runs as the current user (or as nobody
 # when run as root), on free ports of 127.0.0.1, with its files on /dev/shm.
 set -eu
 
@@ -117,6 +119,11 @@ if [ "$profiles" != "none" ]; then
 	fi
 	export PATH="$PATH:$(dirname "$dovecot")"
 	echo "run.sh: $("$dovecot" --version | sed 's/^/Dovecot /'), $(go version)" >&2
+	if command -v mbsync >/dev/null 2>&1; then
+		echo "run.sh: $(mbsync --version 2>/dev/null || echo "mbsync of unknown version") ($(command -v mbsync)) is measured too" >&2
+	else
+		echo "run.sh: mbsync is not installed, so it is not measured (Debian: apt-get install isync)" >&2
+	fi
 
 	bin=$(mktemp -d "${TMPDIR:-/tmp}/unimail-bench-bin.XXXXXX")
 	trap 'rm -rf "$bin"' EXIT INT TERM

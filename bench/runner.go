@@ -26,8 +26,8 @@ const (
 
 // Case is one measured client on one profile.
 type Case struct {
-	// Kind is KindRaw, KindRawList, KindRawNew, KindLibrary or
-	// KindRetrieve.
+	// Kind is KindRaw, KindRawList, KindRawNew, KindLibrary, KindRetrieve
+	// or KindMbsync.
 	Kind string `json:"kind"`
 	// Proto is IMAP or POP3.
 	Proto string `json:"proto"`
@@ -58,8 +58,8 @@ type Sample struct {
 	// to after it was reaped.
 	Wall time.Duration `json:"wall_ns"`
 	// InProc is the time the process itself measured from before its
-	// connection to after its session ended (0 for retrieve, which does
-	// not report it).
+	// connection to after its session ended (0 for retrieve and mbsync,
+	// which do not report it).
 	InProc time.Duration `json:"inproc_ns"`
 	// MaxRSS is the process's peak resident set size in bytes (getrusage
 	// ru_maxrss of the reaped child).
@@ -143,6 +143,15 @@ type Runner struct {
 	// Retrieve is the built examples/retrieve binary; "" leaves the
 	// retrieve cases out.
 	Retrieve string
+	// Mbsync is the mbsync (isync 1.4) binary (see MbsyncPath); "" leaves
+	// the mbsync cases out. They are IMAP cases of the profiles that are
+	// not incremental: each run writes a configuration file (mode 0600,
+	// with the password) into a fresh directory under WorkDir, runs
+	// `mbsync -c <file> -q <channel>` to pull the whole INBOX into a
+	// Maildir there (flags and the server's mailbox untouched), checks
+	// that the Maildir holds every message and octet, and removes the
+	// directory.
+	Mbsync string
 	// Runs is the number of measured runs per case, after one warm-up.
 	Runs int
 	// IncrementalRuns is Runs for the incremental profiles (0: Runs),
@@ -330,6 +339,9 @@ func (r *Runner) cases(p Profile) []Case {
 		if r.Retrieve != "" {
 			out = append(out, Case{Kind: KindRetrieve, Proto: proto})
 		}
+		if r.Mbsync != "" && proto == IMAP {
+			out = append(out, Case{Kind: KindMbsync, Proto: proto})
+		}
 	}
 	return out
 }
@@ -424,6 +436,14 @@ func (m *measure) one(ctx context.Context, c Case, last bool) (Sample, error) {
 		if err == nil && c.Phase != PhaseNoNew {
 			err = checkMaildir(dir, m.n)
 		}
+	case KindMbsync:
+		if c.Phase != "" {
+			err = errors.New("mbsync is measured on stateless fetches only")
+			break
+		}
+		// What the Maildir holds: checkAll below compares it with the
+		// mailbox.
+		out, s, err = m.mbsync(ctx, t)
 	default:
 		err = errors.New("unknown case kind " + c.Kind)
 	}

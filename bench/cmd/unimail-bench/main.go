@@ -7,10 +7,13 @@
 // with nothing new) it starts a private Dovecot on 127.0.0.1 (the
 // internal/dovecottest harness), seeds it, and measures, per protocol, the
 // raw baseline (bench/rawclient), the library (mailaccess.Fetcher over
-// imap.Dial or pop.Dial, discarding the bytes) and examples/retrieve (into
-// a Maildir on tmpfs). Every measured case runs in a process of its own
-// (this program re-executed with -child, or the retrieve binary), so that
-// its wall time and peak RSS are its own. It prints the results as
+// imap.Dial or pop.Dial, discarding the bytes), examples/retrieve (into
+// a Maildir on tmpfs) and, over IMAP on the profiles that are not
+// incremental, mbsync (isync) into a Maildir on tmpfs when mbsync is in
+// $PATH (without it the report says so and the rest runs as before).
+// Every measured case runs in a process of its own (this program
+// re-executed with -child, the retrieve binary, or mbsync), so that its
+// wall time and peak RSS are its own. It prints the results as
 // Markdown tables and, with -o, writes them into a file (BENCHMARKS.md).
 //
 // Usage:
@@ -19,6 +22,7 @@
 //	              [-incremental-sizes 1000,10000,100000] [-incremental-runs 3]
 //	              [-o BENCHMARKS.md]
 //	              [-json results.json] [-retrieve PATH | -no-retrieve]
+//	              [-mbsync PATH | -no-mbsync]
 //	              [-launcher PATH] [-client-timeout D] [-case-timeout 20m] [-cpuprofile DIR] [-workdir DIR]
 //	              [-command TEXT] [-commit TEXT]
 //
@@ -65,6 +69,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	retrieve := fs.String("retrieve", "", "examples/retrieve binary to measure (default: built from the module in the current directory)")
 	launcher := fs.String("launcher", "", "bench/cmd/spawn binary that starts and measures each process (default: built from the module in the current directory)")
 	noRetrieve := fs.Bool("no-retrieve", false, "leave examples/retrieve out")
+	mbsync := fs.String("mbsync", "", "mbsync (isync) binary to measure over IMAP (default: mbsync in $PATH; without one, the mbsync cases are left out)")
+	noMbsync := fs.Bool("no-mbsync", false, "leave mbsync out")
 	clientTimeout := fs.Duration("client-timeout", 0, "idle timeout of the library and retrieve instead of their default (0: the default)")
 	caseTimeout := fs.Duration("case-timeout", 20*time.Minute, "kill a measured process that runs longer than this and fail (0: no limit)")
 	cpuDir := fs.String("cpuprofile", "", "write a CPU profile of the last run of every library case into this directory")
@@ -144,18 +150,39 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *noRetrieve {
 		*retrieve = ""
 	}
+	mbsyncMissing := false
+	switch {
+	case *noMbsync:
+		*mbsync = ""
+	case *mbsync == "":
+		*mbsync = bench.MbsyncPath()
+		if *mbsync == "" {
+			mbsyncMissing = true
+			fmt.Fprintln(stderr, "unimail-bench: mbsync is not installed, so it is not measured (apt-get install isync adds it)")
+		}
+	}
+	mbsyncVersion := ""
+	if *mbsync != "" {
+		if mbsyncVersion = bench.MbsyncVersion(*mbsync); mbsyncVersion == "" {
+			fmt.Fprintf(stderr, "unimail-bench: %s --version failed: is it mbsync?\n", *mbsync)
+			return 1
+		}
+		fmt.Fprintf(stderr, "unimail-bench: measuring %s (%s) over IMAP\n", mbsyncVersion, *mbsync)
+	}
 	if *command == "" {
 		*command = strings.Join(append([]string{"unimail-bench"}, args...), " ")
 	}
 	meta := bench.CollectMeta(*command, *runs)
 	meta.Commit = *commit
 	meta.ClientTimeout = *clientTimeout
+	meta.Mbsync, meta.MbsyncMissing = mbsyncVersion, mbsyncMissing
 
 	r := &bench.Runner{
 		Exe:             exe,
 		ExeArgs:         []string{"-child"},
 		Launcher:        []string{*launcher},
 		Retrieve:        *retrieve,
+		Mbsync:          *mbsync,
 		Runs:            *runs,
 		IncrementalRuns: *incrRuns,
 		CaseTimeout:     *caseTimeout,
