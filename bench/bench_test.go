@@ -340,8 +340,8 @@ func TestRunnerTiny(t *testing.T) {
 	}
 
 	tiny := results[0]
-	if len(tiny.Cases) != 6 {
-		t.Fatalf("tiny has %d cases, want 6", len(tiny.Cases))
+	if len(tiny.Cases) != 8 {
+		t.Fatalf("tiny has %d cases, want 8 (raw, library, library on one thread, retrieve; for each protocol)", len(tiny.Cases))
 	}
 	for _, c := range tiny.Cases {
 		if len(c.Samples) != 1 || c.Wall <= 0 || c.Ratio <= 0 || c.Messages != 12 {
@@ -352,6 +352,9 @@ func TestRunnerTiny(t *testing.T) {
 		}
 		if (c.Kind == KindRetrieve) != (c.InProc == 0) {
 			t.Errorf("%s: in-process time %v", c.Case, c.InProc)
+		}
+		if c.Kind == KindLibraryOneThread && c.Samples[0].Procs != 1 {
+			t.Errorf("%s: ran with GOMAXPROCS %d", c.Case, c.Samples[0].Procs)
 		}
 		if c.Kind == KindRaw && (c.Ratio != 1 || c.InProcRatio != 1) {
 			t.Errorf("%s: ratio %v, in-process %v, want 1", c.Case, c.Ratio, c.InProcRatio)
@@ -713,10 +716,10 @@ func TestMbsyncCase(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
-	if len(res.Cases) != 3 || res.Cases[2].Kind != KindMbsync {
-		t.Fatalf("cases %+v, want raw, library, mbsync", res.Cases)
+	if len(res.Cases) != 4 || res.Cases[3].Kind != KindMbsync {
+		t.Fatalf("cases %+v, want raw, library, library on one thread, mbsync", res.Cases)
 	}
-	c := res.Cases[2]
+	c := res.Cases[3]
 	if len(c.Samples) != 1 || c.Wall <= 0 || c.Ratio <= 0 || c.Messages != 8 || c.InProc != 0 || c.MaxRSS <= res.Floor {
 		t.Errorf("mbsync case: %+v (floor %d)", c, res.Floor)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -36,6 +37,12 @@ const (
 	// KindLibrary is mailaccess.Fetcher over pop.Dial or imap.Dial, with a
 	// handler that discards the bytes.
 	KindLibrary = "library"
+	// KindLibraryOneThread is KindLibrary in a process limited to one
+	// thread running Go code (GOMAXPROCS=1), as examples/retrieve runs:
+	// it shows what the hand-over of every message between go-imap's
+	// reader goroutine and the caller's costs on a machine whose other
+	// CPU serves the mail.
+	KindLibraryOneThread = "library, GOMAXPROCS=1"
 	// KindRetrieve is examples/retrieve into a Maildir, run as its own
 	// process.
 	KindRetrieve = "retrieve"
@@ -90,6 +97,8 @@ type Outcome struct {
 	// Elapsed is the time from before the connection to after the session
 	// ended, inside the process that fetched.
 	Elapsed time.Duration `json:"elapsed_ns"`
+	// Procs is the GOMAXPROCS the fetch ran with (raw and library).
+	Procs int `json:"procs,omitempty"`
 }
 
 // Raw runs the raw baseline of the given kind (KindRaw, KindRawList or
@@ -151,7 +160,7 @@ func Library(ctx context.Context, t Target, password string, state mailaccess.St
 		_, err := io.Copy(io.Discard, m.Body)
 		return err
 	})
-	out := Outcome{Messages: rep.Delivered, Bytes: rep.Bytes, Skipped: rep.Skipped, Elapsed: time.Since(start)}
+	out := Outcome{Messages: rep.Delivered, Bytes: rep.Bytes, Skipped: rep.Skipped, Elapsed: time.Since(start), Procs: runtime.GOMAXPROCS(0)}
 	if err == nil && len(rep.Problems) > 0 {
 		err = fmt.Errorf("%d message problem(s), the first: %w", len(rep.Problems), rep.Problems[0])
 	}
@@ -162,7 +171,8 @@ func Library(ctx context.Context, t Target, password string, state mailaccess.St
 // JSON on its standard input and the password from the environment
 // variable PasswordEnv.
 type Job struct {
-	// Kind is KindRaw, KindRawList, KindRawNew or KindLibrary.
+	// Kind is KindRaw, KindRawList, KindRawNew, KindLibrary or
+	// KindLibraryOneThread.
 	Kind string `json:"kind"`
 	// Target is where to fetch from.
 	Target Target `json:"target"`
@@ -212,6 +222,9 @@ func RunJob(ctx context.Context, j Job, password string) (out Outcome, err error
 	case KindRaw, KindRawList, KindRawNew:
 		return Raw(ctx, j.Kind, j.Target, password, j.Want, j.After)
 	case KindLibrary:
+		return Library(ctx, j.Target, password, state)
+	case KindLibraryOneThread:
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 		return Library(ctx, j.Target, password, state)
 	}
 	return Outcome{}, errors.New("unknown job kind " + j.Kind)

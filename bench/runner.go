@@ -64,6 +64,8 @@ type Sample struct {
 	// MaxRSS is the process's peak resident set size in bytes (getrusage
 	// ru_maxrss of the reaped child).
 	MaxRSS int64 `json:"max_rss"`
+	// Procs is the GOMAXPROCS the library ran with (0 for the others).
+	Procs int `json:"procs,omitempty"`
 }
 
 // CaseResult is the summary of a case's samples.
@@ -335,7 +337,7 @@ func (r *Runner) cases(p Profile) []Case {
 		return out
 	}
 	for _, proto := range p.Protocols {
-		out = append(out, Case{Kind: KindRaw, Proto: proto}, Case{Kind: KindLibrary, Proto: proto})
+		out = append(out, Case{Kind: KindRaw, Proto: proto}, Case{Kind: KindLibrary, Proto: proto}, Case{Kind: KindLibraryOneThread, Proto: proto})
 		if r.Retrieve != "" {
 			out = append(out, Case{Kind: KindRetrieve, Proto: proto})
 		}
@@ -405,6 +407,8 @@ func (m *measure) one(ctx context.Context, c Case, last bool) (Sample, error) {
 	case KindRawNew:
 		// Seed numbers the messages 1..n: nothing is above n.
 		out, s, err = m.child(ctx, Job{Kind: c.Kind, Target: t, Want: 0, After: uint32(m.n)})
+	case KindLibraryOneThread:
+		out, s, err = m.child(ctx, Job{Kind: c.Kind, Target: t})
 	case KindLibrary:
 		j := Job{Kind: KindLibrary, Target: t}
 		switch c.Phase {
@@ -492,7 +496,7 @@ func (m *measure) child(ctx context.Context, j Job) (Outcome, Sample, error) {
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		return out, s, fmt.Errorf("child output %q: %v", stdout.String(), err)
 	}
-	s.InProc = out.Elapsed
+	s.InProc, s.Procs = out.Elapsed, out.Procs
 	return out, s, nil
 }
 
