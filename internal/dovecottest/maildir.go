@@ -121,7 +121,11 @@ func removeIndexes(dir string) error {
 
 // nextName returns a new Maildir file name. Its leading number grows with
 // every call, and Dovecot gives UIDs to new files in the order of that
-// number, so messages get UIDs in the order the harness wrote them.
+// number, so messages get UIDs in the order the harness wrote them. The
+// name also ends in that number (",n=..."), because Dovecot keys its table
+// of file names with a hash of the name up to its ":" (glib's ASU hash) in
+// which a common ending erases what came before: with 100,000 names ending
+// in the same ",S=4000,W=4000" its first session took 80 s instead of 5.
 //
 // Like the names Dovecot's own delivery (LMTP, dovecot-lda) gives, it
 // carries the message's size (S=) and its size with CRLF line ends (W=,
@@ -130,7 +134,7 @@ func removeIndexes(dir string) error {
 // mail.
 func (s *Server) nextName(raw []byte) string {
 	n := s.stamp.Add(1)
-	return fmt.Sprintf("%d.P%dQ%d.dovecottest,S=%d,W=%d", n, os.Getpid(), n, len(raw), virtualSize(raw))
+	return fmt.Sprintf("%d.P%d.dovecottest,S=%d,W=%d,n=%d", n, os.Getpid(), len(raw), virtualSize(raw), n)
 }
 
 // virtualSize is the size of raw with every line end counted as CRLF.
