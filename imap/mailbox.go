@@ -241,11 +241,12 @@ func (m *Mailbox) signal() {
 // List returns the folder's messages in ascending UID order, from
 // UID FETCH 1:* (UID RFC822.SIZE), with INTERNALDATE when
 // Options.ListDates is set. An empty folder gives an empty list (also
-// from a server that refuses "1:*" there). Each UID is "UIDVALIDITY/UID". List ends any announcement of WillOpen.
+// from a server that refuses "1:*" there). Each UID is "UIDVALIDITY/UID".
+// List ends any announcement of WillOpen.
 //
 // Options.Timeout bounds each stall, and the whole answer is bounded by
-// Options.Timeout plus one millisecond per message that the folder holds
-// (so a server that trickles bytes cannot stretch it for ever).
+// twice Options.Timeout plus one millisecond per message that the folder
+// holds (so a server that trickles bytes cannot stretch it for ever).
 func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 	const op = "imap list"
 	if err := m.ready(ctx, op); err != nil {
@@ -328,7 +329,7 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 	g := m.begin(ctx, op, boundStall)
 	defer g.end()
 	n, _ := m.numMessages()
-	total := m.opts.Timeout + time.Duration(n)*time.Millisecond
+	total := 2*m.opts.Timeout + time.Duration(n)*time.Millisecond
 	limit := time.AfterFunc(total, func() { m.conn.Kill(&timeoutError{op: op, after: total}) })
 	defer limit.Stop()
 

@@ -61,8 +61,8 @@ type Options struct {
 	// streams as long as some byte moves within Timeout (a server sending
 	// one byte at a time can make that last long; the caller's context is
 	// the bound on the whole), and the list of List and ListAfter has
-	// Timeout without progress and Timeout plus one millisecond per
-	// message in the folder in total. DefaultTimeout when zero.
+	// Timeout without progress and twice Timeout plus one millisecond
+	// per message in the folder in total. DefaultTimeout when zero.
 	Timeout time.Duration
 
 	// DialTimeout bounds the TCP connection, DefaultDialTimeout when zero.
