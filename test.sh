@@ -9,21 +9,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
-	SUDO=""
-	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-	echo "test.sh: installing dovecot-imapd and dovecot-pop3d with apt-get" >&2
-	created_policy=""
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		# Keep the package from starting the system daemon.
-		printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-		$SUDO chmod 755 /usr/sbin/policy-rc.d
-		created_policy=1
-	fi
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends dovecot-imapd dovecot-pop3d >/dev/null
-	[ -z "$created_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
-fi
+scripts/install-packages.sh dovecot:dovecot-imapd,dovecot-pop3d
 
 export UNIMAIL_REQUIRE_DOVECOT="${UNIMAIL_REQUIRE_DOVECOT:-1}"
 export PATH="$PATH:/usr/sbin"

@@ -26,11 +26,13 @@
 #                          kills and fuzzing that take many minutes (env BENCH_LONG=1);
 #                          see run_long below
 #
-# It installs nothing: Dovecot 2.3 (Debian: dovecot-imapd, dovecot-pop3d)
-# and Go must be there. mbsync (Debian: isync), the fastest peer, is
-# measured over IMAP next to examples/retrieve when it is in $PATH; without
-# it the report says so in one line and the rest runs as before. The server runs as the current user (or as nobody
-# when run as root), on free ports of 127.0.0.1, with its files on /dev/shm.
+# Go must be there. When Dovecot 2.3 or mbsync is missing, it installs
+# Debian's dovecot-imapd, dovecot-pop3d and isync with apt-get (as root or
+# through sudo; see scripts/install-packages.sh). mbsync, the fastest
+# peer, is measured over IMAP next to examples/retrieve; when isync cannot
+# be installed, the report says so in one line and the rest runs as
+# before. The server runs as the current user (or as nobody when run as
+# root), on free ports of 127.0.0.1, with its files on /dev/shm.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -104,6 +106,9 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 if [ "$profiles" != "none" ]; then
+	# Dovecot, and mbsync to compare with when it can be had.
+	scripts/install-packages.sh dovecot:dovecot-imapd,dovecot-pop3d
+	scripts/install-packages.sh mbsync:isync || echo "run.sh: could not install isync; mbsync is not measured" >&2
 	dovecot=""
 	if command -v dovecot >/dev/null 2>&1; then
 		dovecot=$(command -v dovecot)
@@ -114,7 +119,7 @@ if [ "$profiles" != "none" ]; then
 	fi
 	if [ -z "$dovecot" ]; then
 		echo "run.sh: Dovecot is not installed (no dovecot in \$PATH, /usr/sbin or /usr/local/sbin)." >&2
-		echo "run.sh: install Dovecot 2.3 (Debian: apt-get install dovecot-imapd dovecot-pop3d); this script installs nothing." >&2
+		echo "run.sh: install Dovecot 2.3 (Debian: apt-get install dovecot-imapd dovecot-pop3d)." >&2
 		exit 1
 	fi
 	export PATH="$PATH:$(dirname "$dovecot")"
