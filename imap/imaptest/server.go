@@ -3,7 +3,6 @@ package imaptest
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/unimail/unimail/imap/imaptest/internal/memserver"
+	"github.com/unimail/unimail/internal/testcert"
 )
 
 // Config configures a Server. A nil *Config is the same as a zero Config.
@@ -91,8 +91,7 @@ type Server struct {
 	cfg       Config
 	t         testing.TB // nil for NewUnstartedServer
 	tlsConfig *tls.Config
-	certPEM   []byte
-	roots     *x509.CertPool
+	cert      *testcert.Cert
 
 	imap  *imapserver.Server
 	conns *connListener // the connections that imapserver serves
@@ -175,9 +174,11 @@ func newServer(t testing.TB, cfg *Config) *Server {
 	for k, v := range c.Tokens {
 		s.tokens[k] = v
 	}
-	if err := s.makeCert(); err != nil {
+	cert, err := testcert.New("imaptest")
+	if err != nil {
 		s.failf("imaptest: generating certificate: %v", err)
 	}
+	s.cert, s.tlsConfig = cert, cert.ServerTLSConfig()
 	caps := imap.CapSet{
 		imap.CapIMAP4rev1:        {},
 		imap.CapNamespace:        {},

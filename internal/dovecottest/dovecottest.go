@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unimail/unimail/internal/testcert"
 )
 
 // RequireEnv is the environment variable that turns a missing Dovecot from a
@@ -337,10 +339,15 @@ func (s *Server) prepare(tb testing.TB, onDisk bool) error {
 		}
 	}
 
-	certPEM, keyPEM, err := newCertificate()
+	cert, err := testcert.New("dovecottest")
 	if err != nil {
 		return err
 	}
+	keyPEM, err := cert.KeyPEM()
+	if err != nil {
+		return err
+	}
+	certPEM := cert.PEM
 	s.certPEM = certPEM
 	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o644); err != nil {
 		return err

@@ -3,21 +3,17 @@ package poptest
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/unimail/unimail/internal/testcert"
 )
 
 // MaxLineLength is the longest command line, CRLF included, that the server
@@ -123,8 +119,7 @@ type Server struct {
 	mechs     []string // announced SASL mechanisms, upper case
 	lockWait  time.Duration
 	tlsConfig *tls.Config
-	cert      *x509.Certificate
-	certPEM   []byte
+	cert      *testcert.Cert
 
 	mu        sync.Mutex
 	fault     func(Command) Fault
@@ -210,9 +205,11 @@ func NewUnstartedServer(cfg *Config) *Server {
 	for k, v := range c.Tokens {
 		s.tokens[k] = v
 	}
-	if err := s.makeCert(); err != nil {
+	cert, err := testcert.New("poptest")
+	if err != nil {
 		panic("poptest: generating certificate: " + err.Error())
 	}
+	s.cert, s.tlsConfig = cert, cert.ServerTLSConfig()
 	return s
 }
 
@@ -536,60 +533,16 @@ func (s *Server) logCommand(c Command) Fault {
 
 // Certificate returns the server's self-signed certificate, valid for
 // 127.0.0.1, ::1 and localhost.
-func (s *Server) Certificate() *x509.Certificate { return s.cert }
+func (s *Server) Certificate() *x509.Certificate { return s.cert.Leaf }
 
 // CertPEM returns the server's certificate in PEM form, for clients that
 // read a CA file.
-func (s *Server) CertPEM() []byte { return bytes.Clone(s.certPEM) }
+func (s *Server) CertPEM() []byte { return bytes.Clone(s.cert.PEM) }
 
 // ClientTLSConfig returns a new tls.Config that trusts only the server's
 // certificate, with ServerName "127.0.0.1" (the certificate is also valid
 // for "localhost").
-func (s *Server) ClientTLSConfig() *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(s.cert)
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-}
-
-func (s *Server) makeCert() error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{Organization: []string{"poptest"}, CommonName: "poptest"},
-		// Wide validity, like net/http/httptest's certificate, so that
-		// testing/synctest's fake clock (year 2000) accepts it too.
-		NotBefore:             time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:              time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return err
-	}
-	s.cert = cert
-	s.certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	s.tlsConfig = &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
-		MinVersion:   tls.VersionTLS12,
-	}
-	return nil
-}
+func (s *Server) ClientTLSConfig() *tls.Config { return s.cert.ClientTLSConfig() }
 
 // lock takes user's maildrop lock, waiting up to s.lockWait for another
 // session to release it, or until done is closed. It reports whether it got
