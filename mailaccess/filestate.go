@@ -121,14 +121,8 @@ func (s *FileState) load() (journalStats, error) {
 	return readJournal(data, s.m, s.marks)
 }
 
-// parseJournal reads journal bytes into m. A last line without its newline
-// (torn by a crash) is ignored.
-func parseJournal(data []byte, m map[string]map[UID]Record, marks map[string]UID) error {
-	_, err := readJournal(data, m, marks)
-	return err
-}
-
-// readJournal is parseJournal, and says what it found.
+// readJournal reads journal bytes into m and marks, and says what it
+// found. A last line without its newline (torn by a crash) is ignored.
 func readJournal(data []byte, m map[string]map[UID]Record, marks map[string]UID) (journalStats, error) {
 	var st journalStats
 	if len(data) == 0 {
@@ -165,42 +159,42 @@ func readJournal(data []byte, m map[string]map[UID]Record, marks map[string]UID)
 	return st, nil
 }
 
-// journalParser reads journal lines. It keeps the last mailbox name it
-// read, so that the lines of one mailbox share one string.
+// journalParser reads journal lines. It keeps the last mailbox name and
+// epoch it read, so that the lines of one mailbox share their strings.
 type journalParser struct {
 	fields [8][]byte
-	mbRaw  []byte
-	mb     string
-	mbm    map[UID]Record
-	epRaw  []byte // and the last epoch
-	ep     string
-	hint   int // the size of the next mailbox map made
+	mb, ep lastField
+	mbm    map[UID]Record // the map of mb
+	hint   int            // the size of the next mailbox map made
 }
 
-// epoch returns the epoch of the escaped field f.
-func (p *journalParser) epoch(f []byte) (string, error) {
-	if p.epRaw != nil && bytes.Equal(f, p.epRaw) {
-		return p.ep, nil
+// lastField unescapes a field, remembering the last one.
+type lastField struct {
+	raw []byte
+	s   string
+}
+
+// get returns the unescaped value of f; changed says it differs from the
+// last one.
+func (l *lastField) get(f []byte) (s string, changed bool, err error) {
+	if l.raw != nil && bytes.Equal(f, l.raw) {
+		return l.s, false, nil
 	}
-	ep, err := unescapeField(string(f))
+	s, err = unescapeField(string(f))
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	p.epRaw, p.ep = f, ep
-	return ep, nil
+	l.raw, l.s = f, s
+	return s, true, nil
 }
 
 // mailbox returns the mailbox named by the escaped field f.
 func (p *journalParser) mailbox(f []byte) (string, error) {
-	if p.mbRaw != nil && bytes.Equal(f, p.mbRaw) {
-		return p.mb, nil
+	mb, changed, err := p.mb.get(f)
+	if changed {
+		p.mbm = nil
 	}
-	mb, err := unescapeField(string(f))
-	if err != nil {
-		return "", err
-	}
-	p.mbRaw, p.mb, p.mbm = f, mb, nil
-	return mb, nil
+	return mb, err
 }
 
 func (p *journalParser) line(line []byte, m map[string]map[UID]Record, marks map[string]UID) error {
@@ -226,7 +220,7 @@ func (p *journalParser) line(line []byte, m map[string]map[UID]Record, marks map
 	case (n == 7 || n == 8) && kind == "P":
 		mb, err1 := p.mailbox(f[1])
 		uid, err2 := unescapeField(string(f[2]))
-		ep, err3 := p.epoch(f[3])
+		ep, _, err3 := p.ep.get(f[3])
 		ns, err4 := parseInt(f[4])
 		size, err5 := parseInt(f[5])
 		var r Record

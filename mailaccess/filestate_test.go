@@ -286,7 +286,7 @@ func FuzzJournal(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := map[string]map[UID]Record{}
 		marks := map[string]UID{}
-		if err := parseJournal(data, m, marks); err != nil {
+		if _, err := readJournal(data, m, marks); err != nil {
 			if !errors.Is(err, ErrState) {
 				t.Fatalf("error of the wrong kind: %v", err)
 			}
@@ -305,7 +305,7 @@ func FuzzJournal(f *testing.F) {
 		}
 		m2 := map[string]map[UID]Record{}
 		marks2 := map[string]UID{}
-		if err := parseJournal(buf, m2, marks2); err != nil {
+		if _, err := readJournal(buf, m2, marks2); err != nil {
 			t.Fatalf("re-read: %v", err)
 		}
 		for mb, u := range marks {
