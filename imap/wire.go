@@ -49,8 +49,8 @@ type wire struct {
 
 	in, out scanner
 
-	mu      sync.Mutex
-	readErr error
+	mu  sync.Mutex
+	err error // the first error of a Read or Write
 }
 
 func (m *Mailbox) newWire(c net.Conn) *wire {
@@ -69,13 +69,7 @@ func (w *wire) Read(p []byte) (int, error) {
 			return 0, v
 		}
 	}
-	if err != nil {
-		w.mu.Lock()
-		if w.readErr == nil {
-			w.readErr = err
-		}
-		w.mu.Unlock()
-	}
+	w.record(err)
 	return n, err
 }
 
@@ -87,21 +81,27 @@ func (w *wire) Write(p []byte) (int, error) {
 		_ = w.out.scan(p, w.tr)
 	}
 	n, err := w.Conn.Write(p)
-	if err != nil {
-		w.mu.Lock()
-		if w.readErr == nil {
-			w.readErr = err
-		}
-		w.mu.Unlock()
-	}
+	w.record(err)
 	return n, err
+}
+
+// record keeps err when it is the first error of a Read or Write.
+func (w *wire) record(err error) {
+	if err == nil {
+		return
+	}
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
 }
 
 // failed returns the first error that a Read or Write returned, or nil.
 func (w *wire) failed() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.readErr
+	return w.err
 }
 
 // scanner follows one direction of the protocol stream: lines, and the
