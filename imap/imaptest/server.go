@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/unimail/unimail/imap/imaptest/internal/memserver"
+	"github.com/unimail/unimail/internal/connset"
 	"github.com/unimail/unimail/internal/testcert"
 )
 
@@ -105,8 +106,7 @@ type Server struct {
 	users     map[string]*user
 	tokens    map[string]string
 	connSeq   int
-	clients   map[*conn]struct{}
-	idle      chan struct{} // closed when the last client connection ends
+	clients   connset.Set[*conn]
 	log       []Command
 	acceptWG  sync.WaitGroup
 	serveWG   sync.WaitGroup // imapserver's Serve
@@ -160,13 +160,12 @@ func newServer(t testing.TB, cfg *Config) *Server {
 		c = *cfg
 	}
 	s := &Server{
-		cfg:     c,
-		t:       t,
-		fault:   c.Fault,
-		users:   make(map[string]*user),
-		tokens:  make(map[string]string),
-		clients: make(map[*conn]struct{}),
-		conns:   newConnListener(),
+		cfg:    c,
+		t:      t,
+		fault:  c.Fault,
+		users:  make(map[string]*user),
+		tokens: make(map[string]string),
+		conns:  newConnListener(),
 	}
 	if c.IMAP4rev2 && (c.NoMove || c.NoUIDPlus || c.NoIdle) {
 		s.failf("imaptest: Config.IMAP4rev2 cannot be combined with NoMove, NoUIDPlus or NoIdle")
@@ -272,10 +271,7 @@ func (s *Server) serve(raw net.Conn, implicit bool) {
 	}
 	s.connSeq++
 	c := newConn(s, s.connSeq, raw, implicit)
-	if len(s.clients) == 0 {
-		s.idle = make(chan struct{})
-	}
-	s.clients[c] = struct{}{}
+	s.clients.Add(c)
 	s.mu.Unlock()
 	if !s.conns.push(c) {
 		c.closeRaw()
@@ -284,17 +280,7 @@ func (s *Server) serve(raw net.Conn, implicit bool) {
 }
 
 // unregister forgets a client connection whose session has ended.
-func (s *Server) unregister(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.clients[c]; !ok {
-		return
-	}
-	delete(s.clients, c)
-	if len(s.clients) == 0 {
-		close(s.idle)
-	}
-}
+func (s *Server) unregister(c *conn) { s.clients.Remove(c) }
 
 // Close stops the listener, closes every connection and waits until the
 // sessions have ended: no Fault hook runs after it returns. It may be
@@ -331,13 +317,7 @@ func (s *Server) Close() {
 // CloseClientConnections closes every open client connection, as a
 // network failure would. The server keeps listening.
 func (s *Server) CloseClientConnections() {
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.clients))
-	for c := range s.clients {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.clients.All() {
 		c.closeRaw()
 	}
 }
@@ -346,21 +326,7 @@ func (s *Server) CloseClientConnections() {
 // done. Use it after a client has gone away to be sure that the server has
 // seen everything the client sent (for instance before asserting with
 // Commands that no plain EXPUNGE arrived).
-func (s *Server) WaitIdle(ctx context.Context) error {
-	s.mu.Lock()
-	if len(s.clients) == 0 {
-		s.mu.Unlock()
-		return nil
-	}
-	idle := s.idle
-	s.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Server) WaitIdle(ctx context.Context) error { return s.clients.WaitIdle(ctx) }
 
 // SetFault replaces the fault hook (Config.Fault) for the commands that
 // follow; nil removes it.

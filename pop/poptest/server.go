@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unimail/unimail/internal/connset"
 	"github.com/unimail/unimail/internal/testcert"
 )
 
@@ -134,8 +135,7 @@ type Server struct {
 	nextID    int64
 	nextUID   int64
 	connSeq   int
-	conns     map[*session]struct{}
-	idle      chan struct{} // closed when the last connection ends
+	conns     connset.Set[*session]
 	log       []Command
 	wg        sync.WaitGroup
 }
@@ -191,7 +191,6 @@ func NewUnstartedServer(cfg *Config) *Server {
 		tokens:    make(map[string]string),
 		drops:     make(map[string][]*message),
 		locks:     make(map[string]chan struct{}),
-		conns:     make(map[*session]struct{}),
 	}
 	if s.lockWait == 0 {
 		s.lockWait = defaultLockWait
@@ -292,25 +291,12 @@ func (s *Server) register(c, raw net.Conn) *session {
 	}
 	s.connSeq++
 	sess := newSession(s, s.connSeq, c, raw)
-	if len(s.conns) == 0 {
-		s.idle = make(chan struct{})
-	}
-	s.conns[sess] = struct{}{}
+	s.conns.Add(sess)
 	s.wg.Add(1)
 	return sess
 }
 
-func (s *Server) unregister(sess *session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.conns[sess]; !ok {
-		return
-	}
-	delete(s.conns, sess)
-	if len(s.conns) == 0 {
-		close(s.idle)
-	}
-}
+func (s *Server) unregister(sess *session) { s.conns.Remove(sess) }
 
 // Close stops the listener, closes every connection (no session commits
 // without its QUIT) and waits until every goroutine of the server has
@@ -324,30 +310,18 @@ func (s *Server) Close() {
 	}
 	s.closed = true
 	ln := s.listener
-	conns := make([]*session, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
 	s.mu.Unlock()
 	if ln != nil {
 		ln.Close()
 	}
-	for _, c := range conns {
-		c.close()
-	}
+	s.CloseClientConnections()
 	s.wg.Wait()
 }
 
 // CloseClientConnections closes every open connection, as a network failure
 // would: no session commits. The server keeps listening.
 func (s *Server) CloseClientConnections() {
-	s.mu.Lock()
-	conns := make([]*session, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.conns.All() {
 		c.close()
 	}
 }
@@ -356,21 +330,7 @@ func (s *Server) CloseClientConnections() {
 // Use it after a client has gone away to be sure that the server has seen
 // everything the client sent (for instance before asserting with Commands
 // that no QUIT arrived).
-func (s *Server) WaitIdle(ctx context.Context) error {
-	s.mu.Lock()
-	if len(s.conns) == 0 {
-		s.mu.Unlock()
-		return nil
-	}
-	idle := s.idle
-	s.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Server) WaitIdle(ctx context.Context) error { return s.conns.WaitIdle(ctx) }
 
 // SetFault replaces the fault hook (Config.Fault) for the commands that
 // follow; nil removes it.
