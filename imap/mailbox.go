@@ -346,8 +346,10 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 		uid  imap.UID
 		info mailaccess.MessageInfo
 	}
-	n0, _ := m.numMessages()
-	entries := make([]entry, 0, n0)
+	var entries []entry
+	if from == 1 {
+		entries = make([]entry, 0, n) // a whole listing: every message
+	}
 	sorted := true
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
