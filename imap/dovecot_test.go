@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/unimail/unimail/imap"
 	"github.com/unimail/unimail/internal/dovecottest"
@@ -160,5 +161,31 @@ func TestDovecotListAfterNothingNew(t *testing.T) {
 	}
 	if counts[0] != counts[1] {
 		t.Fatalf("commands: %d for 10 messages, %d for 3000", counts[0], counts[1])
+	}
+}
+
+// TestDovecotListDates: Dovecot's INTERNALDATE (the file's time, which the
+// harness does not set, so about now) fills MessageInfo.Date only with
+// Options.ListDates.
+func TestDovecotListDates(t *testing.T) {
+	srv := dovecottest.Start(t, nil)
+	srv.Seed(t, dovecotUser, "INBOX", [][]byte{message(1, 300), message(2, 300)})
+	for _, on := range []bool{false, true} {
+		o := dovecotOptions(srv)
+		o.ListDates = on
+		mb, err := imap.Dial(t.Context(), srv.IMAPSAddr, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := mb.List(t.Context())
+		mb.Abort()
+		if err != nil || len(list) != 2 {
+			t.Fatalf("List = %v, %v", list, err)
+		}
+		for _, info := range list {
+			if recent := time.Since(info.Date) < time.Hour; recent != on || (!on && !info.Date.IsZero()) {
+				t.Fatalf("ListDates %v: Date %v", on, info.Date)
+			}
+		}
 	}
 }
