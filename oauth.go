@@ -15,6 +15,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/safetext"
 )
 
 // Refresher is an oauth2.TokenSource that can replace a token a server
@@ -162,16 +164,16 @@ func (c *TokenCache) LogValue() slog.Value { return slog.StringValue(c.String())
 func dialOAuth(ctx context.Context, o *Options, auth mailaccess.Auth, dial func(context.Context, mailaccess.Auth) (mailaccess.Mailbox, error)) (mailaccess.Mailbox, error) {
 	const op = "oauth2 login"
 	if auth.Token != nil {
-		return nil, mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("set Options.TokenSource or Auth.Token, not both"))
+		return nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("set Options.TokenSource or Auth.Token, not both"))
 	}
 	switch mech := strings.ToUpper(auth.Mechanism); mech {
 	case mailaccess.MechAuto, mailaccess.MechXOAuth2, mailaccess.MechOAuthBearer:
 		auth.Mechanism = mech
 	default:
-		return nil, mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", fmt.Errorf("Options.TokenSource needs mechanism XOAUTH2 or OAUTHBEARER, not %q", mailaccess.SanitizeText(auth.Mechanism)))
+		return nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", fmt.Errorf("Options.TokenSource needs mechanism XOAUTH2 or OAUTHBEARER, not %q", safetext.Sanitize(auth.Mechanism)))
 	}
 	if auth.Username == "" {
-		return nil, mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("OAuth2 needs a user name (Auth.Username or the URL's user)"))
+		return nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("OAuth2 needs a user name (Auth.Username or the URL's user)"))
 	}
 	// Never send a password along with a token.
 	auth.Password = ""
@@ -217,7 +219,7 @@ func refused(err error) bool {
 // the background and its result is dropped (a TokenCache still keeps it).
 func sourceToken(ctx context.Context, op string, get func() (*oauth2.Token, error)) (string, *mailaccess.Error) {
 	if err := ctx.Err(); err != nil {
-		e := mailaccess.NewError(op, mailaccess.ErrConnection, "", context.Cause(ctx))
+		e := mailerr.New(op, mailaccess.ErrConnection, "", context.Cause(ctx))
 		e.Temporary = true
 		return "", e
 	}
@@ -234,7 +236,7 @@ func sourceToken(ctx context.Context, op string, get func() (*oauth2.Token, erro
 	select {
 	case res = <-ch:
 	case <-ctx.Done():
-		e := mailaccess.NewError(op, mailaccess.ErrConnection, "", context.Cause(ctx))
+		e := mailerr.New(op, mailaccess.ErrConnection, "", context.Cause(ctx))
 		e.Temporary = true
 		return "", e
 	}
@@ -243,18 +245,18 @@ func sourceToken(ctx context.Context, op string, get func() (*oauth2.Token, erro
 		if op == "oauth2 refresh" {
 			what = "the server refused the OAuth2 token, and getting a new one failed"
 		}
-		e := mailaccess.NewError(op, mailaccess.ErrAuth, "", fmt.Errorf("%s: %w", what, res.err))
+		e := mailerr.New(op, mailaccess.ErrAuth, "", fmt.Errorf("%s: %w", what, res.err))
 		e.Temporary = temporarySourceError(res.err)
 		return "", e
 	}
 	if err := checkSourceToken(res.t, ""); err != nil {
-		return "", mailaccess.NewError(op, mailaccess.ErrAuth, "", err)
+		return "", mailerr.New(op, mailaccess.ErrAuth, "", err)
 	}
 	if typ := res.t.Type(); !strings.EqualFold(typ, "Bearer") {
-		return "", mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", fmt.Errorf("the token is of type %q; XOAUTH2 and OAUTHBEARER carry bearer tokens only", mailaccess.SanitizeText(typ)))
+		return "", mailerr.New(op, mailaccess.ErrInvalidArgument, "", fmt.Errorf("the token is of type %q; XOAUTH2 and OAUTHBEARER carry bearer tokens only", safetext.Sanitize(typ)))
 	}
 	if strings.ContainsFunc(res.t.AccessToken, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
-		return "", mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("the access token holds control characters or spaces"))
+		return "", mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("the access token holds control characters or spaces"))
 	}
 	return res.t.AccessToken, nil
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/unimail/unimail/imap"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/safetext"
 	"github.com/unimail/unimail/pop"
 )
 
@@ -114,7 +116,7 @@ func (t *Target) String() string {
 var defaultPorts = map[string]string{"pop3": "110", "pop3s": "995", "imap": "143", "imaps": "993"}
 
 func urlErr(why string) error {
-	return mailaccess.NewError("parse URL", mailaccess.ErrInvalidArgument, "", errors.New(why))
+	return mailerr.New("parse URL", mailaccess.ErrInvalidArgument, "", errors.New(why))
 }
 
 // ParseURL parses a pop3, pop3s, imap or imaps URL. The error never
@@ -133,7 +135,7 @@ func ParseURL(raw string) (*Target, error) {
 		if u.Scheme == "" {
 			return nil, urlErr("missing scheme: want pop3s://, pop3://, imaps:// or imap://")
 		}
-		return nil, urlErr(fmt.Sprintf("unknown scheme %q: want pop3s, pop3, imaps or imap", mailaccess.SanitizeText(truncate(u.Scheme, 16))))
+		return nil, urlErr(fmt.Sprintf("unknown scheme %q: want pop3s, pop3, imaps or imap", safetext.Sanitize(truncate(u.Scheme, 16))))
 	}
 	if u.Opaque != "" {
 		return nil, urlErr("malformed URL: want scheme://user@host")
@@ -183,7 +185,7 @@ func ParseURL(raw string) (*Target, error) {
 		t.Folder = path
 	}
 	for _, v := range []struct{ what, s string }{{"user", t.User}, {"password", t.Password}, {"folder", t.Folder}, {"host", t.Host}} {
-		if err := mailaccess.CheckArg(v.what, v.s); err != nil {
+		if err := mailerr.CheckArg(v.what, v.s); err != nil {
 			return nil, err
 		}
 	}

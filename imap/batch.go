@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -78,7 +79,7 @@ type windowMsg struct {
 }
 
 // WillOpen announces the UIDs that the next Open calls will ask for, in
-// that order (mailaccess.Prefetcher). It sends nothing: the first Open
+// that order (driver.Prefetcher). It sends nothing: the first Open
 // sends a batched UID FETCH <set> (UID BODY.PEEK[]) for the next run of
 // announced messages in ascending UID order (a window of up to 10,000
 // messages, 256 runs of consecutive UIDs or 256 MiB of listed size), so
@@ -259,7 +260,7 @@ func (m *Mailbox) readWindow(r *messageReader) error {
 			if size := wm.lit.Size(); size > m.opts.ChunkSize {
 				m.conn.Kill(errors.New("oversized literal"))
 				_ = m.discardMsg(wm)
-				return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server announced a body of "+strconv.FormatInt(size, 10)+" octets for a message listed at "+strconv.FormatInt(m.sizes[r.uid], 10)))
+				return mailerr.New(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server announced a body of "+strconv.FormatInt(size, 10)+" octets for a message listed at "+strconv.FormatInt(m.sizes[r.uid], 10)))
 			}
 			r.msg, r.lit, r.size, r.got, r.last = wm.msg, wm.lit, wm.lit.Size(), 0, true
 			return nil
@@ -280,7 +281,7 @@ func (m *Mailbox) readWindow(r *messageReader) error {
 var errExpungeIssued = errors.New("the server says some messages were expunged")
 
 func (m *Mailbox) notFound(uid imap.UID) error {
-	return mailaccess.NewError(fetchOp, mailaccess.ErrNotFound, "",
+	return mailerr.New(fetchOp, mailaccess.ErrNotFound, "",
 		errors.New("no message with UID "+strconv.FormatUint(uint64(uid), 10)+" (expunged)"))
 }
 
@@ -288,12 +289,12 @@ func (m *Mailbox) notFound(uid imap.UID) error {
 // that another session expunged (its content is gone; the tagged status
 // then says NO [EXPUNGEISSUED]): ErrNotFound.
 func (m *Mailbox) nilBody(uid imap.UID) error {
-	return mailaccess.NewError(fetchOp, mailaccess.ErrNotFound, "",
+	return mailerr.New(fetchOp, mailaccess.ErrNotFound, "",
 		errors.New("the server has no content any more for UID "+strconv.FormatUint(uint64(uid), 10)+" (BODY[] NIL: expunged by another session)"))
 }
 
 func (m *Mailbox) strayError(uid imap.UID) error {
-	return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "",
+	return mailerr.New(fetchOp, mailaccess.ErrProtocol, "",
 		errors.New("the server answered the UID FETCH with a body that could not be matched to UID "+strconv.FormatUint(uint64(uid), 10)+" (the UID after the literal?); the message is not known to be gone"))
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/unimail/unimail/imap"
 	"github.com/unimail/unimail/imap/imaptest"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/mailaccess/driver"
 )
 
 // bodyFetches returns the UID FETCH command lines that asked for bodies.
@@ -339,7 +340,7 @@ func TestWillOpenFetcher(t *testing.T) {
 	if n := len(s.Messages(user, "INBOX")); n != 0 {
 		t.Fatalf("%d messages left", n)
 	}
-	var _ mailaccess.Prefetcher = (*imap.Mailbox)(nil)
+	var _ driver.Prefetcher = (*imap.Mailbox)(nil)
 }
 
 // inTime fails the test if f does not return within d.

@@ -18,6 +18,8 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/unimail/unimail/internal/imapconn"
+	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/safetext"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -41,7 +43,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 	}
 	host, port, err := splitAddr(addr, o.Security)
 	if err != nil {
-		return nil, mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", err)
+		return nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", err)
 	}
 	m := &Mailbox{
 		opts:        o,
@@ -63,7 +65,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		if ctx.Err() != nil {
 			cause = context.Cause(ctx)
 		}
-		e := mailaccess.NewError(op, mailaccess.ErrConnection, "", cause)
+		e := mailerr.New(op, mailaccess.ErrConnection, "", cause)
 		e.Temporary = true
 		return nil, e
 	}
@@ -91,34 +93,34 @@ func checkOptions(o *Options) error {
 	if err := o.Auth.Check(); err != nil {
 		return withOp(err)
 	}
-	if err := mailaccess.CheckArg("folder", o.Folder); err != nil {
+	if err := mailerr.CheckArg("folder", o.Folder); err != nil {
 		return withOp(err)
 	}
 	mech := strings.ToUpper(o.Auth.Mechanism)
 	switch mech {
 	case mailaccess.MechAuto, mailaccess.MechLogin, mailaccess.MechPlain:
 		if o.Auth.Token != nil && mech != mailaccess.MechAuto {
-			return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("a token needs mechanism XOAUTH2 or OAUTHBEARER"))
+			return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("a token needs mechanism XOAUTH2 or OAUTHBEARER"))
 		}
 	case mailaccess.MechXOAuth2, mailaccess.MechOAuthBearer:
 		if o.Auth.Token == nil {
-			return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("mechanism "+mech+" needs Auth.Token"))
+			return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("mechanism "+mech+" needs Auth.Token"))
 		}
 	default:
-		return mailaccess.NewError(op, mailaccess.ErrUnsupported, "", errors.New("IMAP has no login mechanism "+mailaccess.SanitizeText(o.Auth.Mechanism)))
+		return mailerr.New(op, mailaccess.ErrUnsupported, "", errors.New("IMAP has no login mechanism "+safetext.Sanitize(o.Auth.Mechanism)))
 	}
 	o.Auth.Mechanism = mech
 	switch o.Security {
 	case mailaccess.SecurityTLS, mailaccess.SecurityStartTLS, mailaccess.SecurityInsecureCleartext:
 	default:
-		return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("unknown Security value"))
+		return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("unknown Security value"))
 	}
 	return nil
 }
 
 // splitAddr splits addr into host and port, adding the default port.
 func splitAddr(addr string, sec mailaccess.Security) (host, port string, err error) {
-	if err := mailaccess.CheckArg("address", addr); err != nil {
+	if err := mailerr.CheckArg("address", addr); err != nil {
 		return "", "", errors.New("address contains CR, LF or NUL")
 	}
 	host, port, err = net.SplitHostPort(addr)
@@ -268,9 +270,9 @@ func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, err
 	switch kind {
 	case "OK":
 	case "PREAUTH":
-		return nil, mailaccess.NewError(op, mailaccess.ErrTLS, "", errors.New("the server sent PREAUTH on the cleartext connection"))
+		return nil, mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server sent PREAUTH on the cleartext connection"))
 	case "BYE":
-		return nil, mailaccess.NewError("imap greeting", mailaccess.ErrServer, m.scrub(text), errors.New("the server refused the connection (BYE)"))
+		return nil, mailerr.New("imap greeting", mailaccess.ErrServer, m.scrub(text), errors.New("the server refused the connection (BYE)"))
 	default:
 		return nil, lost(errors.New("the server's greeting is not an IMAP greeting"))
 	}
@@ -291,7 +293,7 @@ func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, err
 			continue // untagged data
 		case "OK":
 		case "NO", "BAD":
-			return nil, mailaccess.NewError(op, mailaccess.ErrTLS, m.scrub(text), errors.New("the server refused STARTTLS"))
+			return nil, mailerr.New(op, mailaccess.ErrTLS, m.scrub(text), errors.New("the server refused STARTTLS"))
 		default:
 			return nil, lost(errors.New("the server's answer to STARTTLS is not an IMAP status"))
 		}
@@ -349,18 +351,18 @@ func (m *Mailbox) tlsError(op string, err error) error {
 	)
 	switch {
 	case errors.As(err, &ie):
-		return mailaccess.NewError(op, mailaccess.ErrTLS, m.scrub(ie.Text), errors.New("the server refused STARTTLS"))
+		return mailerr.New(op, mailaccess.ErrTLS, m.scrub(ie.Text), errors.New("the server refused STARTTLS"))
 	case errors.As(err, &cve), errors.As(err, &ae), errors.As(err, &rhe),
 		errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie):
-		return mailaccess.NewError(op, mailaccess.ErrTLS, "", err)
+		return mailerr.New(op, mailaccess.ErrTLS, "", err)
 	case strings.Contains(err.Error(), "PREAUTH"):
-		return mailaccess.NewError(op, mailaccess.ErrTLS, "", errors.New("the server sent PREAUTH on the cleartext connection"))
+		return mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server sent PREAUTH on the cleartext connection"))
 	case errors.As(err, &oper):
 		m.conn.Kill(err)
 		return m.connError(op, err)
 	}
 	if op == "imap TLS handshake" {
-		return mailaccess.NewError(op, mailaccess.ErrTLS, "", transportCause(err))
+		return mailerr.New(op, mailaccess.ErrTLS, "", transportCause(err))
 	}
 	m.conn.Kill(transportCause(err))
 	return m.connError(op, m.conn.Reason())
@@ -397,7 +399,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 	switch mech {
 	case mailaccess.MechLogin:
 		if caps.Has(imap.CapLoginDisabled) {
-			return mailaccess.NewError(op, mailaccess.ErrAuth, "", errors.New("the server announces LOGINDISABLED on this connection"))
+			return mailerr.New(op, mailaccess.ErrAuth, "", errors.New("the server announces LOGINDISABLED on this connection"))
 		}
 		g := m.begin(ctx, op, boundTotal)
 		err := m.client.Login(a.Username, a.Password).Wait()
@@ -414,7 +416,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 			return err
 		}
 		if strings.ContainsAny(a.Username, "\x01") {
-			return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("username contains a control character"))
+			return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("username contains a control character"))
 		}
 		m.secrets = append(m.secrets, tok)
 		m.tracer.addSecret(tok)
@@ -442,7 +444,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 	if errors.As(err, &ie) {
 		return m.serverError(op, loginKind(ie), ie)
 	}
-	return mailaccess.NewError(op, mailaccess.ErrAuth, "", errors.New("the authentication exchange failed"))
+	return mailerr.New(op, mailaccess.ErrAuth, "", errors.New("the authentication exchange failed"))
 }
 
 // loginKind maps a NO or BAD to LOGIN or AUTHENTICATE.
@@ -490,7 +492,7 @@ func (m *Mailbox) selectFolder(ctx context.Context) error {
 	}
 	if data.UIDValidity == 0 {
 		m.conn.Kill(errors.New("no UIDVALIDITY"))
-		return mailaccess.NewError(op, mailaccess.ErrProtocol, "", errors.New("the server sent no UIDVALIDITY for the folder"))
+		return mailerr.New(op, mailaccess.ErrProtocol, "", errors.New("the server sent no UIDVALIDITY for the folder"))
 	}
 	m.caps = caps
 	m.uidValidity = data.UIDValidity

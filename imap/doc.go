@@ -5,10 +5,10 @@
 //		Auth: mailaccess.Auth{Username: "alice", Password: pw},
 //	})
 //
-// The Mailbox also implements mailaccess.Mover (UID MOVE),
-// mailaccess.Folders (LIST), mailaccess.Watcher (IDLE),
-// mailaccess.Describer, mailaccess.Prefetcher (batched fetches) and
-// mailaccess.AfterLister (incremental listing).
+// The Mailbox also implements driver.Mover (UID MOVE),
+// driver.Folders (LIST), driver.Watcher (IDLE),
+// driver.Describer, driver.Prefetcher (batched fetches) and
+// driver.AfterLister (incremental listing).
 //
 // # IMAP semantics in this driver
 //
@@ -48,7 +48,7 @@
 //
 // # Batched fetching
 //
-// WillOpen (mailaccess.Prefetcher, which mailaccess.Fetcher calls with
+// WillOpen (driver.Prefetcher, which mailaccess.Fetcher calls with
 // the messages it is about to open) makes the following Open calls come
 // from batched UID FETCH <set> (UID BODY.PEEK[]) commands, each for a
 // window of up to 10,000 announced messages, 256 runs of consecutive UIDs
@@ -76,7 +76,7 @@
 //
 // # Incremental listing
 //
-// ListAfter (mailaccess.AfterLister) lists only the messages after a
+// ListAfter (driver.AfterLister) lists only the messages after a
 // given UID. When SELECT's UIDNEXT (and no new message reported since)
 // shows that nothing came after it, no command is sent at all: a run that
 // finds no new mail costs the round trips of Dial and Close, however large

@@ -11,6 +11,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/safetext"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -47,7 +49,7 @@ var errSessionClosed = errors.New("the session is closed")
 // serverError converts a tagged NO or BAD into a *mailaccess.Error of the
 // given kind; the server's text is sanitized and scrubbed of secrets.
 func (m *Mailbox) serverError(op string, kind error, ie *imap.Error) *mailaccess.Error {
-	e := mailaccess.NewError(op, kind, m.scrub(ie.Text), &statusError{typ: ie.Type, code: ie.Code})
+	e := mailerr.New(op, kind, m.scrub(ie.Text), &statusError{typ: ie.Type, code: ie.Code})
 	switch ie.Code {
 	case imap.ResponseCodeUnavailable, imap.ResponseCodeInUse:
 		e.Temporary = true
@@ -81,7 +83,7 @@ func (m *Mailbox) scrub(s string) string {
 			s = strings.ReplaceAll(s, secret, "[REDACTED]")
 		}
 	}
-	return mailaccess.SanitizeText(s)
+	return safetext.Sanitize(s)
 }
 
 // fail converts an error returned by the client during operation op into
@@ -126,7 +128,7 @@ func (m *Mailbox) connError(op string, reason error) *mailaccess.Error {
 	if isViolation(reason) {
 		return m.violationError(op, reason)
 	}
-	e := mailaccess.NewError(op, mailaccess.ErrConnection, "", reason)
+	e := mailerr.New(op, mailaccess.ErrConnection, "", reason)
 	e.Temporary = true
 	return e
 }
@@ -142,7 +144,7 @@ func transportCause(err error) error {
 		errors.As(err, &ne):
 		return err
 	}
-	return errors.New(mailaccess.SanitizeText(err.Error()))
+	return errors.New(safetext.Sanitize(err.Error()))
 }
 
 // kindCause keeps a former kind matchable (errors.Is) when an error is

@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -58,7 +59,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 		return nil, err
 	}
 	if !current {
-		return nil, mailaccess.NewError(op, mailaccess.ErrNotFound, "", errors.New("the folder's UIDVALIDITY is now "+strconv.FormatUint(uint64(m.uidValidity), 10)+": UID "+string(uid)+" names no message any more"))
+		return nil, mailerr.New(op, mailaccess.ErrNotFound, "", errors.New("the folder's UIDVALIDITY is now "+strconv.FormatUint(uint64(m.uidValidity), 10)+": UID "+string(uid)+" names no message any more"))
 	}
 	size, known := m.sizes[n]
 	r := &messageReader{
@@ -130,7 +131,7 @@ func (r *messageReader) start() error {
 		if err := cmd.Close(); err != nil { // drains the literal
 			return m.fail(fetchOp, err, nil)
 		}
-		return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "", errors.New(what))
+		return mailerr.New(fetchOp, mailaccess.ErrProtocol, "", errors.New(what))
 	}
 	// A message may come without a body: a FETCH that only reports
 	// flags, as a server does for a message another client expunged.
@@ -160,7 +161,7 @@ func (r *messageReader) start() error {
 				m.conn.Kill(errors.New("oversized literal"))
 				_, _ = io.Copy(io.Discard, bs.Literal)
 				m.litFailed.Store(true)
-				return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server announced a body of "+strconv.FormatInt(bs.Literal.Size(), 10)+" octets, more than was asked for"))
+				return mailerr.New(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server announced a body of "+strconv.FormatInt(bs.Literal.Size(), 10)+" octets, more than was asked for"))
 			case !r.chunked:
 			case p == nil:
 				// The whole message although a chunk was asked for: accept
@@ -181,10 +182,10 @@ func (r *messageReader) start() error {
 		return m.fail(fetchOp, err, nil)
 	}
 	if m.strays.Load() != strays {
-		return mailaccess.NewError(fetchOp, mailaccess.ErrProtocol, "",
+		return mailerr.New(fetchOp, mailaccess.ErrProtocol, "",
 			errors.New("the server answered the UID FETCH with a body that could not be matched to UID "+strconv.FormatUint(uint64(r.uid), 10)+" (the UID after the literal?); the message is not known to be gone"))
 	}
-	return mailaccess.NewError(fetchOp, mailaccess.ErrNotFound, "",
+	return mailerr.New(fetchOp, mailaccess.ErrNotFound, "",
 		errors.New("no message with UID "+strconv.FormatUint(uint64(r.uid), 10)+" (expunged)"))
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -32,7 +33,7 @@ func (m *Mailbox) Wait(ctx context.Context) error {
 		return err
 	}
 	if !m.caps.Has(imap.CapIdle) {
-		return mailaccess.NewError(op, mailaccess.ErrUnsupported, "", errors.New("the server does not announce IDLE"))
+		return mailerr.New(op, mailaccess.ErrUnsupported, "", errors.New("the server does not announce IDLE"))
 	}
 	for {
 		select {

@@ -17,7 +17,10 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/unimail/unimail/internal/imapconn"
+	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/safetext"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/mailaccess/driver"
 )
 
 // Mailbox is a session with one IMAP folder. It implements
@@ -62,13 +65,13 @@ type Mailbox struct {
 
 // Compile-time checks of the interfaces that Mailbox implements.
 var (
-	_ mailaccess.Mailbox     = (*Mailbox)(nil)
-	_ mailaccess.Mover       = (*Mailbox)(nil)
-	_ mailaccess.Folders     = (*Mailbox)(nil)
-	_ mailaccess.Watcher     = (*Mailbox)(nil)
-	_ mailaccess.Describer   = (*Mailbox)(nil)
-	_ mailaccess.Prefetcher  = (*Mailbox)(nil)
-	_ mailaccess.AfterLister = (*Mailbox)(nil)
+	_ mailaccess.Mailbox = (*Mailbox)(nil)
+	_ driver.Mover       = (*Mailbox)(nil)
+	_ driver.Folders     = (*Mailbox)(nil)
+	_ driver.Watcher     = (*Mailbox)(nil)
+	_ driver.Describer   = (*Mailbox)(nil)
+	_ driver.Prefetcher  = (*Mailbox)(nil)
+	_ driver.AfterLister = (*Mailbox)(nil)
 )
 
 // idleRestartInterval is how long one IDLE runs before Wait ends it and
@@ -159,13 +162,13 @@ func (m *Mailbox) ready(ctx context.Context, op string) error {
 	closed, reading := m.closed, m.reader != nil
 	m.mu.Unlock()
 	if closed {
-		return mailaccess.NewError(op, mailaccess.ErrConnection, "", errSessionClosed)
+		return mailerr.New(op, mailaccess.ErrConnection, "", errSessionClosed)
 	}
 	if reason := m.conn.Reason(); reason != nil {
 		return m.connError(op, reason)
 	}
 	if reading {
-		return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("the reader returned by Open must be closed first"))
+		return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("the reader returned by Open must be closed first"))
 	}
 	return ctx.Err()
 }
@@ -178,8 +181,8 @@ func (m *Mailbox) Name() string { return m.name }
 // Describe reports the protocol "imap", the folder's UIDVALIDITY (in
 // decimal) as the UID epoch, and the capabilities the server announced
 // after login.
-func (m *Mailbox) Describe() mailaccess.Description {
-	return mailaccess.Description{
+func (m *Mailbox) Describe() driver.Description {
+	return driver.Description{
 		Protocol:     "imap",
 		UIDEpoch:     strconv.FormatUint(uint64(m.uidValidity), 10),
 		Capabilities: slices.Clone(m.capList),
@@ -198,7 +201,7 @@ func (m *Mailbox) parseUID(op string, u mailaccess.UID) (uid imap.UID, current b
 	validity, err1 := strconv.ParseUint(v, 10, 32)
 	num, err2 := strconv.ParseUint(n, 10, 32)
 	if !ok || err1 != nil || err2 != nil || num == 0 || validity == 0 {
-		return 0, false, mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("not an IMAP UID of the form UIDVALIDITY/UID: "+strconv.Quote(mailaccess.SanitizeText(string(u)))))
+		return 0, false, mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("not an IMAP UID of the form UIDVALIDITY/UID: "+strconv.Quote(safetext.Sanitize(string(u)))))
 	}
 	return imap.UID(num), uint32(validity) == m.uidValidity, nil
 }
@@ -257,7 +260,7 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 }
 
 // ListAfter lists the messages whose UIDs come after after, in ascending
-// UID order (mailaccess.AfterLister). When after is of the folder's
+// UID order (driver.AfterLister). When after is of the folder's
 // current UIDVALIDITY and the server's UIDNEXT (from SELECT, and no new
 // message reported since) shows that no message came after it, nothing
 // is sent at all; otherwise it sends UID FETCH <after+1>:* (UID
@@ -447,7 +450,7 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
 	closed := m.closed
 	m.mu.Unlock()
 	if closed {
-		return mailaccess.NewError(op, mailaccess.ErrConnection, "", errSessionClosed)
+		return mailerr.New(op, mailaccess.ErrConnection, "", errSessionClosed)
 	}
 	if reason := m.conn.Reason(); reason != nil {
 		return m.connError(op, reason)
@@ -490,7 +493,7 @@ func (m *Mailbox) Close(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return mailaccess.NewError(op, mailaccess.ErrConnection, "", errSessionClosed)
+		return mailerr.New(op, mailaccess.ErrConnection, "", errSessionClosed)
 	}
 	m.closed = true
 	r := m.reader
@@ -540,7 +543,7 @@ func (m *Mailbox) commit(ctx context.Context, op string) error {
 		return notCommitted(m.connError(op, reason))
 	}
 	if err := ctx.Err(); err != nil {
-		return notCommitted(mailaccess.NewError(op, mailaccess.ErrConnection, "", context.Cause(ctx)))
+		return notCommitted(mailerr.New(op, mailaccess.ErrConnection, "", context.Cause(ctx)))
 	}
 
 	g := m.begin(ctx, op, boundTotal)
@@ -553,7 +556,7 @@ func (m *Mailbox) commit(ctx context.Context, op string) error {
 	}
 
 	if !m.caps.Has(imap.CapUIDPlus) {
-		return mailaccess.NewError(op, mailaccess.ErrUnsupported, "",
+		return mailerr.New(op, mailaccess.ErrUnsupported, "",
 			errors.New(n+" message(s) flagged \\Deleted but not expunged: the server has no UIDPLUS, so UID EXPUNGE is impossible and a plain EXPUNGE would also remove other clients' messages"))
 	}
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -37,7 +38,7 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 			m.log.Info("imap move", "folder", folder, "messages", len(uids))
 		}
 	}()
-	if err := mailaccess.CheckArg("folder", folder); err != nil {
+	if err := mailerr.CheckArg("folder", folder); err != nil {
 		var e *mailaccess.Error
 		if errors.As(err, &e) {
 			e.Op = op
@@ -68,7 +69,7 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 
 	hasMove := m.caps.Has(imap.CapMove)
 	if !hasMove && !m.caps.Has(imap.CapUIDPlus) {
-		return mailaccess.NewError(op, mailaccess.ErrUnsupported, "", errors.New("the server has neither MOVE nor UIDPLUS, so messages cannot be moved without touching other clients' messages"))
+		return mailerr.New(op, mailaccess.ErrUnsupported, "", errors.New("the server has neither MOVE nor UIDPLUS, so messages cannot be moved without touching other clients' messages"))
 	}
 
 	g := m.begin(ctx, op, boundTotal)
@@ -80,7 +81,7 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 			// checked again here so that its COPY+EXPUNGE fallback can
 			// never run.
 			if !m.client.Caps().Has(imap.CapMove) {
-				return mailaccess.NewError(op, mailaccess.ErrUnsupported, "", errors.New("the server no longer announces MOVE"))
+				return mailerr.New(op, mailaccess.ErrUnsupported, "", errors.New("the server no longer announces MOVE"))
 			}
 			_, err := m.client.Move(set, folder).Wait()
 			return err

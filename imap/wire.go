@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -339,5 +340,5 @@ var errWire = errors.New("the server sent a response that could not be parsed")
 // violationError builds the error for a session that the server ended by
 // breaking the protocol.
 func (m *Mailbox) violationError(op string, reason error) *mailaccess.Error {
-	return mailaccess.NewError(op, mailaccess.ErrProtocol, "", &kindCause{kind: mailaccess.ErrConnection, err: reason})
+	return mailerr.New(op, mailaccess.ErrProtocol, "", &kindCause{kind: mailaccess.ErrConnection, err: reason})
 }

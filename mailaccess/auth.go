@@ -44,13 +44,13 @@ type Auth struct {
 
 // Check returns an ErrInvalidArgument error when a field holds CR, LF or NUL.
 func (a Auth) Check() error {
-	if err := CheckArg("username", a.Username); err != nil {
+	if err := checkArg("username", a.Username); err != nil {
 		return err
 	}
-	if err := CheckArg("password", a.Password); err != nil {
+	if err := checkArg("password", a.Password); err != nil {
 		return err
 	}
-	return CheckArg("mechanism", a.Mechanism)
+	return checkArg("mechanism", a.Mechanism)
 }
 
 // String shows the user and the mechanism, never the secret.

@@ -47,7 +47,7 @@
 // # Incremental runs
 //
 // With a State that keeps a mark (MarkState: MemoryState and FileState do)
-// and a mailbox that can list after a UID (AfterLister: IMAP), KeepOnServer
+// and a mailbox that can list after a UID (driver.AfterLister: IMAP), KeepOnServer
 // and KeepFor runs list only the messages after the mark, and a run with
 // nothing new sends no FETCH at all. When the server's message count
 // disagrees with what the State knows (mail deleted by another client),

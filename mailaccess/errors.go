@@ -2,8 +2,10 @@ package mailaccess
 
 import (
 	"errors"
+	"strconv"
 	"strings"
-	"unicode"
+
+	"github.com/unimail/unimail/internal/safetext"
 )
 
 // Error kinds. Every error that unimail returns for one of these reasons
@@ -29,7 +31,7 @@ var (
 	// deletions may or may not have taken effect.
 	ErrCommitUnknown = errors.New("commit outcome unknown")
 	// ErrCopiedNotRemoved is matched, beside ErrCommitFailed or
-	// ErrCommitUnknown, by a Mover's error when the messages did reach
+	// ErrCommitUnknown, by a driver.Mover's error when the messages did reach
 	// the target folder but are still in the source folder too (a move
 	// done as a copy and a deletion, whose deletion failed). The Fetcher
 	// then records the copy (Record.CopiedTo), and its next run removes
@@ -69,9 +71,9 @@ type Error struct {
 	Err error
 }
 
-// NewError returns an *Error. text is sanitized with SanitizeText.
-func NewError(op string, kind error, text string, err error) *Error {
-	return &Error{Op: op, Kind: kind, Text: SanitizeText(text), Err: err}
+// newError returns an *Error; text is sanitized.
+func newError(op string, kind error, text string, err error) *Error {
+	return &Error{Op: op, Kind: kind, Text: safetext.Sanitize(text), Err: err}
 }
 
 // Error formats the error as "op: kind: text: cause".
@@ -88,7 +90,7 @@ func (e *Error) Error() string {
 	}
 	if e.Text != "" {
 		b.WriteString(": server said ")
-		b.WriteString(strconvQuote(e.Text))
+		b.WriteString(strconv.Quote(e.Text))
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
@@ -119,36 +121,11 @@ func IsTemporary(err error) bool {
 	return errors.Is(err, ErrConnection) || errors.Is(err, ErrInUse)
 }
 
-// SanitizeText makes a server's text safe to show: control characters
-// (CR, LF, NUL, escape sequences, ...) are replaced by spaces, invalid UTF-8
-// is replaced, and the result is cut to 256 bytes.
-func SanitizeText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if len(s) > 256 {
-		cut := 256
-		for cut > 0 && !utf8RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-// CheckArg returns an ErrInvalidArgument error when s holds CR, LF or NUL,
-// which must never reach the wire. what names the value in the error (for
-// example "username"); s itself is never put into the error.
-func CheckArg(what, s string) error {
-	if strings.ContainsAny(s, "\r\n\x00") {
-		return NewError("", ErrInvalidArgument, "", errors.New(what+" contains CR, LF or NUL"))
+// checkArg returns an ErrInvalidArgument error when s holds CR, LF or
+// NUL; what names the value, s is never put into the error.
+func checkArg(what, s string) error {
+	if err := safetext.Check(what, s); err != nil {
+		return newError("", ErrInvalidArgument, "", err)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/unimail/unimail/mailaccess/driver"
 )
 
 // ErrHandler is the kind of the error that Fetch returns when the handler
@@ -151,31 +153,31 @@ func (f *Fetcher) log() *slog.Logger {
 
 // check refuses, before anything is fetched, a retention that the mailbox
 // or the configuration cannot honour.
-func (f *Fetcher) check(mb Mailbox, desc Description) error {
+func (f *Fetcher) check(mb Mailbox, desc driver.Description) error {
 	r := f.Retention
 	switch r.Kind {
 	case Keep, Delete, KeepForPeriod:
 	case Move:
-		if _, ok := mb.(Mover); !ok {
-			return NewError("fetch", ErrUnsupported, "", fmt.Errorf("retention %s: this mailbox cannot move messages", r))
+		if _, ok := mb.(driver.Mover); !ok {
+			return newError("fetch", ErrUnsupported, "", fmt.Errorf("retention %s: this mailbox cannot move messages", r))
 		}
 		if r.Folder == "" {
-			return NewError("fetch", ErrInvalidArgument, "", errors.New("retention move: empty folder"))
+			return newError("fetch", ErrInvalidArgument, "", errors.New("retention move: empty folder"))
 		}
-		if err := CheckArg("folder", r.Folder); err != nil {
+		if err := checkArg("folder", r.Folder); err != nil {
 			return err
 		}
 	default:
-		return NewError("fetch", ErrInvalidArgument, "", fmt.Errorf("unknown retention kind %d", r.Kind))
+		return newError("fetch", ErrInvalidArgument, "", fmt.Errorf("unknown retention kind %d", r.Kind))
 	}
 	if r.Kind == KeepForPeriod && f.State == nil {
-		return NewError("fetch", ErrInvalidArgument, "", errors.New("retention keep-for needs a State to know when each message was first delivered"))
+		return newError("fetch", ErrInvalidArgument, "", errors.New("retention keep-for needs a State to know when each message was first delivered"))
 	}
 	if desc.DeletesOnRetrieval && (r.Kind == Keep || r.Kind == KeepForPeriod || r.Kind == Move) {
-		return NewError("fetch", ErrUnsupported, "", fmt.Errorf("retention %s: the server deletes messages once retrieved (EXPIRE 0)", r))
+		return newError("fetch", ErrUnsupported, "", fmt.Errorf("retention %s: the server deletes messages once retrieved (EXPIRE 0)", r))
 	}
 	if desc.SessionUIDs && r.Kind != Delete {
-		return NewError("fetch", ErrUnsupported, "", fmt.Errorf("retention %s: the server has no stable UIDs (no UIDL), only delete works", r))
+		return newError("fetch", ErrUnsupported, "", fmt.Errorf("retention %s: the server has no stable UIDs (no UIDL), only delete works", r))
 	}
 	return nil
 }
@@ -187,7 +189,7 @@ type run struct {
 	mb     Mailbox
 	h      Handler
 	name   string
-	desc   Description
+	desc   driver.Description
 	log    *slog.Logger
 	rep    *Report
 	known  map[UID]Record
@@ -229,7 +231,7 @@ type run struct {
 // Report is valid in every case.
 func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report, err error) {
 	rep.Mailbox = mb.Name()
-	desc := Describe(mb)
+	desc := driver.Describe(mb)
 	r := &run{f: f, ctx: ctx, mb: mb, h: h, name: rep.Mailbox, desc: desc, log: f.log().With("mailbox", rep.Mailbox), rep: &rep, recorded: map[UID]bool{}}
 	if err := f.check(mb, desc); err != nil {
 		mb.Abort()
@@ -249,7 +251,7 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 	}
 	pending := r.toOpen(list)
 	r.progress(pending)
-	if pf, ok := mb.(Prefetcher); ok {
+	if pf, ok := mb.(driver.Prefetcher); ok {
 		var next []UID
 		for _, info := range pending {
 			next = append(next, info.UID)
@@ -290,7 +292,7 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 // mailbox and the State allow it and the retention needs no full view,
 // otherwise every message.
 func (r *run) list() ([]MessageInfo, error) {
-	al, okL := r.mb.(AfterLister)
+	al, okL := r.mb.(driver.AfterLister)
 	ms, okS := r.f.State.(MarkState)
 	kind := r.f.Retention.Kind
 	if okL && okS && (kind == Keep || kind == KeepForPeriod) && !r.desc.SessionUIDs {
@@ -438,7 +440,7 @@ func (r *run) saveMark(list []MessageInfo) {
 	if !ok || r.desc.SessionUIDs || r.taken == 0 {
 		return
 	}
-	if _, ok := r.mb.(AfterLister); !ok {
+	if _, ok := r.mb.(driver.AfterLister); !ok {
 		return
 	}
 	mark := list[r.taken-1].UID
@@ -458,11 +460,11 @@ func firstN(errs []error, n int) []error {
 }
 
 // canBeLazy says whether the run may start without loading every record:
-// a KeepOnServer run with an IndexState on an AfterLister with stable
+// a KeepOnServer run with an IndexState on an driver.AfterLister with stable
 // UIDs, which lists only the messages after the mark when it can.
 func (r *run) canBeLazy() bool {
 	_, okS := r.f.State.(IndexState)
-	_, okL := r.mb.(AfterLister)
+	_, okL := r.mb.(driver.AfterLister)
 	return okS && okL && r.f.Retention.Kind == Keep && !r.desc.SessionUIDs
 }
 
@@ -522,7 +524,7 @@ func wrapState(op string, err error) error {
 	if errors.Is(err, ErrState) {
 		return err
 	}
-	return NewError("state "+op, ErrState, "", err)
+	return newError("state "+op, ErrState, "", err)
 }
 
 // forgetCandidates drops the candidate records that matched nothing, once
@@ -580,7 +582,7 @@ func (r *run) one(info MessageInfo) error {
 	log := msgLog{ctx: r.ctx, l: r.log, uid: info.UID, size: info.Size}
 	if max := r.f.MaxSize; max > 0 && info.Size > max {
 		r.rep.TooLarge++
-		r.problem(info.UID, NewError("fetch", ErrTooLarge, "", fmt.Errorf("%d octets announced, limit %d", info.Size, max)))
+		r.problem(info.UID, newError("fetch", ErrTooLarge, "", fmt.Errorf("%d octets announced, limit %d", info.Size, max)))
 		log.Warn("message too large, left on the server")
 		r.step(false, false, 0)
 		return nil
@@ -720,7 +722,7 @@ func (r *run) record(rec Record) error {
 // commit applies moves and deletions and ends the session.
 func (r *run) commit() error {
 	if len(r.toMove) > 0 {
-		mv := r.mb.(Mover)
+		mv := r.mb.(driver.Mover)
 		folder := r.f.Retention.Folder
 		uids := make([]UID, len(r.toMove))
 		for i, rec := range r.toMove {
@@ -830,7 +832,7 @@ func (m *meter) Read(p []byte) (int, error) {
 		}
 		m.n += int64(n)
 		if m.max > 0 && m.n > m.max {
-			m.err = NewError("fetch", ErrTooLarge, "", fmt.Errorf("more than %d octets", m.max))
+			m.err = newError("fetch", ErrTooLarge, "", fmt.Errorf("more than %d octets", m.max))
 			return 0, m.err
 		}
 	}

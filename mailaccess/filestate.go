@@ -107,7 +107,7 @@ func (s *FileState) reopen(size int64) bool {
 const reserveBytes = 4096
 
 func stateErr(op string, err error) error {
-	return NewError("state "+op, ErrState, "", err)
+	return newError("state "+op, ErrState, "", err)
 }
 
 func (s *FileState) load() (journalStats, error) {

@@ -13,7 +13,7 @@ func lockFile(path string) (func() error, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, NewError("state lock", ErrInUse, "", errors.New("the state file is in use (or a crashed run left "+path+"; remove it if no run is active)"))
+			return nil, newError("state lock", ErrInUse, "", errors.New("the state file is in use (or a crashed run left "+path+"; remove it if no run is active)"))
 		}
 		return nil, stateErr("lock", err)
 	}

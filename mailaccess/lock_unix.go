@@ -18,7 +18,7 @@ func lockFile(path string) (func() error, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, NewError("state lock", ErrInUse, "", errors.New("the state file is in use by another process or FileState"))
+			return nil, newError("state lock", ErrInUse, "", errors.New("the state file is in use by another process or FileState"))
 		}
 		return nil, stateErr("lock", err)
 	}

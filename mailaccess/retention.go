@@ -81,7 +81,7 @@ func (r Retention) String() string {
 // duration such as "keep-for=336h", and "move=Archive".
 func ParseRetention(s string) (Retention, error) {
 	bad := func(why string) (Retention, error) {
-		return Retention{}, NewError("parse retention", ErrInvalidArgument, "", fmt.Errorf("%q: %s", truncate(s, 64), why))
+		return Retention{}, newError("parse retention", ErrInvalidArgument, "", fmt.Errorf("%q: %s", truncate(s, 64), why))
 	}
 	name, arg, hasArg := strings.Cut(s, "=")
 	switch name {
@@ -106,7 +106,7 @@ func ParseRetention(s string) (Retention, error) {
 		if !hasArg || arg == "" {
 			return bad("needs a folder, such as move=Archive")
 		}
-		if err := CheckArg("folder", arg); err != nil {
+		if err := checkArg("folder", arg); err != nil {
 			return bad("folder contains CR, LF or NUL")
 		}
 		return MoveTo(arg), nil

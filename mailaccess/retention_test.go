@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/unimail/unimail/internal/safetext"
 )
 
 func TestParseRetention(t *testing.T) {
@@ -68,7 +70,7 @@ func FuzzParseRetention(f *testing.F) {
 
 func TestErrorKinds(t *testing.T) {
 	cause := errors.New("boom")
-	e := NewError("pop3 PASS", ErrAuth, "bad\r\npassword\x1b[31m", cause)
+	e := newError("pop3 PASS", ErrAuth, "bad\r\npassword\x1b[31m", cause)
 	if !errors.Is(e, ErrAuth) || !errors.Is(e, cause) || errors.Is(e, ErrTLS) {
 		t.Fatalf("errors.Is on %v", e)
 	}
@@ -81,14 +83,14 @@ func TestErrorKinds(t *testing.T) {
 	if IsTemporary(e) {
 		t.Fatal("auth failure is not temporary")
 	}
-	if !IsTemporary(NewError("x", ErrConnection, "", nil)) {
+	if !IsTemporary(newError("x", ErrConnection, "", nil)) {
 		t.Fatal("connection failure is temporary")
 	}
-	if err := CheckArg("username", "bob\r\nDELE 1"); !errors.Is(err, ErrInvalidArgument) || strings.Contains(err.Error(), "bob") {
+	if err := checkArg("username", "bob\r\nDELE 1"); !errors.Is(err, ErrInvalidArgument) || strings.Contains(err.Error(), "bob") {
 		t.Fatalf("CheckArg: %v", err)
 	}
 	long := strings.Repeat("é", 300)
-	if s := SanitizeText(long); len(s) > 260 {
+	if s := safetext.Sanitize(long); len(s) > 260 {
 		t.Fatalf("SanitizeText kept %d bytes", len(s))
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/unimail/unimail/mailaccess/driver"
 )
 
 // Dialer opens a new session with a mailbox; Run calls it for every
@@ -20,12 +22,12 @@ const (
 
 // Run keeps a mailbox drained until ctx ends: it fetches (as Fetch does),
 // then waits for new mail, and again. Where the mailbox can wait for new
-// mail (a Watcher: IMAP IDLE), Run waits on a second connection and
+// mail (a driver.Watcher: IMAP IDLE), Run waits on a second connection and
 // fetches as soon as the server reports a change, with each wait bounded
 // by WatchRefresh so that a dead connection is noticed; elsewhere (POP3)
 // it polls every Interval. After an error it reconnects with jittered
 // exponential backoff up to MaxBackoff, and it waits at least as long as
-// the server asks (POP3 LOGIN-DELAY through Description.LoginDelay).
+// the server asks (POP3 LOGIN-DELAY through driver.Description.LoginDelay).
 //
 // Run returns ctx's error when ctx ends, or the first error that retrying
 // cannot cure: failed authentication (unless the server marked it
@@ -71,8 +73,8 @@ func (f *Fetcher) cycle(ctx context.Context, dial Dialer, h Handler) (time.Durat
 	if err != nil {
 		return 0, err
 	}
-	desc := Describe(mb)
-	_, watcher := mb.(Watcher)
+	desc := driver.Describe(mb)
+	_, watcher := mb.(driver.Watcher)
 	rep, err := f.Fetch(ctx, mb, h)
 	if f.AfterFetch != nil {
 		f.AfterFetch(rep, err)
@@ -89,7 +91,7 @@ func (f *Fetcher) cycle(ctx context.Context, dial Dialer, h Handler) (time.Durat
 		return 0, err
 	}
 	defer wb.Abort()
-	w, ok := wb.(Watcher)
+	w, ok := wb.(driver.Watcher)
 	if !ok {
 		return f.interval(), nil
 	}
@@ -118,7 +120,7 @@ func (f *Fetcher) anythingNew(ctx context.Context, mb Mailbox) (bool, error) {
 	var list []MessageInfo
 	var err error
 	ms, okS := f.State.(MarkState)
-	al, okL := mb.(AfterLister)
+	al, okL := mb.(driver.AfterLister)
 	if okS && okL {
 		mark, merr := ms.Mark(ctx, mb.Name())
 		if merr != nil {

@@ -12,7 +12,7 @@ type Record struct {
 	// UID is the message's UID in its mailbox.
 	UID UID
 	// Epoch is the mailbox's UID epoch when the message was delivered
-	// (Description.UIDEpoch: the IMAP UIDVALIDITY).
+	// (driver.Description.UIDEpoch: the IMAP UIDVALIDITY).
 	Epoch string
 	// Delivered is when the handler first took the message.
 	Delivered time.Time
@@ -22,7 +22,7 @@ type Record struct {
 	// content already delivered after the server renumbered its UIDs.
 	SHA256 [sha256.Size]byte
 	// CopiedTo, when not empty, is the folder that a move already copied
-	// the message to without removing it from this mailbox (the Mover
+	// the message to without removing it from this mailbox (the driver.Mover
 	// said ErrCopiedNotRemoved). Under MoveTo of that same folder the
 	// next run then only removes the message, so the folder does not get
 	// a second copy. A State that does not keep this field costs one
@@ -100,7 +100,7 @@ func (s *MemoryState) Forget(_ context.Context, mailbox string, uids ...UID) err
 
 // MarkState is implemented by States that also keep a mark per mailbox:
 // the UID of the last message before which every message was taken. With
-// a mailbox that implements AfterLister, the Fetcher then lists only the
+// a mailbox that implements driver.AfterLister, the Fetcher then lists only the
 // messages after the mark, so that a run with nothing new costs the same
 // on a mailbox of ten messages and on one of a hundred thousand.
 // MemoryState and FileState implement it.
@@ -134,7 +134,7 @@ func (s *MemoryState) SetMark(_ context.Context, mailbox string, uid UID) error 
 
 // IndexState is implemented by States that can count a mailbox's records
 // and hand over some of them by UID. With a mailbox that implements
-// AfterLister, a KeepOnServer run then reads only the records of the
+// driver.AfterLister, a KeepOnServer run then reads only the records of the
 // messages after the mark, so that its cost does not grow with the number
 // of records either. MemoryState and FileState implement it.
 type IndexState interface {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/unimail/unimail/internal/popwire"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/safetext"
 )
 
 // checkAuth validates the credentials before anything is sent and returns
@@ -24,21 +26,21 @@ func checkAuth(a mailaccess.Auth) (string, error) {
 		return "", withOp(op, err)
 	}
 	if a.Username == "" {
-		return "", mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("username is empty"))
+		return "", mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("username is empty"))
 	}
 	mech := strings.ToUpper(a.Mechanism)
 	switch mech {
 	case mailaccess.MechAuto, mailaccess.MechLogin, mailaccess.MechPlain:
 	case mailaccess.MechAPOP:
 		if strings.ContainsAny(a.Username, " \t") {
-			return "", mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("APOP cannot carry a username with spaces"))
+			return "", mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("APOP cannot carry a username with spaces"))
 		}
 	case mailaccess.MechXOAuth2, mailaccess.MechOAuthBearer:
 		if a.Token == nil {
-			return "", mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", fmt.Errorf("%s needs Auth.Token", mech))
+			return "", mailerr.New(op, mailaccess.ErrInvalidArgument, "", fmt.Errorf("%s needs Auth.Token", mech))
 		}
 	default:
-		return "", mailaccess.NewError(op, mailaccess.ErrUnsupported, "", fmt.Errorf("unknown mechanism %q", mailaccess.SanitizeText(a.Mechanism)))
+		return "", mailerr.New(op, mailaccess.ErrUnsupported, "", fmt.Errorf("unknown mechanism %q", safetext.Sanitize(a.Mechanism)))
 	}
 	return mech, nil
 }
@@ -119,7 +121,7 @@ func (d *dialer) userPass(secrets redactor) error {
 func (d *dialer) apop(secrets redactor) error {
 	const op = "pop3 APOP"
 	if d.timestamp == "" {
-		return mailaccess.NewError(op, mailaccess.ErrUnsupported, "", errors.New("the server's greeting has no APOP timestamp"))
+		return mailerr.New(op, mailaccess.ErrUnsupported, "", errors.New("the server's greeting has no APOP timestamp"))
 	}
 	sum := md5.Sum([]byte(d.timestamp + d.o.Auth.Password))
 	digest := hex.EncodeToString(sum[:])
@@ -142,7 +144,7 @@ func (d *dialer) sasl(c sasl.Client, secrets redactor) error {
 	const op = "pop3 AUTH"
 	mech, ir, err := c.Start()
 	if err != nil {
-		return mailaccess.NewError(op, mailaccess.ErrAuth, "", &redactedError{err, secrets})
+		return mailerr.New(op, mailaccess.ErrAuth, "", &redactedError{err, secrets})
 	}
 	d.w.SetSASL(true)
 	defer d.w.SetSASL(false)
@@ -234,7 +236,7 @@ func (d *dialer) cancelSASL(op, cancel string, cause error, secrets redactor) er
 	}
 	var pe *popwire.ProtocolError
 	if errors.As(cause, &pe) {
-		return mailaccess.NewError(op, mailaccess.ErrProtocol, secrets.clean(strings.TrimPrefix(st, "-ERR")), cause)
+		return mailerr.New(op, mailaccess.ErrProtocol, secrets.clean(strings.TrimPrefix(st, "-ERR")), cause)
 	}
 	var e *mailaccess.Error
 	if strings.HasPrefix(st, "-ERR") {
@@ -242,7 +244,7 @@ func (d *dialer) cancelSASL(op, cancel string, cause error, secrets redactor) er
 	} else {
 		// The server accepted the login although the client gave up: the
 		// session is in an unknown state, so refuse it.
-		e = mailaccess.NewError(op, mailaccess.ErrProtocol, "", errors.New("server accepted a cancelled SASL exchange"))
+		e = mailerr.New(op, mailaccess.ErrProtocol, "", errors.New("server accepted a cancelled SASL exchange"))
 	}
 	e.Err = &redactedError{cause, secrets}
 	return e

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/safetext"
 )
 
 // caps is a parsed CAPA response (RFC 2449 section 5).
@@ -19,7 +19,7 @@ type caps struct {
 func parseCaps(lines []string) caps {
 	c := caps{known: true, args: make(map[string][]string)}
 	for _, l := range lines {
-		l = mailaccess.SanitizeText(l)
+		l = safetext.Sanitize(l)
 		f := strings.Fields(l)
 		if len(f) == 0 {
 			continue

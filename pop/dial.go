@@ -15,6 +15,7 @@ import (
 
 	"github.com/unimail/unimail/internal/popwire"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // Dial connects to the POP3 server at addr ("host:port"; an IPv6 host in
@@ -45,15 +46,15 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 	o := opts.resolved()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" || port == "" {
-		return nil, mailaccess.NewError("pop3 dial", mailaccess.ErrInvalidArgument, "", fmt.Errorf("address must be host:port"))
+		return nil, mailerr.New("pop3 dial", mailaccess.ErrInvalidArgument, "", fmt.Errorf("address must be host:port"))
 	}
-	if err := mailaccess.CheckArg("address", addr); err != nil {
+	if err := mailerr.CheckArg("address", addr); err != nil {
 		return nil, withOp("pop3 dial", err)
 	}
 	switch o.Security {
 	case mailaccess.SecurityTLS, mailaccess.SecurityStartTLS, mailaccess.SecurityInsecureCleartext:
 	default:
-		return nil, mailaccess.NewError("pop3 dial", mailaccess.ErrInvalidArgument, "", fmt.Errorf("unknown security mode %d", o.Security))
+		return nil, mailerr.New("pop3 dial", mailaccess.ErrInvalidArgument, "", fmt.Errorf("unknown security mode %d", o.Security))
 	}
 	mech, err := checkAuth(o.Auth)
 	if err != nil {
@@ -132,7 +133,7 @@ func (d *dialer) Dial(_, _ string) (net.Conn, error) {
 		if d.ctx.Err() != nil {
 			return nil, ctxErr("pop3 dial", d.ctx)
 		}
-		e := mailaccess.NewError("pop3 dial", mailaccess.ErrConnection, "", err)
+		e := mailerr.New("pop3 dial", mailaccess.ErrConnection, "", err)
 		e.Temporary = true
 		return nil, e
 	}
@@ -234,7 +235,7 @@ const (
 func (d *dialer) stls() error {
 	const op = "pop3 STLS"
 	if !d.caps.has("STLS") {
-		return mailaccess.NewError(op, mailaccess.ErrTLS, "", errors.New("the server does not announce STLS, and STLS is required"))
+		return mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server does not announce STLS, and STLS is required"))
 	}
 	if err := d.w.WriteLine("STLS"); err != nil {
 		return wireErr(op, err)
@@ -252,7 +253,7 @@ func (d *dialer) stls() error {
 		var pe *popwire.ProtocolError
 		if errors.As(err, &pe) {
 			// Bytes sent before the handshake: response injection.
-			return mailaccess.NewError(op, mailaccess.ErrTLS, "", err)
+			return mailerr.New(op, mailaccess.ErrTLS, "", err)
 		}
 		return wireErr(op, err)
 	}

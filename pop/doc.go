@@ -1,6 +1,6 @@
 // Package pop is the POP3 driver of unimail: Dial returns a *Mailbox, one
 // POP3 session that implements mailaccess.Mailbox and
-// mailaccess.Describer.
+// driver.Describer.
 //
 // # POP3 semantics in this driver
 //

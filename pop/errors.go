@@ -7,6 +7,7 @@ import (
 
 	"github.com/unimail/unimail/internal/popwire"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // reply is a parsed -ERR status line.
@@ -61,7 +62,7 @@ func serverErr(op string, kind error, r reply) *mailaccess.Error {
 	case r.isSys():
 		kind = mailaccess.ErrServer
 	}
-	e := mailaccess.NewError(op, kind, r.display(), nil)
+	e := mailerr.New(op, kind, r.display(), nil)
 	e.Temporary = temp
 	return e
 }
@@ -75,13 +76,13 @@ func wireErr(op string, err error) *mailaccess.Error {
 	var te *popwire.TLSError
 	switch {
 	case errors.Is(err, popwire.ErrUnsafeLine):
-		return mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", err)
+		return mailerr.New(op, mailaccess.ErrInvalidArgument, "", err)
 	case errors.As(err, &pe):
-		return mailaccess.NewError(op, mailaccess.ErrProtocol, "", err)
+		return mailerr.New(op, mailaccess.ErrProtocol, "", err)
 	case errors.As(err, &te):
-		return mailaccess.NewError(op, mailaccess.ErrTLS, "", err)
+		return mailerr.New(op, mailaccess.ErrTLS, "", err)
 	}
-	e := mailaccess.NewError(op, mailaccess.ErrConnection, "", err)
+	e := mailerr.New(op, mailaccess.ErrConnection, "", err)
 	e.Temporary = true
 	return e
 }
@@ -89,7 +90,7 @@ func wireErr(op string, err error) *mailaccess.Error {
 // ctxErr is the error of a call whose context ended before anything was
 // sent: the session is untouched.
 func ctxErr(op string, ctx context.Context) *mailaccess.Error {
-	e := mailaccess.NewError(op, mailaccess.ErrConnection, "", context.Cause(ctx))
+	e := mailerr.New(op, mailaccess.ErrConnection, "", context.Cause(ctx))
 	e.Temporary = true
 	return e
 }

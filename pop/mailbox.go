@@ -15,11 +15,14 @@ import (
 
 	"github.com/unimail/unimail/internal/popwire"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/safetext"
+	"github.com/unimail/unimail/mailaccess/driver"
 )
 
 var (
 	_ mailaccess.Mailbox   = (*Mailbox)(nil)
-	_ mailaccess.Describer = (*Mailbox)(nil)
+	_ driver.Describer = (*Mailbox)(nil)
 )
 
 // Limits of the responses that are buffered (UIDL and LIST): generous
@@ -31,7 +34,7 @@ const maxListingBytes = 64 << 20
 const readSlack = 64 << 10
 
 // Mailbox is one POP3 session in the TRANSACTION state. It implements
-// mailaccess.Mailbox and mailaccess.Describer.
+// mailaccess.Mailbox and driver.Describer.
 //
 // A Mailbox is driven by one goroutine; Abort alone may also be called
 // from another goroutine, to end the session at once.
@@ -124,8 +127,8 @@ func (m *Mailbox) Capabilities() []string {
 // after login (RFC 2449 section 6.7), or before login if it did not
 // answer CAPA after login; LoginDelay from "LOGIN-DELAY n" (RFC 2449
 // section 6.8); and the CAPA lines.
-func (m *Mailbox) Describe() mailaccess.Description {
-	return mailaccess.Description{
+func (m *Mailbox) Describe() driver.Description {
+	return driver.Description{
 		Protocol:           "pop3",
 		SessionUIDs:        !m.uidl,
 		DeletesOnRetrieval: m.expire0,
@@ -145,7 +148,7 @@ func (m *Mailbox) begin(ctx context.Context, op string) (end func(), err error) 
 	ended := m.ended
 	m.mu.Unlock()
 	if ended {
-		return nil, mailaccess.NewError(op, mailaccess.ErrConnection, "", errEnded)
+		return nil, mailerr.New(op, mailaccess.ErrConnection, "", errEnded)
 	}
 	if ctx.Err() != nil && m.dead == nil {
 		return nil, ctxErr(op, ctx)
@@ -162,7 +165,7 @@ func (m *Mailbox) begin(ctx context.Context, op string) (end func(), err error) 
 
 // deadErr is the error of a call on a session that failed earlier.
 func (m *Mailbox) deadErr(op string) *mailaccess.Error {
-	e := mailaccess.NewError(op, mailaccess.ErrConnection, "", fmt.Errorf("session unusable after an earlier failure: %w", m.dead))
+	e := mailerr.New(op, mailaccess.ErrConnection, "", fmt.Errorf("session unusable after an earlier failure: %w", m.dead))
 	e.Temporary = true
 	return e
 }
@@ -284,7 +287,7 @@ func (m *Mailbox) outcome(op string, body *bytes.Buffer, err error) (result, err
 	}
 	// Cannot happen while the Gate checks every status line; kept so that
 	// a surprise is a clear error rather than a desynchronized session.
-	return result{}, m.fail(op, m.w.Fail(popwire.Protocolf("unexpected response state (status %q)", mailaccess.SanitizeText(st))))
+	return result{}, m.fail(op, m.w.Fail(popwire.Protocolf("unexpected response state (status %q)", safetext.Sanitize(st))))
 }
 
 // List returns the messages of the mail drop in the server's order, with
@@ -340,7 +343,7 @@ func (m *Mailbox) fetchListing() error {
 		switch {
 		case u.ok:
 			if uids, err = parseUIDL(u.body.Bytes()); err != nil {
-				return mailaccess.NewError("pop3 UIDL", mailaccess.ErrProtocol, "", err)
+				return mailerr.New("pop3 UIDL", mailaccess.ErrProtocol, "", err)
 			}
 		case !m.caps.known && !u.err.isSys():
 			// A server without CAPA that refuses UIDL has no UIDL.
@@ -354,10 +357,10 @@ func (m *Mailbox) fetchListing() error {
 	}
 	sizes, order, err := parseLIST(res[0].body.Bytes())
 	if err != nil {
-		return mailaccess.NewError(op, mailaccess.ErrProtocol, "", err)
+		return mailerr.New(op, mailaccess.ErrProtocol, "", err)
 	}
 	if uids != nil && len(uids) != len(sizes) {
-		return mailaccess.NewError(op, mailaccess.ErrProtocol, "", fmt.Errorf("UIDL lists %d messages and LIST %d", len(uids), len(sizes)))
+		return mailerr.New(op, mailaccess.ErrProtocol, "", fmt.Errorf("UIDL lists %d messages and LIST %d", len(uids), len(sizes)))
 	}
 	list := make([]mailaccess.MessageInfo, 0, len(order))
 	byUID := make(map[mailaccess.UID]entry, len(order))
@@ -366,7 +369,7 @@ func (m *Mailbox) fetchListing() error {
 		if uids != nil {
 			u, ok := uids[n]
 			if !ok {
-				return mailaccess.NewError(op, mailaccess.ErrProtocol, "", fmt.Errorf("message %d is in LIST but not in UIDL", n))
+				return mailerr.New(op, mailaccess.ErrProtocol, "", fmt.Errorf("message %d is in LIST but not in UIDL", n))
 			}
 			uid = mailaccess.UID(u)
 		}
@@ -467,10 +470,10 @@ func digits(s string) bool {
 func (m *Mailbox) lookup(op string, uid mailaccess.UID) (entry, error) {
 	e, ok := m.byUID[uid]
 	if !ok {
-		return entry{}, mailaccess.NewError(op, mailaccess.ErrNotFound, "", fmt.Errorf("no message with UID %q in this session", mailaccess.SanitizeText(string(uid))))
+		return entry{}, mailerr.New(op, mailaccess.ErrNotFound, "", fmt.Errorf("no message with UID %q in this session", safetext.Sanitize(string(uid))))
 	}
 	if m.marked[e.num] {
-		return entry{}, mailaccess.NewError(op, mailaccess.ErrNotFound, "", fmt.Errorf("message with UID %q is marked for deletion", mailaccess.SanitizeText(string(uid))))
+		return entry{}, mailerr.New(op, mailaccess.ErrNotFound, "", fmt.Errorf("message with UID %q is marked for deletion", safetext.Sanitize(string(uid))))
 	}
 	return e, nil
 }
@@ -495,7 +498,7 @@ func (m *Mailbox) lookup(op string, uid mailaccess.UID) (entry, error) {
 func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser, err error) {
 	const op = "pop3 RETR"
 	defer func() { _ = logWarn(m.log, err) }()
-	if err := mailaccess.CheckArg("uid", string(uid)); err != nil {
+	if err := mailerr.CheckArg("uid", string(uid)); err != nil {
 		return nil, withOp(op, err)
 	}
 	end, err := m.begin(ctx, op)
@@ -518,7 +521,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser
 		return nil, err
 	}
 	if max := m.o.MaxMessageSize; max > 0 && e.size > max {
-		return nil, mailaccess.NewError(op, mailaccess.ErrTooLarge, "", fmt.Errorf("message is listed with %d octets, the limit is %d", e.size, max))
+		return nil, mailerr.New(op, mailaccess.ErrTooLarge, "", fmt.Errorf("message is listed with %d octets, the limit is %d", e.size, max))
 	}
 	res, err := m.retr(op, planned{uid: uid, e: e})
 	if err != nil {
@@ -529,7 +532,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser
 		if res.err.isSys() || res.err.code == "IN-USE" {
 			return nil, serverErr(op, mailaccess.ErrServer, res.err)
 		}
-		return nil, mailaccess.NewError(op, mailaccess.ErrNotFound, res.err.display(), nil)
+		return nil, mailerr.New(op, mailaccess.ErrNotFound, res.err.display(), nil)
 	}
 	m.retrieved++
 	limit, what := m.bodyLimit(e)
@@ -666,7 +669,7 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) (err error
 	const op = "pop3 DELE"
 	defer func() { _ = logWarn(m.log, err) }()
 	for _, uid := range uids {
-		if err := mailaccess.CheckArg("uid", string(uid)); err != nil {
+		if err := mailerr.CheckArg("uid", string(uid)); err != nil {
 			return withOp(op, err)
 		}
 	}
@@ -694,7 +697,7 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) (err error
 		e, ok := m.byUID[uid]
 		switch {
 		case !ok:
-			missing = append(missing, strconv.Quote(mailaccess.SanitizeText(string(uid))))
+			missing = append(missing, strconv.Quote(safetext.Sanitize(string(uid))))
 		case m.marked[e.num] || queued[e.num]:
 		default:
 			queued[e.num] = true
@@ -703,7 +706,7 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) (err error
 		}
 	}
 	if len(missing) > 0 {
-		return mailaccess.NewError(op, mailaccess.ErrNotFound, "", fmt.Errorf("no message with UID %s in this session; nothing was marked", joinFew(missing)))
+		return mailerr.New(op, mailaccess.ErrNotFound, "", fmt.Errorf("no message with UID %s in this session; nothing was marked", joinFew(missing)))
 	}
 	if len(cmds) == 0 {
 		return nil
@@ -760,7 +763,7 @@ func (m *Mailbox) Close(ctx context.Context) error {
 	if m.ended {
 		defer m.mu.Unlock()
 		if m.aborted {
-			return mailaccess.NewError(op, mailaccess.ErrConnection, "", errors.New("the session was aborted; nothing was committed"))
+			return mailerr.New(op, mailaccess.ErrConnection, "", errors.New("the session was aborted; nothing was committed"))
 		}
 		return m.closeErr
 	}
@@ -794,11 +797,11 @@ func (m *Mailbox) Close(ctx context.Context) error {
 func (m *Mailbox) quit(ctx context.Context, op string, pending bool) error {
 	notSent := func(cause error) error {
 		if !pending {
-			e := mailaccess.NewError(op, mailaccess.ErrConnection, "", cause)
+			e := mailerr.New(op, mailaccess.ErrConnection, "", cause)
 			e.Temporary = true
 			return e
 		}
-		e := mailaccess.NewError(op, mailaccess.ErrCommitFailed, "", fmt.Errorf("QUIT was not sent, so the server keeps every message: %w", cause))
+		e := mailerr.New(op, mailaccess.ErrCommitFailed, "", fmt.Errorf("QUIT was not sent, so the server keeps every message: %w", cause))
 		e.Temporary = true
 		return e
 	}
@@ -822,7 +825,7 @@ func (m *Mailbox) quit(ctx context.Context, op string, pending bool) error {
 		if !pending {
 			return e
 		}
-		u := mailaccess.NewError(op, mailaccess.ErrCommitUnknown, "", fmt.Errorf("the connection failed after QUIT was sent; the deletions may or may not have been committed: %w", e))
+		u := mailerr.New(op, mailaccess.ErrCommitUnknown, "", fmt.Errorf("the connection failed after QUIT was sent; the deletions may or may not have been committed: %w", e))
 		u.Temporary = true
 		return u
 	}
@@ -834,7 +837,7 @@ func (m *Mailbox) quit(ctx context.Context, op string, pending bool) error {
 		return e
 	}
 	if qerr != nil || !strings.HasPrefix(st, "+OK") {
-		return mailaccess.NewError(op, mailaccess.ErrCommitUnknown, "", errors.New("no valid answer to QUIT"))
+		return mailerr.New(op, mailaccess.ErrCommitUnknown, "", errors.New("no valid answer to QUIT"))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // FetchIMAP logs in to the IMAPS server, selects the folder and sends
@@ -124,7 +125,7 @@ func (c *conn) imapCommand(tag, cmd string, onLine func(line []byte, literal int
 			if i := strings.IndexByte(verb, ' '); i > 0 {
 				verb = verb[:i]
 			}
-			return mailaccess.NewError(c.op+" "+verb, mailaccess.ErrServer, c.clean(status), nil)
+			return mailerr.New(c.op+" "+verb, mailaccess.ErrServer, c.clean(status), nil)
 		}
 		// A response may carry several literals, each continuing the line.
 		for {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // FetchPOP3 logs in to the POP3S server with USER and PASS, learns the
@@ -100,7 +101,7 @@ func authErr(err error) error {
 // one-line status, which must be +OK. verb names it in errors, so that an
 // argument (such as the password) never appears there.
 func (c *conn) popCommand(cmd, verb string) error {
-	if err := mailaccess.CheckArg(verb, cmd); err != nil {
+	if err := mailerr.CheckArg(verb, cmd); err != nil {
 		return err
 	}
 	if err := c.write([]byte(cmd + "\r\n")); err != nil {
@@ -120,7 +121,7 @@ func (c *conn) popStatus(verb string) ([]byte, error) {
 	case bytes.HasPrefix(line, []byte("+OK")):
 		return line, nil
 	case bytes.HasPrefix(line, []byte("-ERR")):
-		return nil, mailaccess.NewError(c.op+" "+verb, mailaccess.ErrServer, c.clean(line), nil)
+		return nil, mailerr.New(c.op+" "+verb, mailaccess.ErrServer, c.clean(line), nil)
 	}
 	return nil, c.protoErr("status line is neither +OK nor -ERR", line)
 }

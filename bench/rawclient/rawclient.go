@@ -32,6 +32,7 @@ import (
 	"strconv"
 
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // Config says where and as whom a raw client logs in.
@@ -80,22 +81,22 @@ type conn struct {
 // dial connects with implicit TLS and binds ctx to the connection: when
 // ctx ends, pending I/O fails at once.
 func dial(ctx context.Context, op string, cfg *Config) (*conn, func(), error) {
-	if err := mailaccess.CheckArg("username", cfg.Username); err != nil {
+	if err := mailerr.CheckArg("username", cfg.Username); err != nil {
 		return nil, nil, err
 	}
-	if err := mailaccess.CheckArg("password", cfg.Password); err != nil {
+	if err := mailerr.CheckArg("password", cfg.Password); err != nil {
 		return nil, nil, err
 	}
-	if err := mailaccess.CheckArg("folder", cfg.Folder); err != nil {
+	if err := mailerr.CheckArg("folder", cfg.Folder); err != nil {
 		return nil, nil, err
 	}
 	if cfg.TLSConfig == nil {
-		return nil, nil, mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("a TLS configuration is required"))
+		return nil, nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("a TLS configuration is required"))
 	}
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
-		e := mailaccess.NewError(op, mailaccess.ErrConnection, "", err)
+		e := mailerr.New(op, mailaccess.ErrConnection, "", err)
 		e.Temporary = true
 		return nil, nil, e
 	}
@@ -105,7 +106,7 @@ func dial(ctx context.Context, op string, cfg *Config) (*conn, func(), error) {
 	tc := tls.Client(raw, cfg.TLSConfig)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return nil, nil, mailaccess.NewError(op, mailaccess.ErrTLS, "", err)
+		return nil, nil, mailerr.New(op, mailaccess.ErrTLS, "", err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
 	c := &conn{op: op, c: tc, r: bufio.NewReaderSize(tc, readBuffer), secret: cfg.Password}
@@ -117,14 +118,14 @@ func (c *conn) connErr(err error) error {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	e := mailaccess.NewError(c.op, mailaccess.ErrConnection, "", err)
+	e := mailerr.New(c.op, mailaccess.ErrConnection, "", err)
 	e.Temporary = true
 	return e
 }
 
 // protoErr is an ErrProtocol error with the (sanitized) offending text.
 func (c *conn) protoErr(what string, text []byte) error {
-	return mailaccess.NewError(c.op, mailaccess.ErrProtocol, c.clean(text), errors.New(what))
+	return mailerr.New(c.op, mailaccess.ErrProtocol, c.clean(text), errors.New(what))
 }
 
 // clean returns server text with the password removed and at most 200
@@ -177,7 +178,7 @@ func (c *conn) readLine() ([]byte, error) {
 // checkCount fails when want is not negative and differs from got.
 func (c *conn) checkCount(got, want int) error {
 	if want >= 0 && got != want {
-		return mailaccess.NewError(c.op, mailaccess.ErrProtocol, "", fmt.Errorf("got %d messages, want %d", got, want))
+		return mailerr.New(c.op, mailaccess.ErrProtocol, "", fmt.Errorf("got %d messages, want %d", got, want))
 	}
 	return nil
 }

@@ -57,6 +57,7 @@ import (
 	"github.com/unimail/unimail"
 	"github.com/unimail/unimail/internal/deliver"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // Exit statuses.
@@ -282,7 +283,7 @@ func credentials(c *config, target *unimail.Target, getenv func(string) string, 
 // tokenError is an error getting a token: it never holds the token or
 // the command's output.
 func tokenError(format string, a ...any) *mailaccess.Error {
-	return mailaccess.NewError("oauth2 token", mailaccess.ErrAuth, "", fmt.Errorf(format, a...))
+	return mailerr.New("oauth2 token", mailaccess.ErrAuth, "", fmt.Errorf(format, a...))
 }
 
 func tokenFromFile(path string) func(context.Context) (string, error) {

@@ -28,6 +28,8 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/safetext"
 )
 
 // Mechanism is the SASL name of the mechanism.
@@ -113,15 +115,15 @@ func ParseFailure(challenge []byte) *Failure {
 	if err := json.Unmarshal(challenge, &doc); err != nil {
 		return &Failure{Malformed: true}
 	}
-	f := &Failure{Schemes: mailaccess.SanitizeText(doc.Schemes), Scope: mailaccess.SanitizeText(doc.Scope)}
+	f := &Failure{Schemes: safetext.Sanitize(doc.Schemes), Scope: safetext.Sanitize(doc.Scope)}
 	var s string
 	var n json.Number
 	switch {
 	case len(doc.Status) == 0:
 	case json.Unmarshal(doc.Status, &s) == nil:
-		f.Status = mailaccess.SanitizeText(s)
+		f.Status = safetext.Sanitize(s)
 	case json.Unmarshal(doc.Status, &n) == nil:
-		f.Status = mailaccess.SanitizeText(n.String())
+		f.Status = safetext.Sanitize(n.String())
 	}
 	return f
 }
@@ -173,15 +175,15 @@ func (f *Failure) Error() string {
 func Token(ctx context.Context, op string, a mailaccess.Auth) (string, error) {
 	tok, err := a.Token(ctx)
 	if err != nil {
-		e := mailaccess.NewError(op, mailaccess.ErrAuth, "", fmt.Errorf("getting the OAuth2 token: %w", err))
+		e := mailerr.New(op, mailaccess.ErrAuth, "", fmt.Errorf("getting the OAuth2 token: %w", err))
 		e.Temporary = mailaccess.IsTemporary(err)
 		return "", e
 	}
 	if tok == "" {
-		return "", mailaccess.NewError(op, mailaccess.ErrAuth, "", errors.New("the token source returned an empty token"))
+		return "", mailerr.New(op, mailaccess.ErrAuth, "", errors.New("the token source returned an empty token"))
 	}
 	if strings.ContainsFunc(tok, unicode.IsControl) {
-		return "", mailaccess.NewError(op, mailaccess.ErrInvalidArgument, "", errors.New("the OAuth2 token holds control characters"))
+		return "", mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("the OAuth2 token holds control characters"))
 	}
 	return tok, nil
 }

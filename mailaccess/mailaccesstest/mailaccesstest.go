@@ -28,6 +28,7 @@ import (
 
 	"github.com/unimail/unimail/internal/faultproxy"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/mailaccess/driver"
 )
 
 // Server is a mail server holding one mail drop, as seen by the suite.
@@ -465,7 +466,7 @@ func testMove(t *testing.T, s Server) {
 	c := &collector{}
 	fs, isFolder := s.(FolderServer)
 	mb := dial(t, s)
-	_, isMover := mb.(mailaccess.Mover)
+	_, isMover := mb.(driver.Mover)
 	mb.Abort()
 	rep, err := fetch(t, s, s.Addr(), f, c)
 	if !isMover {
