@@ -1,6 +1,7 @@
 package mailaccess
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -45,13 +46,23 @@ var (
 	ErrConnection = errors.New("connection failed")
 	// ErrServer: the server answered -ERR or NO to a command.
 	ErrServer = errors.New("server refused the command")
-	// ErrInUse: the mail drop is locked by another session (POP3 [IN-USE]).
+	// ErrInUse: the mail drop is locked by another session (POP3
+	// [IN-USE], IMAP [INUSE]). Retrying later may succeed.
 	ErrInUse = errors.New("mailbox in use")
+	// ErrUnavailable: the server (or the OAuth2 token source) is
+	// unavailable for now and said so: POP3 [SYS/TEMP] or [LOGIN-DELAY],
+	// IMAP [UNAVAILABLE]. The credentials were not refused; retrying
+	// later may succeed.
+	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrInvalidArgument: a value given by the caller cannot be sent (it
 	// holds CR, LF or NUL, or is otherwise malformed).
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrState: the delivery state could not be read or written.
 	ErrState = errors.New("state failure")
+	// ErrHandler: the handler refused one or more messages (Fetch's
+	// error). Those messages stay on the server and are offered again by
+	// the next run.
+	ErrHandler = errors.New("handler did not take every message")
 )
 
 // Error is the error type of unimail. It carries a kind (one of the Err*
@@ -62,9 +73,6 @@ type Error struct {
 	Op string
 	// Kind is one of the Err* sentinels of this package.
 	Kind error
-	// Temporary is true when retrying later may succeed (a dropped
-	// connection, [SYS/TEMP], [IN-USE], [UNAVAILABLE], LOGIN-DELAY).
-	Temporary bool
 	// Text is the server's text, sanitized.
 	Text string
 	// Err is the underlying cause, or nil.
@@ -111,15 +119,22 @@ func (e *Error) Unwrap() []error {
 	return errs
 }
 
-// IsTemporary reports whether err, or an *Error in its chain, says that
-// retrying later may succeed. Connection failures are temporary.
+// IsTemporary reports whether retrying later may succeed: err matches
+// ErrConnection (the connection failed, or the library's own Timeout
+// passed), ErrInUse or ErrUnavailable, and it was not caused by the end of
+// the caller's own context. A cancelled context, or a deadline that the
+// caller set, is never temporary: retrying it would retry what the caller
+// stopped on purpose. This function is the one place that decides it;
+// Error.Temporary, Fetcher.Run and the fleet use it.
 func IsTemporary(err error) bool {
-	var e *Error
-	if errors.As(err, &e) && e.Temporary {
-		return true
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
 	}
-	return errors.Is(err, ErrConnection) || errors.Is(err, ErrInUse)
+	return errors.Is(err, ErrConnection) || errors.Is(err, ErrInUse) || errors.Is(err, ErrUnavailable)
 }
+
+// Temporary reports IsTemporary(e).
+func (e *Error) Temporary() bool { return IsTemporary(e) }
 
 // checkArg returns an ErrInvalidArgument error when s holds CR, LF or
 // NUL; what names the value, s is never put into the error.

@@ -16,12 +16,6 @@ import (
 	"github.com/unimail/unimail/mailaccess/driver"
 )
 
-// ErrHandler is the kind of the error that Fetch returns when the handler
-// refused one or more messages. Those messages stay on the server and are
-// offered again by the next run; the other messages were delivered and
-// their retention applied.
-var ErrHandler = errors.New("handler did not take every message")
-
 // Handler takes one message. Returning nil means "I have it safely": the
 // Fetcher records the delivery and may then delete the message from the
 // server. Returning an error means "not taken": the message stays and the

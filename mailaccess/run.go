@@ -104,7 +104,7 @@ func (f *Fetcher) cycle(ctx context.Context, dial Dialer, h Handler) (time.Durat
 	}
 	wctx, cancel := context.WithTimeout(ctx, f.watchRefresh())
 	defer cancel()
-	err = w.Wait(wctx)
+	err = w.Wait(wctx, nil)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
 		return 0, nil // refresh: fetch again on a new connection
 	}

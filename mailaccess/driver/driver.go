@@ -107,7 +107,10 @@ type Watcher interface {
 	Mailbox
 	// Wait blocks until the server reports a change in the mail drop or
 	// ctx ends. A nil error means something may have changed; List again.
-	Wait(ctx context.Context) error
+	// ready, when not nil, is called once, as soon as the server has
+	// confirmed that it is watching (IMAP: its continuation to IDLE), so
+	// that mail arriving from then on wakes the wait.
+	Wait(ctx context.Context, ready func()) error
 }
 
 // Describer is implemented by mailboxes that report properties of the
