@@ -1,6 +1,7 @@
 package mailaccess
 
 import (
+	"context"
 	"io"
 
 	"github.com/emersion/go-message"
@@ -9,6 +10,18 @@ import (
 	_ "github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/mail"
 )
+
+// Handler takes one message. Returning nil means "I have it safely",
+// whatever the handler read of m.Body: the Fetcher reads what the handler
+// left unread (to fingerprint the message), records the delivery in the
+// State and may then delete or move the message on the server. A handler
+// that stores messages must therefore read Body to its end, and check
+// that read for errors, before it returns nil. Returning an error means
+// "not taken": the message stays and the next run offers it again.
+//
+// The handler runs on the fetching goroutine; ctx is Fetch's context.
+// A handler that panics ends the session without committing anything.
+type Handler func(ctx context.Context, m *Message) error
 
 // Message is one message handed to a Handler.
 type Message struct {
@@ -19,7 +32,7 @@ type Message struct {
 	// Body streams the raw RFC 5322 bytes of the message, exactly as the
 	// server sent them. Reading it may fail with the connection's error
 	// or with ErrTooLarge; a handler that sees a read error must return
-	// an error.
+	// an error (the Fetcher then does not record the message either).
 	Body io.Reader
 }
 

@@ -9,9 +9,30 @@ import (
 	"github.com/unimail/unimail/mailaccess/driver"
 )
 
-// Dialer opens a new session with a mailbox; Run calls it for every
-// connection it makes.
-type Dialer func(ctx context.Context) (Mailbox, error)
+// RunOptions are the settings of Fetcher.Run; a nil *RunOptions means the
+// zero value, whose fields take the defaults below.
+type RunOptions struct {
+	// Interval is how long Run waits between two fetches when the mailbox
+	// cannot wait for new mail (POP3); zero means one minute.
+	Interval time.Duration
+	// WatchRefresh bounds one wait for new mail (IMAP IDLE): after it Run
+	// fetches again on a new connection, which also notices a dead one;
+	// zero means five minutes.
+	WatchRefresh time.Duration
+	// MaxBackoff caps the wait between attempts after errors; zero means
+	// five minutes.
+	MaxBackoff time.Duration
+	// AfterFetch, when set, is called after each Fetch with its report
+	// and error.
+	AfterFetch func(Report, error)
+	// Waiting, when set, is called each time Run starts to wait for new
+	// mail: with push true once the server has confirmed that it is
+	// watching the mailbox (IMAP IDLE entered), so that mail delivered
+	// from then on is fetched at once; with push false when a poll sleep
+	// of Interval begins. It runs on Run's goroutine and must return
+	// quickly.
+	Waiting func(mailbox string, push bool)
+}
 
 const (
 	defaultInterval     = time.Minute
@@ -20,27 +41,46 @@ const (
 	firstBackoff        = time.Second
 )
 
+// withDefaults returns a copy of o with the zero fields filled in.
+func (o *RunOptions) withDefaults() RunOptions {
+	var r RunOptions
+	if o != nil {
+		r = *o
+	}
+	if r.Interval <= 0 {
+		r.Interval = defaultInterval
+	}
+	if r.WatchRefresh <= 0 {
+		r.WatchRefresh = defaultWatchRefresh
+	}
+	if r.MaxBackoff <= 0 {
+		r.MaxBackoff = defaultMaxBackoff
+	}
+	return r
+}
+
 // Run keeps a mailbox drained until ctx ends: it fetches (as Fetch does),
-// then waits for new mail, and again. Where the mailbox can wait for new
-// mail (a driver.Watcher: IMAP IDLE), Run waits on a second connection and
-// fetches as soon as the server reports a change, with each wait bounded
-// by WatchRefresh so that a dead connection is noticed; elsewhere (POP3)
-// it polls every Interval. After an error it reconnects with jittered
-// exponential backoff up to MaxBackoff, and it waits at least as long as
-// the server asks (POP3 LOGIN-DELAY through driver.Description.LoginDelay).
+// then waits for new mail, and again. dial opens a new session; Run calls
+// it for every connection it makes. Where the mailbox can wait for new
+// mail (IMAP IDLE), Run waits on a second connection and fetches as soon
+// as the server reports a change, each wait bounded by WatchRefresh so
+// that a dead connection is noticed; elsewhere (POP3) it polls every
+// Interval. After an error it reconnects with jittered exponential backoff
+// up to MaxBackoff, and it waits at least as long as the server asks
+// (POP3 LOGIN-DELAY).
 //
 // Run returns ctx's error when ctx ends, or the first error that retrying
-// cannot cure: failed authentication (unless the server marked it
-// temporary), TLS failures, an unsupported retention, an invalid argument,
-// or a State that cannot be written. Handler refusals and connection
-// failures are retried. AfterFetch, when set, sees every Fetch's report.
-func (f *Fetcher) Run(ctx context.Context, dial Dialer, h Handler) error {
+// cannot cure: failed authentication, TLS failures, an unsupported
+// retention, an invalid argument, or a State that cannot be written.
+// Handler refusals and temporary errors (IsTemporary) are retried.
+func (f *Fetcher) Run(ctx context.Context, dial func(context.Context) (Mailbox, error), h Handler, opts *RunOptions) error {
+	o := opts.withDefaults()
 	backoff := time.Duration(0)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		wait, err := f.cycle(ctx, dial, h)
+		c, err := f.cycle(ctx, dial, h, &o)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -48,14 +88,17 @@ func (f *Fetcher) Run(ctx context.Context, dial Dialer, h Handler) error {
 			if permanent(err) {
 				return err
 			}
-			backoff = nextBackoff(backoff, f.maxBackoff())
-			wait = max(wait, jitter(backoff))
-			f.log().Warn("fetch failed; retrying", "in", wait.Round(time.Millisecond), "err", err)
+			backoff = nextBackoff(backoff, o.MaxBackoff)
+			c.wait = max(c.wait, jitter(backoff))
+			f.log().Warn("fetch failed; retrying", "in", c.wait.Round(time.Millisecond), "err", err)
 		} else {
 			backoff = 0
+			if c.poll && o.Waiting != nil {
+				o.Waiting(c.mailbox, false)
+			}
 		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
+		if c.wait > 0 {
+			t := time.NewTimer(c.wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -66,94 +109,62 @@ func (f *Fetcher) Run(ctx context.Context, dial Dialer, h Handler) error {
 	}
 }
 
-// cycle fetches once, then waits for new mail if the mailbox can. It
-// returns how long to sleep before the next cycle.
-func (f *Fetcher) cycle(ctx context.Context, dial Dialer, h Handler) (time.Duration, error) {
+// cycleEnd is how one cycle of Run ended: how long to sleep before the
+// next, and whether that sleep is a poll for new mail.
+type cycleEnd struct {
+	mailbox string
+	wait    time.Duration
+	poll    bool
+}
+
+// cycle fetches once, then waits for new mail if the mailbox can.
+func (f *Fetcher) cycle(ctx context.Context, dial func(context.Context) (Mailbox, error), h Handler, o *RunOptions) (cycleEnd, error) {
 	mb, err := dial(ctx)
 	if err != nil {
-		return 0, err
+		return cycleEnd{}, err
 	}
+	c := cycleEnd{mailbox: mb.Name()}
 	desc := driver.Describe(mb)
 	_, watcher := mb.(driver.Watcher)
 	rep, err := f.Fetch(ctx, mb, h)
-	if f.AfterFetch != nil {
-		f.AfterFetch(rep, err)
+	if o.AfterFetch != nil {
+		o.AfterFetch(rep, err)
 	}
 	if err != nil && !errors.Is(err, ErrHandler) {
-		return desc.LoginDelay, err
+		c.wait = desc.LoginDelay
+		return c, err
 	}
 	if !watcher {
-		return max(f.interval(), desc.LoginDelay), nil
+		c.wait, c.poll = max(o.Interval, desc.LoginDelay), true
+		return c, nil
 	}
 	// Wait for new mail on a fresh session.
 	wb, err := dial(ctx)
 	if err != nil {
-		return 0, err
+		return c, err
 	}
 	defer wb.Abort()
 	w, ok := wb.(driver.Watcher)
 	if !ok {
-		return f.interval(), nil
+		c.wait, c.poll = o.Interval, true
+		return c, nil
 	}
 	// Mail that arrived after the Fetch listed, before this session
-	// began, would not wake the wait: look first.
-	if newer, err := f.anythingNew(ctx, wb); err != nil {
-		return 0, err
-	} else if newer {
-		return 0, nil
+	// began, would not wake the wait: look first, as a Fetch would.
+	if newer, err := f.newMail(ctx, wb); err != nil || newer {
+		return c, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, f.watchRefresh())
+	wctx, cancel := context.WithTimeout(ctx, o.WatchRefresh)
 	defer cancel()
-	err = w.Wait(wctx, nil)
+	var ready func()
+	if o.Waiting != nil {
+		ready = func() { o.Waiting(c.mailbox, true) }
+	}
+	err = w.Wait(wctx, ready)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
-		return 0, nil // refresh: fetch again on a new connection
+		return c, nil // refresh: fetch again on a new connection
 	}
-	if err != nil {
-		return 0, err
-	}
-	return 0, nil
-}
-
-// anythingNew reports whether mb lists a message that the State does not
-// know (any message at all without a State).
-func (f *Fetcher) anythingNew(ctx context.Context, mb Mailbox) (bool, error) {
-	var list []MessageInfo
-	var err error
-	ms, okS := f.State.(MarkState)
-	al, okL := mb.(driver.AfterLister)
-	if okS && okL {
-		mark, merr := ms.Mark(ctx, mb.Name())
-		if merr != nil {
-			return false, wrapState("read", merr)
-		}
-		if mark != "" {
-			list, err = al.ListAfter(ctx, mark)
-		} else {
-			list, err = mb.List(ctx)
-		}
-	} else {
-		list, err = mb.List(ctx)
-	}
-	if err != nil || len(list) == 0 {
-		return false, err
-	}
-	if f.State == nil {
-		return true, nil
-	}
-	recs, err := f.State.Records(ctx, mb.Name())
-	if err != nil {
-		return false, wrapState("read", err)
-	}
-	known := make(map[UID]bool, len(recs))
-	for _, r := range recs {
-		known[r.UID] = true
-	}
-	for _, m := range list {
-		if !known[m.UID] && (f.MaxSize == 0 || m.Size <= f.MaxSize) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return c, err
 }
 
 // permanent reports whether retrying err later cannot help.
@@ -182,25 +193,4 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d/2 + rand.N(d/2)
-}
-
-func (f *Fetcher) interval() time.Duration {
-	if f.Interval > 0 {
-		return f.Interval
-	}
-	return defaultInterval
-}
-
-func (f *Fetcher) watchRefresh() time.Duration {
-	if f.WatchRefresh > 0 {
-		return f.WatchRefresh
-	}
-	return defaultWatchRefresh
-}
-
-func (f *Fetcher) maxBackoff() time.Duration {
-	if f.MaxBackoff > 0 {
-		return f.MaxBackoff
-	}
-	return defaultMaxBackoff
 }

@@ -98,21 +98,30 @@ func (s *MemoryState) Forget(_ context.Context, mailbox string, uids ...UID) err
 	return nil
 }
 
-// MarkState is implemented by States that also keep a mark per mailbox:
-// the UID of the last message before which every message was taken. With
-// a mailbox that implements driver.AfterLister, the Fetcher then lists only the
-// messages after the mark, so that a run with nothing new costs the same
+// IncrementalState is implemented by States that let a run read only what
+// it needs, as a database does with an index: a mark per mailbox (the UID
+// of the last message before which every message was taken), a count of
+// the mailbox's records, and lookups by UID. With a mailbox that can list
+// after a UID (driver.AfterLister: IMAP), a KeepOnServer or KeepFor run
+// then lists only the messages after the mark, and a KeepOnServer run
+// reads only their records, so that a run with nothing new costs the same
 // on a mailbox of ten messages and on one of a hundred thousand.
 // MemoryState and FileState implement it.
-type MarkState interface {
+type IncrementalState interface {
 	State
 	// Mark returns the mailbox's mark, or "" when it has none.
 	Mark(ctx context.Context, mailbox string) (UID, error)
 	// SetMark stores the mailbox's mark durably.
 	SetMark(ctx context.Context, mailbox string, uid UID) error
+	// Count returns the number of the mailbox's records, and how many of
+	// them are of the UID epoch epoch.
+	Count(ctx context.Context, mailbox, epoch string) (total, inEpoch int, err error)
+	// Lookup returns the records of those of uids that have one, in no
+	// particular order.
+	Lookup(ctx context.Context, mailbox string, uids ...UID) ([]Record, error)
 }
 
-var _ MarkState = (*MemoryState)(nil)
+var _ IncrementalState = (*MemoryState)(nil)
 
 // Mark returns the mailbox's mark.
 func (s *MemoryState) Mark(_ context.Context, mailbox string) (UID, error) {
@@ -132,22 +141,6 @@ func (s *MemoryState) SetMark(_ context.Context, mailbox string, uid UID) error 
 	return nil
 }
 
-// IndexState is implemented by States that can count a mailbox's records
-// and hand over some of them by UID. With a mailbox that implements
-// driver.AfterLister, a KeepOnServer run then reads only the records of the
-// messages after the mark, so that its cost does not grow with the number
-// of records either. MemoryState and FileState implement it.
-type IndexState interface {
-	MarkState
-	// Count returns the number of the mailbox's records, and how many of
-	// them are of the UID epoch epoch.
-	Count(ctx context.Context, mailbox, epoch string) (total, inEpoch int, err error)
-	// Lookup returns the records of those of uids that have one, in no
-	// particular order.
-	Lookup(ctx context.Context, mailbox string, uids ...UID) ([]Record, error)
-}
-
-var _ IndexState = (*MemoryState)(nil)
 
 // Count counts the mailbox's records.
 func (s *MemoryState) Count(_ context.Context, mailbox, epoch string) (total, inEpoch int, err error) {

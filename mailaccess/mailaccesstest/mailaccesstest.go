@@ -686,10 +686,10 @@ func testDrops(t *testing.T, newServer func(t *testing.T) Server, ret mailaccess
 				t.Fatalf("cut %s@%d (first run: %v): message %d delivered %d times, want exactly once", cut.Dir, cut.At, ferr, i, n)
 			}
 		}
-		switch ret.Kind {
-		case mailaccess.Keep:
+		switch ret {
+		case mailaccess.KeepOnServer:
 			sameMessages(t, fmt.Sprintf("cut %s@%d: server", cut.Dir, cut.At), s.Contents(t), msgs)
-		case mailaccess.Delete:
+		case mailaccess.DeleteAfterFetch:
 			if n := len(s.Contents(t)); n != 0 {
 				t.Fatalf("cut %s@%d: server holds %d after the clean rerun", cut.Dir, cut.At, n)
 			}
