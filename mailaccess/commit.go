@@ -93,4 +93,3 @@ func (r *fetch) forgetCandidates() {
 		r.log.Warn("could not forget old records", "err", err)
 	}
 }
-

@@ -281,4 +281,3 @@ func appendMark(b []byte, mailbox string, uid UID) []byte {
 	b = append(b, escapeField(string(uid))...)
 	return append(b, '\n')
 }
-

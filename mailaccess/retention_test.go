@@ -46,18 +46,18 @@ func TestParseRetention(t *testing.T) {
 	// Every refusal returns the zero Retention (which is not KeepOnServer)
 	// and an error that names what was wrong.
 	bad := map[string]string{
-		"":                  "empty",
-		"keep=1":            "keep takes no value",
-		"delete=x":          "delete takes no value",
-		"keep-for":          "keep-for needs a duration",
-		"keep-for=":         "keep-for needs a duration",
-		"keep-for=-1h":      "negative duration",
-		"keep-for=xd":       `bad number "x" before "d"`,
-		"keep-for=10":       "bad duration",
-		"move":              "move needs a folder",
-		"move=":             "move needs a folder",
-		"move=a\r\nb":     "the folder contains CR, LF or NUL",
-		"archive":           `unknown retention "archive"`,
+		"":                   "empty",
+		"keep=1":             "keep takes no value",
+		"delete=x":           "delete takes no value",
+		"keep-for":           "keep-for needs a duration",
+		"keep-for=":          "keep-for needs a duration",
+		"keep-for=-1h":       "negative duration",
+		"keep-for=xd":        `bad number "x" before "d"`,
+		"keep-for=10":        "bad duration",
+		"move":               "move needs a folder",
+		"move=":              "move needs a folder",
+		"move=a\r\nb":        "the folder contains CR, LF or NUL",
+		"archive":            `unknown retention "archive"`,
 		"keep-for=99999999d": "longer than 100 years",
 	}
 	for s, why := range bad {

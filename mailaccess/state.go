@@ -141,7 +141,6 @@ func (s *MemoryState) SetMark(_ context.Context, mailbox string, uid UID) error 
 	return nil
 }
 
-
 // Count counts the mailbox's records.
 func (s *MemoryState) Count(_ context.Context, mailbox, epoch string) (total, inEpoch int, err error) {
 	s.mu.Lock()
