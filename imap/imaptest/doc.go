@@ -3,18 +3,36 @@
 // net.Conn, such as one end of net.Pipe) holding in-memory folders, with a
 // hook that makes it misbehave on chosen commands.
 //
-// It exists so that IMAP clients can be tested quickly and completely:
-// every authentication path, byte-exact fetching, UID-scoped deletion and
-// moves, IDLE, UIDVALIDITY changes, servers that lack MOVE, UIDPLUS or
-// IDLE, and the failures that are hard to provoke on a real server (a
-// connection dropped in the middle of a message literal, a NO to UID
-// EXPUNGE, a stall, a hostile response).
+// In a test, NewTLSServer (implicit TLS) or NewServer (cleartext with
+// STARTTLS) starts a server that t.Cleanup closes:
 //
 //	srv := imaptest.NewTLSServer(t, nil)
 //	srv.AddUser("alice", "secret")
 //	srv.Append("alice", "INBOX", []byte("Subject: hi\r\n\r\nHello\r\n"))
 //	// dial srv.Addr with srv.ClientTLSConfig(); afterwards check
 //	// srv.Messages, srv.Flags and srv.Commands
+//
+// In a program without package testing (a demonstration, a local
+// development server), NewUnstartedServer needs no testing.TB; start the
+// server yourself and close it:
+//
+//	srv := imaptest.NewUnstartedServer(&imaptest.Config{Logger: log.Default()})
+//	defer srv.Close()
+//	srv.AddUser("alice", "secret")
+//	srv.Append("alice", "INBOX", []byte("Subject: hi\r\n\r\nHello\r\n"))
+//	srv.StartTLS() // or srv.Start() for cleartext with STARTTLS
+//	// dial srv.Addr ("127.0.0.1:port") with srv.ClientTLSConfig()
+//
+// Such a server panics on misuse (an unknown user or folder) instead of
+// failing a test, and writes its error messages to Config.Logger, or
+// nowhere if that is nil.
+//
+// It exists so that IMAP clients can be tested quickly and completely:
+// every authentication path, byte-exact fetching, UID-scoped deletion and
+// moves, IDLE, UIDVALIDITY changes, servers that lack MOVE, UIDPLUS or
+// IDLE, and the failures that are hard to provoke on a real server (a
+// connection dropped in the middle of a message literal, a NO to UID
+// EXPUNGE, a stall, a hostile response).
 //
 // # Protocol
 //

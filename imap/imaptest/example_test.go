@@ -1,8 +1,11 @@
 package imaptest_test
 
 import (
+	"bufio"
+	"crypto/tls"
 	"fmt"
 	"log"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -92,4 +95,57 @@ func ExampleFault() {
 	// Output:
 	// UID EXPUNGE: imap: NO [UNAVAILABLE] Try again later
 	// UIDs still on the server: [1]
+}
+
+// Outside a test (a demonstration, a local development server), create the
+// server with NewUnstartedServer, fill it, StartTLS it (or Start for
+// cleartext with STARTTLS), dial Addr, trusting the server's self-signed
+// certificate with ClientTLSConfig, and Close it. This client speaks IMAP
+// by hand and prints the greeting, the EXISTS line and how each command
+// completed.
+func ExampleNewUnstartedServer() {
+	srv := imaptest.NewUnstartedServer(nil)
+	defer srv.Close()
+	srv.AddUser("alice", "secret")
+	srv.Append("alice", "INBOX", []byte("Subject: hello\r\n\r\nHi Alice.\r\n"))
+	srv.StartTLS() // implicit TLS (IMAPS) on 127.0.0.1
+
+	conn, err := tls.Dial("tcp", srv.Addr, srv.ClientTLSConfig())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	greeting, err := r.ReadString('\n')
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(strings.TrimRight(greeting, "\r\n"))
+	for _, c := range []string{"a LOGIN alice secret", "b SELECT INBOX", "c LOGOUT"} {
+		fmt.Fprintf(conn, "%s\r\n", c)
+		tag := strings.Fields(c)[0]
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				fmt.Println(err)
+				return
+			}
+			line = strings.TrimRight(line, "\r\n")
+			if strings.HasSuffix(line, " EXISTS") {
+				fmt.Println(line)
+			}
+			if f := strings.Fields(line); len(f) > 1 && f[0] == tag {
+				fmt.Println(f[0], f[1]) // the tag and OK, NO or BAD
+				break
+			}
+		}
+	}
+	// Output:
+	// * OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN] IMAP server ready
+	// a OK
+	// * 1 EXISTS
+	// b OK
+	// c OK
 }

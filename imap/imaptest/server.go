@@ -125,7 +125,7 @@ type user struct {
 // offers STARTTLS with a self-signed certificate (see ClientTLSConfig). It
 // is closed by t.Cleanup, and its error messages go to t.Logf unless
 // cfg.Logger is set. Misuse of its methods (an unknown user or folder)
-// fails the test.
+// fails the test. Outside a test, use NewUnstartedServer, Start and Close.
 func NewServer(t testing.TB, cfg *Config) *Server {
 	t.Helper()
 	s := newServer(t, cfg)
@@ -136,7 +136,8 @@ func NewServer(t testing.TB, cfg *Config) *Server {
 
 // NewTLSServer starts and returns a server that speaks implicit TLS (IMAPS,
 // port 993 style) with a self-signed certificate (see ClientTLSConfig). It
-// is closed by t.Cleanup, as for NewServer.
+// is closed by t.Cleanup, as for NewServer. Outside a test, use
+// NewUnstartedServer, StartTLS and Close.
 func NewTLSServer(t testing.TB, cfg *Config) *Server {
 	t.Helper()
 	s := newServer(t, cfg)

@@ -3,17 +3,31 @@
 // net.Conn, such as one end of net.Pipe), holding in-memory maildrops, with
 // a hook that makes it misbehave on chosen commands.
 //
+// In a test, NewServer (or NewTLSServer for POP3S) starts a server that
+// t.Cleanup closes:
+//
+//	srv := poptest.NewServer(t, nil)
+//	srv.AddUser("alice", "secret")
+//	srv.AddMessage("alice", []byte("Subject: hi\r\n\r\nHello\r\n"))
+//	// dial srv.Addr; use srv.ClientTLSConfig() for STLS
+//
+// In a program without package testing (a demonstration, a local
+// development server), NewUnstartedServer needs no testing.TB; start the
+// server yourself and close it:
+//
+//	srv := poptest.NewUnstartedServer(nil)
+//	defer srv.Close()
+//	srv.AddUser("alice", "secret")
+//	srv.AddMessage("alice", []byte("Subject: hi\r\n\r\nHello\r\n"))
+//	srv.Start() // or srv.StartTLS() for POP3S
+//	// dial srv.Addr ("127.0.0.1:port"), with srv.ClientTLSConfig() for TLS
+//
 // It exists so that POP3 clients can be tested quickly and completely:
 // every authentication path, byte-exact retrieval, commit and rollback, and
 // the failures that are hard to provoke on a real server (a connection
 // dropped in the middle of RETR, a QUIT whose +OK never arrives, a stall,
 // a temporary failure (-ERR with the SYS/TEMP response code), a lying or
 // unterminated answer).
-//
-//	srv := poptest.NewServer(t, nil)
-//	srv.AddUser("alice", "secret")
-//	srv.AddMessage("alice", []byte("Subject: hi\r\n\r\nHello\r\n"))
-//	// dial srv.Addr; use srv.ClientTLSConfig() for STLS
 //
 // # Protocol
 //

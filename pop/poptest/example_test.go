@@ -1,9 +1,12 @@
 package poptest_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/textproto"
+	"strings"
 
 	"github.com/unimail/unimail/pop/poptest"
 )
@@ -99,4 +102,45 @@ func ExampleFault() {
 	// PASS <redacted>
 	// DELE 1
 	// QUIT
+}
+
+// Outside a test (a demonstration, a local development server), create the
+// server with NewUnstartedServer, fill it, Start it (or StartTLS for
+// implicit TLS, dialled with ClientTLSConfig), dial Addr, and Close it.
+func ExampleNewUnstartedServer() {
+	srv := poptest.NewUnstartedServer(nil)
+	defer srv.Close()
+	srv.AddUser("alice", "secret")
+	srv.AddMessage("alice", []byte("Subject: hello\r\n\r\nHi Alice.\r\n"))
+	srv.Start() // cleartext on 127.0.0.1, STLS offered
+
+	conn, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	send := func(line string) {
+		if line != "" {
+			fmt.Fprintf(conn, "%s\r\n", line)
+		}
+		reply, err := r.ReadString('\n')
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(strings.TrimRight(reply, "\r\n"))
+	}
+	send("") // the greeting
+	send("USER alice")
+	send("PASS secret")
+	send("STAT")
+	send("QUIT")
+	// Output:
+	// +OK poptest POP3 server ready
+	// +OK send PASS
+	// +OK alice has 1 messages (29 octets)
+	// +OK 1 29
+	// +OK poptest signing off (0 messages deleted)
 }

@@ -150,6 +150,7 @@ type message struct {
 
 // NewServer starts and returns a cleartext server that offers STLS with a
 // self-signed certificate (see ClientTLSConfig). It is closed by t.Cleanup.
+// Outside a test, use NewUnstartedServer, Start and Close.
 func NewServer(t testing.TB, cfg *Config) *Server {
 	t.Helper()
 	s := NewUnstartedServer(cfg)
@@ -160,7 +161,7 @@ func NewServer(t testing.TB, cfg *Config) *Server {
 
 // NewTLSServer starts and returns a server that speaks implicit TLS
 // (POP3S) with a self-signed certificate (see ClientTLSConfig). It is closed
-// by t.Cleanup.
+// by t.Cleanup. Outside a test, use NewUnstartedServer, StartTLS and Close.
 func NewTLSServer(t testing.TB, cfg *Config) *Server {
 	t.Helper()
 	s := NewUnstartedServer(cfg)
@@ -169,9 +170,10 @@ func NewTLSServer(t testing.TB, cfg *Config) *Server {
 	return s
 }
 
-// NewUnstartedServer returns a server that does not listen yet: add users
-// and messages, then call Start or StartTLS, or serve connections yourself
-// with ServeConn. The caller must call Close. It panics on an invalid
+// NewUnstartedServer returns a server that does not listen yet, for use
+// with or without a test (it needs no testing.TB): add users and messages,
+// then call Start or StartTLS, or serve connections yourself with
+// ServeConn. The caller must call Close. It panics on an invalid
 // Config (a malformed Expire) or if no certificate can be generated.
 func NewUnstartedServer(cfg *Config) *Server {
 	var c Config
