@@ -1,7 +1,9 @@
-// Package mailaccess is the protocol-free core of unimail: the Mailbox
-// interface that the POP3 and IMAP drivers implement, the retention policy,
-// the Fetcher engine that applies it safely, and the State that remembers
-// what was delivered.
+// Package mailaccess is what a program that reads mail uses: the Fetcher
+// engine, which delivers new messages from a Mailbox to a Handler and
+// applies the Retention policy safely; the State that remembers what was
+// delivered; and the typed errors. A Mailbox comes from unimail.Dial (or
+// pop.Dial, imap.Dial); the contract that drivers implement is in package
+// mailaccess/driver, and its conformance suite in mailaccesstest.
 //
 // # POP3 and IMAP
 //
@@ -46,12 +48,22 @@
 //
 // # Incremental runs
 //
-// With a State that keeps a mark (MarkState: MemoryState and FileState do)
-// and a mailbox that can list after a UID (driver.AfterLister: IMAP), KeepOnServer
-// and KeepFor runs list only the messages after the mark, and a run with
-// nothing new sends no FETCH at all. When the server's message count
-// disagrees with what the State knows (mail deleted by another client),
-// the run lists everything once and prunes the State.
+// With an IncrementalState (MemoryState and FileState are) and a mailbox
+// that can list after a UID (IMAP), KeepOnServer and KeepFor runs list
+// only the messages after the State's mark, and a run with nothing new
+// sends no FETCH at all. When the server's message count disagrees with
+// what the State knows (mail deleted by another client), or the UIDs were
+// renumbered, the run lists everything once and prunes the State. One
+// plan, decided at the start of each run, says how the run lists; Run's
+// look for new mail before it waits is a dry run of the same plan.
+//
+// # Errors
+//
+// Every error that unimail returns matches one of the Err* kinds with
+// errors.Is, and errors.As with *Error gives the operation and the
+// server's text. IsTemporary is the one rule for retrying: connection
+// failures, a mailbox in use and a server that says it is unavailable are
+// temporary; the end of the caller's own context never is.
 //
 // Without a State (nil), a run remembers nothing: KeepOnServer then
 // delivers every message again on every run, and a POP3 QUIT that fails

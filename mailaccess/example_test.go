@@ -29,8 +29,10 @@ func ExampleFetcher_Fetch() {
 
 	ctx := context.Background()
 	mb, err := pop.Dial(ctx, srv.Addr, &pop.Options{
-		Auth:      mailaccess.Auth{Username: "alice", Password: "secret"},
-		TLSConfig: srv.ClientTLSConfig(),
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: "alice", Password: "secret"},
+			TLSConfig: srv.ClientTLSConfig(),
+		},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -70,8 +72,10 @@ func ExampleKeepOnServer() {
 	ctx := context.Background()
 	dial := func() mailaccess.Mailbox {
 		mb, err := imap.Dial(ctx, srv.Addr, &imap.Options{
-			Auth:      mailaccess.Auth{Username: "alice", Password: "secret"},
-			TLSConfig: srv.ClientTLSConfig(),
+			DialOptions: mailaccess.DialOptions{
+				Auth:      mailaccess.Auth{Username: "alice", Password: "secret"},
+				TLSConfig: srv.ClientTLSConfig(),
+			},
 		})
 		if err != nil {
 			log.Fatal(err)
@@ -105,24 +109,29 @@ func ExampleKeepOnServer() {
 }
 
 func ExampleParseRetention() {
-	for _, s := range []string{"keep", "delete", "keep-for=14d", "move=Archive"} {
+	for _, s := range []string{"keep", "Delete", "keep-for=2w", "keep-for=336h", "move=Archive"} {
 		r, err := mailaccess.ParseRetention(s)
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Printf("%-14s kind=%d period=%v folder=%q\n", r, r.Kind, r.Period, r.Folder)
+		fmt.Printf("%-14s -> %-13s period=%v folder=%q\n", s, r, r.Period(), r.Folder())
 	}
 	fmt.Println(mailaccess.KeepFor(336*time.Hour) == mailaccess.KeepFor(14*24*time.Hour))
+	_, err := mailaccess.ParseRetention("keep-for=2 weeks")
+	fmt.Println(err)
 	// Output:
-	// keep           kind=0 period=0s folder=""
-	// delete         kind=1 period=0s folder=""
-	// keep-for=14d   kind=2 period=336h0m0s folder=""
-	// move=Archive   kind=3 period=0s folder="Archive"
+	// keep           -> keep          period=0s folder=""
+	// Delete         -> delete        period=0s folder=""
+	// keep-for=2w    -> keep-for=14d  period=336h0m0s folder=""
+	// keep-for=336h  -> keep-for=14d  period=336h0m0s folder=""
+	// move=Archive   -> move=Archive  period=0s folder="Archive"
 	// true
+	// parse retention: invalid argument: "keep-for=2 weeks": bad duration: want days (14d), weeks (2w) or a Go duration (336h)
 }
 
 // Run keeps a mailbox drained: it fetches, then waits for new mail (IMAP
-// IDLE; POP3 polls every Interval), and reconnects after errors.
+// IDLE; POP3 polls every RunOptions.Interval), and reconnects after
+// errors. Waiting says when the server is watching.
 func ExampleFetcher_Run() {
 	srv := imaptest.NewUnstartedServer(nil)
 	srv.StartTLS()
@@ -132,15 +141,18 @@ func ExampleFetcher_Run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	dial := func(ctx context.Context) (mailaccess.Mailbox, error) {
 		return imap.Dial(ctx, srv.Addr, &imap.Options{
-			Auth:      mailaccess.Auth{Username: "alice", Password: "secret"},
-			TLSConfig: srv.ClientTLSConfig(),
+			DialOptions: mailaccess.DialOptions{
+				Auth:      mailaccess.Auth{Username: "alice", Password: "secret"},
+				TLSConfig: srv.ClientTLSConfig(),
+			},
 		})
 	}
 	f := &mailaccess.Fetcher{State: &mailaccess.MemoryState{}}
-	go func() {
-		time.Sleep(300 * time.Millisecond) // mail arrives while Run waits
+	opts := &mailaccess.RunOptions{Waiting: func(mailbox string, push bool) {
+		fmt.Println("watching", mailbox, "push:", push)
+		// Mail that arrives from now on wakes Run at once.
 		srv.Append("alice", "INBOX", []byte("Subject: pushed\r\n\r\nnew\r\n"))
-	}()
+	}}
 	err := f.Run(ctx, dial, func(ctx context.Context, m *mailaccess.Message) error {
 		r, err := m.Parse()
 		if err != nil {
@@ -150,9 +162,10 @@ func ExampleFetcher_Run() {
 		fmt.Println("new mail:", subject)
 		cancel() // one is enough for this example
 		return nil
-	})
+	}, opts)
 	fmt.Println(err)
 	// Output:
+	// watching imap://alice@127.0.0.1/INBOX push: true
 	// new mail: pushed
 	// context canceled
 }

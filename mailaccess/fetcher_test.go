@@ -41,7 +41,7 @@ func popServer(t *testing.T, cfg *poptest.Config, n int) *poptest.Server {
 
 func dialPOP(t *testing.T, s *poptest.Server) *pop.Mailbox {
 	t.Helper()
-	mb, err := pop.Dial(t.Context(), s.Addr, &pop.Options{Auth: mailaccess.Auth{Username: user, Password: pass}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second})
+	mb, err := pop.Dial(t.Context(), s.Addr, &pop.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: pass}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second}})
 	if err != nil {
 		t.Fatalf("pop.Dial: %v", err)
 	}
@@ -59,7 +59,7 @@ func imapServer(t *testing.T, cfg *imaptest.Config, n int) *imaptest.Server {
 
 func dialIMAP(t *testing.T, s *imaptest.Server) *imap.Mailbox {
 	t.Helper()
-	mb, err := imap.Dial(t.Context(), s.Addr, &imap.Options{Auth: mailaccess.Auth{Username: user, Password: pass}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second})
+	mb, err := imap.Dial(t.Context(), s.Addr, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: pass}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second}})
 	if err != nil {
 		t.Fatalf("imap.Dial: %v", err)
 	}
@@ -372,24 +372,12 @@ func uidFetches(cmds []imaptest.Command) int {
 }
 
 // With KeepOnServer on IMAP, a run with nothing new lists nothing: the
-// State's mark and UIDNEXT say so. New mail costs one short listing;
-// messages deleted by another client are noticed by the count and the
-// State is pruned.
-//
-// It runs with an IndexState (MemoryState), whose records the no-new-mail
-// run never reads in full, and with a State that is only a MarkState,
-// whose records every run reads.
+// State's mark and UIDNEXT say so, and it reads no record in full. New
+// mail costs one short listing; messages deleted by another client are
+// noticed by the count and the State is pruned.
 func TestIncrementalKeep(t *testing.T) {
-	for _, indexed := range []bool{true, false} {
-		t.Run(fmt.Sprintf("indexed=%v", indexed), func(t *testing.T) {
-			st := &countingState{MemoryState: &mailaccess.MemoryState{}}
-			var state mailaccess.MarkState = st
-			if !indexed {
-				state = markOnly{st}
-			}
-			testIncrementalKeep(t, st, state, indexed)
-		})
-	}
+	st := &countingState{MemoryState: &mailaccess.MemoryState{}}
+	testIncrementalKeep(t, st, st, true)
 }
 
 // countingState counts the calls of Records.
@@ -403,26 +391,7 @@ func (c *countingState) Records(ctx context.Context, mailbox string) ([]mailacce
 	return c.MemoryState.Records(ctx, mailbox)
 }
 
-// markOnly hides the IndexState methods of a state.
-type markOnly struct{ s *countingState }
-
-func (m markOnly) Records(ctx context.Context, mb string) ([]mailaccess.Record, error) {
-	return m.s.Records(ctx, mb)
-}
-func (m markOnly) Put(ctx context.Context, mb string, recs ...mailaccess.Record) error {
-	return m.s.Put(ctx, mb, recs...)
-}
-func (m markOnly) Forget(ctx context.Context, mb string, uids ...mailaccess.UID) error {
-	return m.s.Forget(ctx, mb, uids...)
-}
-func (m markOnly) Mark(ctx context.Context, mb string) (mailaccess.UID, error) {
-	return m.s.Mark(ctx, mb)
-}
-func (m markOnly) SetMark(ctx context.Context, mb string, uid mailaccess.UID) error {
-	return m.s.SetMark(ctx, mb, uid)
-}
-
-func testIncrementalKeep(t *testing.T, st *countingState, state mailaccess.MarkState, indexed bool) {
+func testIncrementalKeep(t *testing.T, st *countingState, state mailaccess.IncrementalState, indexed bool) {
 	s := imapServer(t, nil, 50)
 	f := &mailaccess.Fetcher{State: state}
 	out := &sink{}
@@ -443,7 +412,7 @@ func testIncrementalKeep(t *testing.T, st *countingState, state mailaccess.MarkS
 		t.Fatalf("a run with nothing new sent %d UID FETCH: %v", n, s.Commands())
 	}
 	if n := st.records.Load() - reads; (n == 0) != indexed {
-		t.Fatalf("a run with nothing new read every record %d times (IndexState: %v)", n, indexed)
+		t.Fatalf("a run with nothing new read every record %d times (IncrementalState: %v)", n, indexed)
 	}
 	s.Append(user, "INBOX", mailaccesstest.Message(51))
 	rep, err = f.Fetch(t.Context(), dialIMAP(t, s), out.handle)

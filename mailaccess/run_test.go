@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/unimail/unimail/imap"
+	"github.com/unimail/unimail/imap/imaptest"
 	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/mailaccess/mailaccesstest"
 	"github.com/unimail/unimail/pop"
@@ -16,7 +17,7 @@ import (
 
 // runCollect runs f.Run in the background and returns a channel of the
 // messages' arrival times.
-func runCollect(t *testing.T, f *mailaccess.Fetcher, dial mailaccess.Dialer) (<-chan time.Time, <-chan error, context.CancelFunc) {
+func runCollect(t *testing.T, f *mailaccess.Fetcher, opts *mailaccess.RunOptions, dial func(context.Context) (mailaccess.Mailbox, error)) (<-chan time.Time, <-chan error, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(t.Context())
 	got := make(chan time.Time, 100)
 	done := make(chan error, 1)
@@ -26,7 +27,7 @@ func runCollect(t *testing.T, f *mailaccess.Fetcher, dial mailaccess.Dialer) (<-
 		done <- f.Run(ctx, dial, func(ctx context.Context, m *mailaccess.Message) error {
 			got <- time.Now()
 			return nil
-		})
+		}, opts)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -54,17 +55,37 @@ func waitN(t *testing.T, ch <-chan time.Time, n int, within time.Duration) []tim
 	return out
 }
 
-// IMAP: new mail reaches the handler within a second, through IDLE.
+// IMAP: Run says when the server is watching (Waiting with push true,
+// once IDLE was acknowledged), and mail delivered from then on reaches the
+// handler within a second.
 func TestRunIMAPIdle(t *testing.T) {
 	s := imapServer(t, nil, 2)
-	f := &mailaccess.Fetcher{State: &mailaccess.MemoryState{}, Interval: time.Hour}
-	got, _, _ := runCollect(t, f, func(ctx context.Context) (mailaccess.Mailbox, error) {
-		return imap.Dial(ctx, s.Addr, &imap.Options{Auth: mailaccess.Auth{Username: user, Password: pass}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second})
+	f := &mailaccess.Fetcher{State: &mailaccess.MemoryState{}}
+	armed := make(chan bool, 10)
+	opts := &mailaccess.RunOptions{Interval: time.Hour, Waiting: func(mailbox string, push bool) {
+		if mailbox != "imap://alice@127.0.0.1/INBOX" {
+			t.Errorf("Waiting for %q", mailbox)
+		}
+		armed <- push
+	}}
+	got, _, _ := runCollect(t, f, opts, func(ctx context.Context) (mailaccess.Mailbox, error) {
+		return imap.Dial(ctx, s.Addr, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: pass}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second}})
 	})
 	waitN(t, got, 2, 5*time.Second)
+	idles := func() int { return countName(s.Commands(), "IDLE") }
 	for i := range 3 {
-		// Let Run settle into IDLE, then deliver.
-		time.Sleep(200 * time.Millisecond)
+		// Deliver once Run says that the server is watching.
+		select {
+		case push := <-armed:
+			if !push {
+				t.Fatal("Waiting says poll on a server with IDLE")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no Waiting signal")
+		}
+		if idles() != i+1 {
+			t.Fatalf("Waiting before IDLE %d was sent: %d IDLE commands", i+1, idles())
+		}
 		sent := time.Now()
 		s.Append(user, "INBOX", mailaccesstest.Message(10+i))
 		at := waitN(t, got, 1, 3*time.Second)[0]
@@ -79,9 +100,14 @@ func TestRunIMAPIdle(t *testing.T) {
 // POP3: new mail arrives within one interval.
 func TestRunPOP3Polls(t *testing.T) {
 	s := popServer(t, nil, 1)
-	f := &mailaccess.Fetcher{Retention: mailaccess.DeleteAfterFetch, State: &mailaccess.MemoryState{}, Interval: 200 * time.Millisecond}
-	got, _, _ := runCollect(t, f, func(ctx context.Context) (mailaccess.Mailbox, error) { return dialPOPCtx(ctx, s) })
+	f := &mailaccess.Fetcher{Retention: mailaccess.DeleteAfterFetch, State: &mailaccess.MemoryState{}}
+	polls := make(chan bool, 100)
+	opts := &mailaccess.RunOptions{Interval: 200 * time.Millisecond, Waiting: func(_ string, push bool) { polls <- push }}
+	got, _, _ := runCollect(t, f, opts, func(ctx context.Context) (mailaccess.Mailbox, error) { return dialPOPCtx(ctx, s) })
 	waitN(t, got, 1, 5*time.Second)
+	if push := <-polls; push {
+		t.Fatal("Waiting says push on POP3")
+	}
 	s.AddMessage(user, mailaccesstest.Message(2))
 	waitN(t, got, 1, 2*time.Second)
 	deadline := time.Now().Add(2 * time.Second)
@@ -93,8 +119,18 @@ func TestRunPOP3Polls(t *testing.T) {
 	}
 }
 
+func countName(cmds []imaptest.Command, name string) int {
+	n := 0
+	for _, c := range cmds {
+		if c.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
 func dialPOPCtx(ctx context.Context, s *poptest.Server) (mailaccess.Mailbox, error) {
-	return pop.Dial(ctx, s.Addr, &pop.Options{Auth: mailaccess.Auth{Username: user, Password: pass}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second})
+	return pop.Dial(ctx, s.Addr, &pop.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: pass}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second}})
 }
 
 // Connection failures are retried with backoff; nothing is lost.
@@ -107,14 +143,14 @@ func TestRunRetriesAfterDrops(t *testing.T) {
 		}
 		return poptest.Fault{}
 	}}, 3)
-	f := &mailaccess.Fetcher{Retention: mailaccess.DeleteAfterFetch, State: &mailaccess.MemoryState{}, Interval: time.Hour, MaxBackoff: 100 * time.Millisecond}
+	f := &mailaccess.Fetcher{Retention: mailaccess.DeleteAfterFetch, State: &mailaccess.MemoryState{}}
 	var failed atomic.Int32
-	f.AfterFetch = func(_ mailaccess.Report, err error) {
+	opts := &mailaccess.RunOptions{Interval: time.Hour, MaxBackoff: 100 * time.Millisecond, AfterFetch: func(_ mailaccess.Report, err error) {
 		if err != nil {
 			failed.Add(1)
 		}
-	}
-	got, _, _ := runCollect(t, f, func(ctx context.Context) (mailaccess.Mailbox, error) { return dialPOPCtx(ctx, s) })
+	}}
+	got, _, _ := runCollect(t, f, opts, func(ctx context.Context) (mailaccess.Mailbox, error) { return dialPOPCtx(ctx, s) })
 	waitN(t, got, 3, 10*time.Second)
 	if drops.Load() != 2 || failed.Load() < 1 {
 		t.Fatalf("%d drops, %d failed fetches", drops.Load(), failed.Load())
@@ -129,9 +165,9 @@ func TestRunRetriesAfterDrops(t *testing.T) {
 // A wrong password is not retried for ever: Run returns ErrAuth.
 func TestRunStopsOnAuthFailure(t *testing.T) {
 	s := popServer(t, nil, 1)
-	f := &mailaccess.Fetcher{Interval: time.Hour}
-	_, done, _ := runCollect(t, f, func(ctx context.Context) (mailaccess.Mailbox, error) {
-		return pop.Dial(ctx, s.Addr, &pop.Options{Auth: mailaccess.Auth{Username: user, Password: "wrong"}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second})
+	f := &mailaccess.Fetcher{}
+	_, done, _ := runCollect(t, f, &mailaccess.RunOptions{Interval: time.Hour}, func(ctx context.Context) (mailaccess.Mailbox, error) {
+		return pop.Dial(ctx, s.Addr, &pop.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: "wrong"}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second}})
 	})
 	select {
 	case err := <-done:

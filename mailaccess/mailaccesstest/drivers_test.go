@@ -23,9 +23,11 @@ func (h popHarness) Addr() string                     { return h.s.Addr }
 func (h popHarness) ResetUIDs(t testing.TB)           { h.s.RenumberUIDs(user) }
 func (h popHarness) Dial(ctx context.Context, addr string) (mailaccess.Mailbox, error) {
 	return pop.Dial(ctx, addr, &pop.Options{
-		Auth:      mailaccess.Auth{Username: user, Password: pass},
-		TLSConfig: h.s.ClientTLSConfig(),
-		Timeout:   5 * time.Second,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: user, Password: pass},
+			TLSConfig: h.s.ClientTLSConfig(),
+			Timeout:   5 * time.Second,
+		},
 	})
 }
 
@@ -49,10 +51,12 @@ type popSTLS struct{ popHarness }
 
 func (h popSTLS) Dial(ctx context.Context, addr string) (mailaccess.Mailbox, error) {
 	return pop.Dial(ctx, addr, &pop.Options{
-		Auth:      mailaccess.Auth{Username: user, Password: pass},
-		Security:  mailaccess.SecurityStartTLS,
-		TLSConfig: h.s.ClientTLSConfig(),
-		Timeout:   5 * time.Second,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: user, Password: pass},
+			Security:  mailaccess.SecurityStartTLS,
+			TLSConfig: h.s.ClientTLSConfig(),
+			Timeout:   5 * time.Second,
+		},
 	})
 }
 
@@ -70,10 +74,12 @@ func (h imapHarness) Addr() string           { return h.s.Addr }
 func (h imapHarness) ResetUIDs(t testing.TB) { h.s.ResetUIDValidity(user, "INBOX") }
 func (h imapHarness) Dial(ctx context.Context, addr string) (mailaccess.Mailbox, error) {
 	return imap.Dial(ctx, addr, &imap.Options{
-		Auth:      mailaccess.Auth{Username: user, Password: pass},
-		Security:  h.security,
-		TLSConfig: h.s.ClientTLSConfig(),
-		Timeout:   5 * time.Second,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: user, Password: pass},
+			Security:  h.security,
+			TLSConfig: h.s.ClientTLSConfig(),
+			Timeout:   5 * time.Second,
+		},
 	})
 }
 
