@@ -40,7 +40,9 @@ func ExampleDial_oauth2() {
 	// and logs in again, and later Dials get the new token.
 	tokens := unimail.NewTokenCache(nil, conf.TokenSource(ctx, saved))
 	mb, err := unimail.Dial(ctx, "pop3s://outlook.office365.com", &unimail.Options{
-		Auth:        mailaccess.Auth{Username: "alice@contoso.com"},
+		DialOptions: mailaccess.DialOptions{
+			Auth: mailaccess.Auth{Username: "alice@contoso.com"},
+		},
 		TokenSource: tokens,
 	})
 	if err != nil {
@@ -82,7 +84,7 @@ func ExampleNewTokenCache() {
 	tokens := unimail.NewTokenCache(nil, conf.TokenSource(ctx, saved))
 	fmt.Println(tokens) // never shows the token
 
-	opts := &unimail.Options{TokenSource: tokens, TLSConfig: imapSrv.ClientTLSConfig()}
+	opts := &unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: imapSrv.ClientTLSConfig()}, TokenSource: tokens}
 	for range 2 {
 		mb, err := unimail.Dial(ctx, "imaps://alice@"+imapSrv.Addr+"/INBOX", opts)
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,9 +13,10 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/internal/safetext"
+	"github.com/unimail/unimail/internal/xoauth2"
+	"github.com/unimail/unimail/mailaccess"
 )
 
 // Refresher is an oauth2.TokenSource that can replace a token a server
@@ -208,20 +208,18 @@ func withToken(auth mailaccess.Auth, tok string) mailaccess.Auth {
 }
 
 // refused reports whether err is the server refusing the credentials, for
-// good (not a temporary refusal such as LOGIN-DELAY).
+// good (not a temporary refusal such as LOGIN-DELAY, which is
+// mailaccess.ErrUnavailable).
 func refused(err error) bool {
-	var e *mailaccess.Error
-	return errors.As(err, &e) && errors.Is(err, mailaccess.ErrAuth) && !e.Temporary
+	return errors.Is(err, mailaccess.ErrAuth) && !mailaccess.IsTemporary(err)
 }
 
 // sourceToken calls get (a token source) and returns the checked access
 // token. It returns when ctx ends even if get does not: get then goes on in
 // the background and its result is dropped (a TokenCache still keeps it).
 func sourceToken(ctx context.Context, op string, get func() (*oauth2.Token, error)) (string, *mailaccess.Error) {
-	if err := ctx.Err(); err != nil {
-		e := mailerr.New(op, mailaccess.ErrConnection, "", context.Cause(ctx))
-		e.Temporary = true
-		return "", e
+	if ctx.Err() != nil {
+		return "", mailerr.New(op, mailaccess.ErrConnection, "", mailerr.ContextErr(ctx))
 	}
 	type result struct {
 		t   *oauth2.Token
@@ -236,18 +234,17 @@ func sourceToken(ctx context.Context, op string, get func() (*oauth2.Token, erro
 	select {
 	case res = <-ch:
 	case <-ctx.Done():
-		e := mailerr.New(op, mailaccess.ErrConnection, "", context.Cause(ctx))
-		e.Temporary = true
-		return "", e
+		return "", mailerr.New(op, mailaccess.ErrConnection, "", mailerr.ContextErr(ctx))
 	}
 	if res.err != nil {
 		what := "getting the OAuth2 token"
 		if op == "oauth2 refresh" {
 			what = "the server refused the OAuth2 token, and getting a new one failed"
 		}
-		e := mailerr.New(op, mailaccess.ErrAuth, "", fmt.Errorf("%s: %w", what, res.err))
-		e.Temporary = temporarySourceError(res.err)
-		return "", e
+		// The source's own timeouts are not the caller's context: they
+		// stay temporary (mailerr.HideContext).
+		kind := xoauth2.SourceErrorKind(res.err, temporarySourceError(res.err))
+		return "", mailerr.New(op, kind, "", fmt.Errorf("%s: %w", what, mailerr.HideContext(res.err)))
 	}
 	if err := checkSourceToken(res.t, ""); err != nil {
 		return "", mailerr.New(op, mailaccess.ErrAuth, "", err)
@@ -262,9 +259,11 @@ func sourceToken(ctx context.Context, op string, get func() (*oauth2.Token, erro
 }
 
 // temporarySourceError reports whether a token source's error may go away:
-// the token endpoint could not be reached, timed out, or answered with a
-// server error (5xx) or 429. A refused grant (invalid_grant: a revoked or
-// expired refresh token) is not temporary: the user must authorize again.
+// the token endpoint timed out, or answered with a server error (5xx), 429
+// or 408. A refused grant (invalid_grant: a revoked or expired refresh
+// token) is not temporary: the user must authorize again. (An endpoint
+// that cannot be reached is a network failure, which
+// xoauth2.SourceErrorKind makes mailaccess.ErrConnection.)
 func temporarySourceError(err error) bool {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -274,6 +273,5 @@ func temporarySourceError(err error) bool {
 		sc := re.Response.StatusCode
 		return sc >= 500 || sc == http.StatusTooManyRequests || sc == http.StatusRequestTimeout
 	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
+	return errors.Is(err, context.DeadlineExceeded)
 }

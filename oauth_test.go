@@ -192,8 +192,11 @@ func TestOAuthMechanisms(t *testing.T) {
 		} {
 			before := len(srv.logins())
 			mb, err := unimail.Dial(t.Context(), fmt.Sprintf(srv.url, c.user), &unimail.Options{
-				TLSConfig: srv.tls, Timeout: 5 * time.Second,
-				Auth:        mailaccess.Auth{Mechanism: c.mech},
+				DialOptions: mailaccess.DialOptions{
+					TLSConfig: srv.tls,
+					Timeout:   5 * time.Second,
+					Auth:      mailaccess.Auth{Mechanism: c.mech},
+				},
 				TokenSource: ep.source(t, &oauth2.Token{}),
 			})
 			if err != nil {
@@ -228,7 +231,10 @@ func TestOAuthOnlyXOAUTH2(t *testing.T) {
 	}{{"good-token", 2}, {long, 1}} {
 		ps.AddToken(c.token, "alice")
 		mb, err := unimail.Dial(t.Context(), "pop3s://alice@"+ps.Addr, &unimail.Options{
-			TLSConfig: ps.ClientTLSConfig(), Timeout: 5 * time.Second,
+			DialOptions: mailaccess.DialOptions{
+				TLSConfig: ps.ClientTLSConfig(),
+				Timeout:   5 * time.Second,
+			},
 			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: c.token}),
 		})
 		if err != nil {
@@ -256,7 +262,7 @@ func TestOAuthRefreshAfterRefusal(t *testing.T) {
 		stale := &oauth2.Token{AccessToken: "revoked-" + srv.name, TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
 		src := ep.source(t, stale)
 		cache := unimail.NewTokenCache(nil, src)
-		opts := &unimail.Options{TLSConfig: srv.tls, Timeout: 5 * time.Second, TokenSource: cache}
+		opts := &unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: srv.tls, Timeout: 5 * time.Second}, TokenSource: cache}
 		url := fmt.Sprintf(srv.url, "alice")
 
 		mb, err := unimail.Dial(t.Context(), url, opts)
@@ -282,7 +288,7 @@ func TestOAuthRefreshAfterRefusal(t *testing.T) {
 		// A plain source, without a shared TokenCache, still holds the
 		// revoked token in its own cache: each Dial is refused once, then
 		// refreshes and succeeds.
-		mb, err = unimail.Dial(t.Context(), url, &unimail.Options{TLSConfig: srv.tls, Timeout: 5 * time.Second, TokenSource: src})
+		mb, err = unimail.Dial(t.Context(), url, &unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: srv.tls, Timeout: 5 * time.Second}, TokenSource: src})
 		if err != nil {
 			t.Fatalf("%s, plain source: %v", srv.name, err)
 		}
@@ -299,7 +305,11 @@ func TestOAuthRefusedTwice(t *testing.T) {
 	for _, srv := range oauthServers(t) {
 		ep := newTokenEndpoint(t, nil) // the mail server knows none of its tokens
 		_, err := unimail.Dial(t.Context(), fmt.Sprintf(srv.url, "alice"), &unimail.Options{
-			TLSConfig: srv.tls, Timeout: 5 * time.Second, TokenSource: ep.source(t, &oauth2.Token{}),
+			DialOptions: mailaccess.DialOptions{
+				TLSConfig: srv.tls,
+				Timeout:   5 * time.Second,
+			},
+			TokenSource: ep.source(t, &oauth2.Token{}),
 		})
 		if !errors.Is(err, mailaccess.ErrAuth) || mailaccess.IsTemporary(err) {
 			t.Errorf("%s: %v, want a permanent ErrAuth", srv.name, err)
@@ -331,7 +341,7 @@ func TestOAuthSourceFails(t *testing.T) {
 		url := fmt.Sprintf(srv.url, "alice")
 		var conns atomic.Int32
 		opts := func(src oauth2.TokenSource) *unimail.Options {
-			return &unimail.Options{TLSConfig: srv.tls, Timeout: 5 * time.Second, TokenSource: src, Dialer: countingDialer(&conns)}
+			return &unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: srv.tls, Timeout: 5 * time.Second, DialContext: countingDialer(&conns)}, TokenSource: src}
 		}
 
 		ep := newTokenEndpoint(t, nil)
@@ -345,16 +355,16 @@ func TestOAuthSourceFails(t *testing.T) {
 
 		ep.failWith(http.StatusServiceUnavailable, "temporarily_unavailable")
 		_, err = unimail.Dial(t.Context(), url, opts(ep.source(t, &oauth2.Token{})))
-		if !errors.Is(err, mailaccess.ErrAuth) || !mailaccess.IsTemporary(err) {
-			t.Errorf("%s, 503: %v, want a temporary ErrAuth", srv.name, err)
+		if !errors.Is(err, mailaccess.ErrUnavailable) || !mailaccess.IsTemporary(err) {
+			t.Errorf("%s, 503: %v, want a temporary ErrUnavailable", srv.name, err)
 		}
 
-		// An endpoint that cannot be reached is temporary too.
+		// An endpoint that cannot be reached is a temporary ErrConnection.
 		down := newTokenEndpoint(t, nil)
 		down.Close()
 		_, err = unimail.Dial(t.Context(), url, opts(down.source(t, &oauth2.Token{})))
-		if !errors.Is(err, mailaccess.ErrAuth) || !mailaccess.IsTemporary(err) {
-			t.Errorf("%s, endpoint down: %v, want a temporary ErrAuth", srv.name, err)
+		if !errors.Is(err, mailaccess.ErrConnection) || !mailaccess.IsTemporary(err) {
+			t.Errorf("%s, endpoint down: %v, want a temporary ErrConnection", srv.name, err)
 		}
 
 		boom := errors.New("keychain locked")
@@ -393,7 +403,10 @@ func TestOAuthSourceFails(t *testing.T) {
 func TestOAuthCannotRefresh(t *testing.T) {
 	for _, srv := range oauthServers(t) {
 		_, err := unimail.Dial(t.Context(), fmt.Sprintf(srv.url, "alice"), &unimail.Options{
-			TLSConfig: srv.tls, Timeout: 5 * time.Second,
+			DialOptions: mailaccess.DialOptions{
+				TLSConfig: srv.tls,
+				Timeout:   5 * time.Second,
+			},
 			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "static-revoked"}),
 		})
 		if !errors.Is(err, mailaccess.ErrAuth) || !strings.Contains(err.Error(), "cannot refresh") {
@@ -432,7 +445,7 @@ func TestOAuthTemporaryRefusal(t *testing.T) {
 			calls.Add(1)
 			return &oauth2.Token{AccessToken: fmt.Sprintf("tok-%d", calls.Load())}, nil
 		})
-		_, err := unimail.Dial(t.Context(), c.url, &unimail.Options{TLSConfig: c.tls, Timeout: 5 * time.Second, TokenSource: src})
+		_, err := unimail.Dial(t.Context(), c.url, &unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: c.tls, Timeout: 5 * time.Second}, TokenSource: src})
 		if err == nil || !mailaccess.IsTemporary(err) {
 			t.Errorf("%s: %v, want a temporary error", c.url, err)
 		}
@@ -461,7 +474,7 @@ func TestOAuthInvalidArguments(t *testing.T) {
 		{"^A in token", "imaps://alice@" + ps.Addr, mailaccess.Auth{}, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "good\x01auth=x"})},
 		{"space in token", "imaps://alice@" + ps.Addr, mailaccess.Auth{}, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "good token"})},
 	} {
-		_, err := unimail.Dial(t.Context(), c.url, &unimail.Options{Auth: c.auth, TokenSource: c.src, TLSConfig: ps.ClientTLSConfig(), Dialer: countingDialer(&conns)})
+		_, err := unimail.Dial(t.Context(), c.url, &unimail.Options{DialOptions: mailaccess.DialOptions{Auth: c.auth, TLSConfig: ps.ClientTLSConfig(), DialContext: countingDialer(&conns)}, TokenSource: c.src})
 		if !errors.Is(err, mailaccess.ErrInvalidArgument) {
 			t.Errorf("%s: %v, want ErrInvalidArgument", c.name, err)
 		}
@@ -491,7 +504,7 @@ func TestOAuthContextEnds(t *testing.T) {
 	}()
 	var conns atomic.Int32
 	start := time.Now()
-	_, err := unimail.Dial(ctx, "pop3s://alice@"+ps.Addr, &unimail.Options{TokenSource: src, TLSConfig: ps.ClientTLSConfig(), Dialer: countingDialer(&conns)})
+	_, err := unimail.Dial(ctx, "pop3s://alice@"+ps.Addr, &unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: ps.ClientTLSConfig(), DialContext: countingDialer(&conns)}, TokenSource: src})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("%v, want context.Canceled", err)
 	}
@@ -618,7 +631,7 @@ func TestTokenCacheConcurrentRefresh(t *testing.T) {
 func TestTokenCacheHidesToken(t *testing.T) {
 	const secret = "ya29.very-secret"
 	c := unimail.NewTokenCache(&oauth2.Token{AccessToken: secret, Expiry: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, nil)
-	opts := unimail.Options{TokenSource: c, Auth: mailaccess.Auth{Username: "alice", Token: func(context.Context) (string, error) { return secret, nil }}}
+	opts := unimail.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: "alice", Token: func(context.Context) (string, error) { return secret, nil }}}, TokenSource: c}
 	var out []string
 	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
 		out = append(out, fmt.Sprintf(f, c), fmt.Sprintf(f, opts), fmt.Sprintf(f, &opts))

@@ -2,46 +2,36 @@ package unimail
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"strings"
-	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/unimail/unimail/imap"
-	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/internal/safetext"
+	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/pop"
 )
 
 // Options configures Dial. A nil *Options means the zero value.
+//
+// The embedded mailaccess.DialOptions are the connection settings that
+// both drivers share, passed to the driver of the URL's scheme, with two
+// exceptions: an empty Auth.Username, Auth.Password or Auth.Mechanism
+// takes the URL's user, password or ;AUTH= mechanism, and Security is
+// ignored: the scheme decides it (see InsecureCleartext). Prefer
+// Auth.Password to a password in the URL: URLs end up in logs, shell
+// histories and process lists.
 type Options struct {
-	// Auth holds the credentials. An empty Auth.Username takes the user
-	// of the URL. Prefer Auth.Password to a password in the URL: URLs end
-	// up in logs, shell histories and process lists.
-	Auth mailaccess.Auth
-	// TLSConfig replaces the default TLS configuration (system roots,
-	// server name from the URL). It is cloned.
-	TLSConfig *tls.Config
+	mailaccess.DialOptions
 	// InsecureCleartext makes pop3:// and imap:// URLs run without any
 	// TLS, sending the credentials in clear. Only for a server on the same
 	// host or in tests. It has no effect on pop3s:// and imaps://.
 	InsecureCleartext bool
-	// Timeout bounds every network operation (default: the driver's,
-	// 60 s).
-	Timeout time.Duration
-	// MaxMessageSize is a hard limit on one message's size, enforced by
-	// the driver (0: the driver's default).
-	MaxMessageSize int64
-	// Dialer replaces the network dialer (proxies, tests).
-	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TokenSource, when set, makes Dial log in with an OAuth 2.0 access
 	// token from it, through SASL OAUTHBEARER (RFC 7628) or XOAUTH2
 	// (Google, Microsoft): the one Auth.Mechanism or the URL's ;AUTH=
@@ -62,16 +52,12 @@ type Options struct {
 	// The source's Token method takes no context: Dial returns when ctx
 	// ends, but a source that is stuck goes on in the background. Give it
 	// an HTTP client with a timeout (oauth2.HTTPClient in the context of
-	// oauth2.Config.TokenSource). Tokens never appear in errors.
+	// oauth2.Config.TokenSource). A source that fails is
+	// mailaccess.ErrConnection when its endpoint could not be reached,
+	// mailaccess.ErrUnavailable when the endpoint answered with a
+	// temporary failure (5xx, 429, 408), and mailaccess.ErrAuth otherwise
+	// (a refused grant). Tokens never appear in errors.
 	TokenSource oauth2.TokenSource
-	// Logger receives the driver's events (connect, login, each message,
-	// deletions, commit); nil means none. Credentials never appear.
-	Logger *slog.Logger
-	// Trace receives the driver's protocol trace, one line per protocol
-	// line prefixed "C: " or "S: "; nil means none. Passwords, SASL
-	// exchanges and tokens are always redacted, message bodies shown as
-	// their size.
-	Trace io.Writer
 }
 
 // Target is a parsed mail URL.
@@ -203,7 +189,8 @@ func truncate(s string, n int) string {
 // for the URL forms) and returns it as a mailaccess.Mailbox. The TLS rules
 // are the drivers': implicit TLS for pop3s and imaps, STLS/STARTTLS
 // required for pop3 and imap, cleartext only with
-// Options.InsecureCleartext.
+// Options.InsecureCleartext. On any error the Mailbox is nil (a nil
+// interface, not an interface holding a nil pointer).
 func Dial(ctx context.Context, rawURL string, opts *Options) (mailaccess.Mailbox, error) {
 	t, err := ParseURL(rawURL)
 	if err != nil {
@@ -212,7 +199,8 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (mailaccess.Mailbox
 	return DialTarget(ctx, t, opts)
 }
 
-// DialTarget is Dial for an already parsed URL.
+// DialTarget is Dial for an already parsed URL. On any error the Mailbox
+// is nil.
 func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailbox, error) {
 	var o Options
 	if opts != nil {
@@ -233,20 +221,22 @@ func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailb
 		sec = mailaccess.SecurityInsecureCleartext
 	}
 	dial := func(ctx context.Context, auth mailaccess.Auth) (mailaccess.Mailbox, error) {
-		switch t.Protocol() {
-		case "pop3":
-			return pop.Dial(ctx, t.Addr, &pop.Options{
-				Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
-				Dialer: o.Dialer, MaxMessageSize: o.MaxMessageSize,
-				Logger: o.Logger, Trace: o.Trace,
-			})
-		default:
-			return imap.Dial(ctx, t.Addr, &imap.Options{
-				Auth: auth, Security: sec, TLSConfig: o.TLSConfig, Timeout: o.Timeout,
-				Dialer: o.Dialer, Folder: t.Folder,
-				Logger: o.Logger, Trace: o.Trace,
-			})
+		d := o.DialOptions
+		d.Auth, d.Security = auth, sec
+		// A failed driver Dial returns a nil pointer, which must not
+		// become a non-nil interface.
+		if t.Protocol() == "pop3" {
+			mb, err := pop.Dial(ctx, t.Addr, &pop.Options{DialOptions: d})
+			if err != nil {
+				return nil, err
+			}
+			return mb, nil
 		}
+		mb, err := imap.Dial(ctx, t.Addr, &imap.Options{DialOptions: d, Folder: t.Folder})
+		if err != nil {
+			return nil, err
+		}
+		return mb, nil
 	}
 	if o.TokenSource != nil {
 		return dialOAuth(ctx, &o, auth, dial)

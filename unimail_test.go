@@ -105,11 +105,11 @@ func TestDialEveryScheme(t *testing.T) {
 		n    int
 		name string
 	}{
-		{"pop3://alice@" + ps.Addr, unimail.Options{TLSConfig: ps.ClientTLSConfig()}, 1, "pop3://alice@127.0.0.1"},
-		{"pop3s://alice@" + pss.Addr, unimail.Options{TLSConfig: pss.ClientTLSConfig()}, 1, "pop3://alice@127.0.0.1"},
+		{"pop3://alice@" + ps.Addr, unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: ps.ClientTLSConfig()}}, 1, "pop3://alice@127.0.0.1"},
+		{"pop3s://alice@" + pss.Addr, unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: pss.ClientTLSConfig()}}, 1, "pop3://alice@127.0.0.1"},
 		{"pop3://alice@" + ps.Addr, unimail.Options{InsecureCleartext: true}, 1, "pop3://alice@127.0.0.1"},
-		{"imap://alice@" + is.Addr + "/Work", unimail.Options{TLSConfig: is.ClientTLSConfig()}, 2, "imap://alice@127.0.0.1/Work"},
-		{"imaps://alice@" + iss.Addr, unimail.Options{TLSConfig: iss.ClientTLSConfig()}, 1, "imap://alice@127.0.0.1/INBOX"},
+		{"imap://alice@" + is.Addr + "/Work", unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: is.ClientTLSConfig()}}, 2, "imap://alice@127.0.0.1/Work"},
+		{"imaps://alice@" + iss.Addr, unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: iss.ClientTLSConfig()}}, 1, "imap://alice@127.0.0.1/INBOX"},
 		{"imap://alice@" + is.Addr, unimail.Options{InsecureCleartext: true}, 1, "imap://alice@127.0.0.1/INBOX"},
 	}
 	for _, c := range cases {
@@ -130,17 +130,17 @@ func TestDialEveryScheme(t *testing.T) {
 		mb.Close(t.Context())
 	}
 	// Certificates are verified: without the test CA, TLS fails.
-	_, err := unimail.Dial(t.Context(), "imaps://alice@"+iss.Addr, &unimail.Options{Auth: mailaccess.Auth{Password: "pw"}, Timeout: 5 * time.Second})
+	_, err := unimail.Dial(t.Context(), "imaps://alice@"+iss.Addr, &unimail.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Password: "pw"}, Timeout: 5 * time.Second}})
 	if !errors.Is(err, mailaccess.ErrTLS) {
 		t.Errorf("untrusted certificate: %v, want ErrTLS", err)
 	}
-	_, err = unimail.Dial(t.Context(), "pop3s://alice@"+pss.Addr, &unimail.Options{Auth: mailaccess.Auth{Password: "pw"}, Timeout: 5 * time.Second})
+	_, err = unimail.Dial(t.Context(), "pop3s://alice@"+pss.Addr, &unimail.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Password: "pw"}, Timeout: 5 * time.Second}})
 	if !errors.Is(err, mailaccess.ErrTLS) {
 		t.Errorf("untrusted certificate: %v, want ErrTLS", err)
 	}
 	// A URL password works, but a wrong one is an ErrAuth that does not
 	// repeat it.
-	_, err = unimail.Dial(t.Context(), "pop3s://alice:wrong-secret@"+pss.Addr, &unimail.Options{TLSConfig: pss.ClientTLSConfig(), Timeout: 5 * time.Second})
+	_, err = unimail.Dial(t.Context(), "pop3s://alice:wrong-secret@"+pss.Addr, &unimail.Options{DialOptions: mailaccess.DialOptions{TLSConfig: pss.ClientTLSConfig(), Timeout: 5 * time.Second}})
 	if !errors.Is(err, mailaccess.ErrAuth) || strings.Contains(err.Error(), "wrong-secret") {
 		t.Errorf("wrong URL password: %v", err)
 	}
@@ -160,8 +160,13 @@ func TestDialTraceAndLogRedacted(t *testing.T) {
 		var trace, logs bytes.Buffer
 		for _, pw := range []string{secret, secret + "-wrong"} {
 			mb, err := unimail.Dial(t.Context(), c.url, &unimail.Options{
-				Auth: mailaccess.Auth{Password: pw}, TLSConfig: c.tls, Timeout: 5 * time.Second,
-				Trace: &trace, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				DialOptions: mailaccess.DialOptions{
+					Auth:      mailaccess.Auth{Password: pw},
+					TLSConfig: c.tls,
+					Timeout:   5 * time.Second,
+					Trace:     &trace,
+					Logger:    slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				},
 			})
 			if err == nil {
 				mb.List(t.Context())

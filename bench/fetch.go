@@ -141,13 +141,13 @@ func Library(ctx context.Context, t Target, password string, state mailaccess.St
 	var mb mailaccess.Mailbox
 	switch t.Proto {
 	case IMAP:
-		m, err := imap.Dial(ctx, t.Addr, &imap.Options{Auth: auth, TLSConfig: tc, Timeout: t.Timeout})
+		m, err := imap.Dial(ctx, t.Addr, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: auth, TLSConfig: tc, Timeout: t.Timeout}})
 		if err != nil {
 			return Outcome{}, err
 		}
 		mb = m
 	case POP3:
-		m, err := pop.Dial(ctx, t.Addr, &pop.Options{Auth: auth, TLSConfig: tc, Timeout: t.Timeout})
+		m, err := pop.Dial(ctx, t.Addr, &pop.Options{DialOptions: mailaccess.DialOptions{Auth: auth, TLSConfig: tc, Timeout: t.Timeout}})
 		if err != nil {
 			return Outcome{}, err
 		}

@@ -99,7 +99,7 @@ type windowMsg struct {
 func (m *Mailbox) WillOpen(uids ...mailaccess.UID) {
 	q := make([]imap.UID, 0, len(uids))
 	for _, u := range uids {
-		uid, current, err := m.parseUID("imap will open", u)
+		uid, current, err := m.parseUID(opFetch, u)
 		if err == nil && current {
 			q = append(q, uid)
 		}
@@ -302,7 +302,7 @@ func (m *Mailbox) strayError(uid imap.UID) error {
 // end of the window. Messages without a body (a FETCH of flags only, as a
 // server sends for a message another client expunged) are passed over.
 func (m *Mailbox) nextWindowMsg(w *window) (*windowMsg, error) {
-	stop := m.control(fetchOp)
+	stop := m.control()
 	defer stop()
 	for {
 		msg := w.cmd.Next()
@@ -352,7 +352,7 @@ func (m *Mailbox) discardMsg(wm *windowMsg) error {
 			return m.fail(fetchOp, err, nil)
 		}
 	}
-	stop := m.control(fetchOp)
+	stop := m.control()
 	defer stop()
 	for item := wm.msg.Next(); item != nil; item = wm.msg.Next() {
 	}
@@ -365,7 +365,7 @@ func (m *Mailbox) discardMsg(wm *windowMsg) error {
 func (m *Mailbox) endWindow() error {
 	w := m.pf.windows[0]
 	m.pf.windows = m.pf.windows[1:]
-	stop := m.control(fetchOp)
+	stop := m.control()
 	err := w.cmd.Close()
 	stop()
 	var ie *imap.Error

@@ -24,9 +24,11 @@ const (
 // dovecotOptions returns Options for srv over implicit TLS.
 func dovecotOptions(srv *dovecottest.Server) *imap.Options {
 	return &imap.Options{
-		Auth:      mailaccess.Auth{Username: dovecotUser, Password: dovecotPassword},
-		TLSConfig: srv.ClientTLSConfig(),
-		Timeout:   30 * time.Second,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: dovecotUser, Password: dovecotPassword},
+			TLSConfig: srv.ClientTLSConfig(),
+			Timeout:   30 * time.Second,
+		},
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"github.com/unimail/unimail/internal/xoauth2"
 	"io"
 	"net"
 	"net/url"
@@ -17,9 +16,11 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/unimail/unimail/internal/dialopt"
 	"github.com/unimail/unimail/internal/imapconn"
 	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/internal/safetext"
+	"github.com/unimail/unimail/internal/xoauth2"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -32,18 +33,18 @@ import (
 // opts.Timeout each command. User, password and folder are checked for CR,
 // LF and NUL (ErrInvalidArgument) before anything is sent. Errors: ErrTLS
 // (handshake, certificate, STARTTLS refused), ErrAuth (credentials or
-// mechanism refused; the password never appears in the error), ErrNotFound
-// (the folder does not exist), ErrConnection (Temporary: the connection
-// failed or timed out).
+// mechanism refused; the password never appears in the error),
+// ErrUnavailable (a login refused with [UNAVAILABLE]), ErrInUse,
+// ErrNotFound (the folder does not exist), ErrConnection (the connection
+// failed or timed out, or ctx ended). On every error the *Mailbox is nil.
 func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
-	const op = "imap dial"
 	o := opts.withDefaults()
 	if err := checkOptions(&o); err != nil {
 		return nil, err
 	}
 	host, port, err := splitAddr(addr, o.Security)
 	if err != nil {
-		return nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", err)
+		return nil, mailerr.New(opConnect, mailaccess.ErrInvalidArgument, "", err)
 	}
 	m := &Mailbox{
 		opts:        o,
@@ -57,17 +58,10 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		log:         o.Logger.With("mailbox", mailboxName(o.Auth.Username, host, o.Folder)),
 	}
 
-	dctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
-	raw, err := o.Dialer(dctx, "tcp", net.JoinHostPort(host, port))
-	cancel()
+	raw, err := dialopt.Dial(ctx, &o.DialOptions, "imap", net.JoinHostPort(host, port))
 	if err != nil {
-		cause := err
-		if ctx.Err() != nil {
-			cause = context.Cause(ctx)
-		}
-		e := mailerr.New(op, mailaccess.ErrConnection, "", cause)
-		e.Temporary = true
-		return nil, e
+		m.log.Warn("imap dial failed", "err", err)
+		return nil, err
 	}
 	m.conn = imapconn.New(raw)
 	if err := m.open(ctx, host); err != nil {
@@ -81,39 +75,32 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 	return m, nil
 }
 
+// checkOptions checks what Dial was given before anything is sent.
 func checkOptions(o *Options) error {
-	const op = "imap dial"
-	withOp := func(err error) error {
-		var e *mailaccess.Error
-		if errors.As(err, &e) {
-			e.Op = op
-		}
-		return err
-	}
 	if err := o.Auth.Check(); err != nil {
-		return withOp(err)
+		return mailerr.WithOp(opLogin, err)
 	}
 	if err := mailerr.CheckArg("folder", o.Folder); err != nil {
-		return withOp(err)
+		return mailerr.WithOp(opSelect, err)
 	}
 	mech := strings.ToUpper(o.Auth.Mechanism)
 	switch mech {
 	case mailaccess.MechAuto, mailaccess.MechLogin, mailaccess.MechPlain:
 		if o.Auth.Token != nil && mech != mailaccess.MechAuto {
-			return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("a token needs mechanism XOAUTH2 or OAUTHBEARER"))
+			return mailerr.New(opLogin, mailaccess.ErrInvalidArgument, "", errors.New("a token needs mechanism XOAUTH2 or OAUTHBEARER"))
 		}
 	case mailaccess.MechXOAuth2, mailaccess.MechOAuthBearer:
 		if o.Auth.Token == nil {
-			return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("mechanism "+mech+" needs Auth.Token"))
+			return mailerr.New(opLogin, mailaccess.ErrInvalidArgument, "", errors.New("mechanism "+mech+" needs Auth.Token"))
 		}
 	default:
-		return mailerr.New(op, mailaccess.ErrUnsupported, "", errors.New("IMAP has no login mechanism "+safetext.Sanitize(o.Auth.Mechanism)))
+		return mailerr.New(opLogin, mailaccess.ErrUnsupported, "", errors.New("IMAP has no login mechanism "+safetext.Sanitize(o.Auth.Mechanism)))
 	}
 	o.Auth.Mechanism = mech
 	switch o.Security {
 	case mailaccess.SecurityTLS, mailaccess.SecurityStartTLS, mailaccess.SecurityInsecureCleartext:
 	default:
-		return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("unknown Security value"))
+		return mailerr.New(opConnect, mailaccess.ErrInvalidArgument, "", errors.New("unknown Security value"))
 	}
 	return nil
 }
@@ -160,22 +147,22 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 
 	switch o.Security {
 	case mailaccess.SecurityTLS:
-		cfg := tlsConfig(o.TLSConfig, host)
+		cfg := dialopt.TLSConfig(o.TLSConfig, host)
 		if cfg.NextProtos == nil {
 			cfg.NextProtos = []string{"imap"}
 		}
 		tc := tls.Client(m.conn, cfg)
-		g := m.begin(ctx, "imap TLS handshake", boundTotal)
+		g := m.begin(ctx, boundTotal)
 		err := tc.HandshakeContext(ctx)
 		g.end()
 		if err != nil {
-			return m.tlsError("imap TLS handshake", err)
+			return m.tlsError(opTLSHandshake, err)
 		}
 		m.wire = m.newWire(tc)
 		m.client = imapclient.New(m.wire, copts)
 	case mailaccess.SecurityStartTLS:
-		g := m.begin(ctx, "imap STARTTLS", boundTotal)
-		tc, err := m.startTLS(ctx, tlsConfig(o.TLSConfig, host))
+		g := m.begin(ctx, boundTotal)
+		tc, err := m.startTLS(ctx, dialopt.TLSConfig(o.TLSConfig, host))
 		g.end()
 		if err != nil {
 			return err
@@ -190,11 +177,11 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		m.client = imapclient.New(m.wire, copts)
 	}
 
-	g := m.begin(ctx, "imap greeting", boundTotal)
+	g := m.begin(ctx, boundTotal)
 	err := m.client.WaitGreeting()
 	g.end()
 	if err != nil {
-		return m.fail("imap greeting", err, func(*imap.Error) error { return mailaccess.ErrServer })
+		return m.fail(opGreeting, err, func(*imap.Error) error { return mailaccess.ErrServer })
 	}
 	if m.client.State() == imap.ConnStateNotAuthenticated {
 		if err := m.login(ctx); err != nil {
@@ -234,7 +221,7 @@ const maxPreTLSLine = 8 << 10
 // nothing the server sent after its OK is read as cleartext: such bytes
 // go into the handshake, which then fails. The exchange is in the trace.
 func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
-	const op = "imap STARTTLS"
+	const op = opStartTLS
 	w := m.newWire(m.conn)
 	readLine := func() (string, error) {
 		var b []byte
@@ -272,7 +259,7 @@ func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, err
 	case "PREAUTH":
 		return nil, mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server sent PREAUTH on the cleartext connection"))
 	case "BYE":
-		return nil, mailerr.New("imap greeting", mailaccess.ErrServer, m.scrub(text), errors.New("the server refused the connection (BYE)"))
+		return nil, mailerr.New(opGreeting, mailaccess.ErrServer, m.scrub(text), errors.New("the server refused the connection (BYE)"))
 	default:
 		return nil, lost(errors.New("the server's greeting is not an IMAP greeting"))
 	}
@@ -301,7 +288,7 @@ func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, err
 	}
 	tc := tls.Client(m.conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, m.tlsError("imap TLS handshake", err)
+		return nil, m.tlsError(opTLSHandshake, err)
 	}
 	return tc, nil
 }
@@ -315,20 +302,6 @@ func statusOf(line, tag string) (status, text string) {
 	}
 	s, text, _ := strings.Cut(rest, " ")
 	return strings.ToUpper(s), text
-}
-
-// tlsConfig returns a clone of cfg (or a new config) with ServerName set.
-func tlsConfig(cfg *tls.Config, host string) *tls.Config {
-	var c *tls.Config
-	if cfg != nil {
-		c = cfg.Clone()
-	} else {
-		c = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if c.ServerName == "" {
-		c.ServerName = host
-	}
-	return c
 }
 
 // tlsError maps a failure of the TLS handshake or of STARTTLS: a
@@ -361,7 +334,7 @@ func (m *Mailbox) tlsError(op string, err error) error {
 		m.conn.Kill(err)
 		return m.connError(op, err)
 	}
-	if op == "imap TLS handshake" {
+	if op == opTLSHandshake {
 		return mailerr.New(op, mailaccess.ErrTLS, "", transportCause(err))
 	}
 	m.conn.Kill(transportCause(err))
@@ -372,9 +345,9 @@ func (m *Mailbox) tlsError(op string, err error) error {
 // closes the connection (go-imap does not cancel an exchange whose SASL
 // step failed, so the connection may be out of step).
 func (m *Mailbox) login(ctx context.Context) error {
-	const op = "imap login"
+	const op = opLogin
 	a := &m.opts.Auth
-	g := m.begin(ctx, op, boundTotal)
+	g := m.begin(ctx, boundTotal)
 	caps := m.client.Caps()
 	g.end()
 	if caps == nil {
@@ -401,7 +374,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 		if caps.Has(imap.CapLoginDisabled) {
 			return mailerr.New(op, mailaccess.ErrAuth, "", errors.New("the server announces LOGINDISABLED on this connection"))
 		}
-		g := m.begin(ctx, op, boundTotal)
+		g := m.begin(ctx, boundTotal)
 		err := m.client.Login(a.Username, a.Password).Wait()
 		g.end()
 		if err == nil {
@@ -427,7 +400,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 		}
 	}
 
-	g = m.begin(ctx, op, boundTotal)
+	g = m.begin(ctx, boundTotal)
 	err := m.client.Authenticate(sc)
 	g.end()
 	if err == nil {
@@ -451,7 +424,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 func loginKind(ie *imap.Error) error {
 	switch ie.Code {
 	case imap.ResponseCodeUnavailable:
-		return mailaccess.ErrServer
+		return mailaccess.ErrUnavailable
 	case imap.ResponseCodeInUse:
 		return mailaccess.ErrInUse
 	case imap.ResponseCodePrivacyRequired:
@@ -472,8 +445,8 @@ func (m *Mailbox) capsError(op string) error {
 // selectFolder selects the folder read-write and records the
 // capabilities and UIDVALIDITY.
 func (m *Mailbox) selectFolder(ctx context.Context) error {
-	const op = "imap select"
-	g := m.begin(ctx, op, boundTotal)
+	const op = opSelect
+	g := m.begin(ctx, boundTotal)
 	// An explicit CAPABILITY: go-imap forgets the capabilities after login
 	// only after the login command has returned, so Caps could still give
 	// the ones from before login.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/unimail/unimail/internal/imapconn"
+	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -22,9 +22,11 @@ const scriptPassword = "pw-s3cret-42"
 func dialScript(t *testing.T, s *scriptServer, timeout time.Duration) *Mailbox {
 	t.Helper()
 	mb, err := Dial(t.Context(), s.addr, &Options{
-		Auth:     mailaccess.Auth{Username: "alice", Password: scriptPassword},
-		Security: mailaccess.SecurityInsecureCleartext,
-		Timeout:  timeout,
+		DialOptions: mailaccess.DialOptions{
+			Auth:     mailaccess.Auth{Username: "alice", Password: scriptPassword},
+			Security: mailaccess.SecurityInsecureCleartext,
+			Timeout:  timeout,
+		},
 	})
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
@@ -202,7 +204,7 @@ func TestStalledCommandTimesOut(t *testing.T) {
 	if !errors.Is(err, mailaccess.ErrConnection) || !mailaccess.IsTemporary(err) {
 		t.Fatalf("List = %v, want a temporary ErrConnection", err)
 	}
-	var stall *imapconn.StallError
+	var stall *mailerr.TimeoutError
 	if !errors.As(err, &stall) {
 		t.Errorf("List error %v does not carry the stall", err)
 	}
@@ -326,7 +328,7 @@ func TestReadStallTimesOut(t *testing.T) {
 	}
 	var readErr error
 	within(t, 5*time.Second, "stalled Read", func() { _, readErr = io.Copy(io.Discard, r) })
-	var stall *imapconn.StallError
+	var stall *mailerr.TimeoutError
 	if !errors.Is(readErr, mailaccess.ErrConnection) || !errors.As(readErr, &stall) {
 		t.Fatalf("Read = %v, want ErrConnection from a stall", readErr)
 	}
@@ -338,7 +340,7 @@ func TestWaitIdleNeverAcknowledged(t *testing.T) {
 	})
 	mb := dialScript(t, s, 200*time.Millisecond)
 	var err error
-	within(t, 5*time.Second, "Wait", func() { err = mb.Wait(t.Context()) })
+	within(t, 5*time.Second, "Wait", func() { err = mb.Wait(t.Context(), nil) })
 	if !errors.Is(err, mailaccess.ErrConnection) {
 		t.Fatalf("Wait = %v, want ErrConnection", err)
 	}
@@ -371,7 +373,7 @@ func TestWaitWakesOnExists(t *testing.T) {
 	s := idleServer(t, "* 2 EXISTS", true)
 	mb := dialScript(t, s, 5*time.Second)
 	var err error
-	within(t, 5*time.Second, "Wait", func() { err = mb.Wait(t.Context()) })
+	within(t, 5*time.Second, "Wait", func() { err = mb.Wait(t.Context(), nil) })
 	if err != nil {
 		t.Fatalf("Wait = %v", err)
 	}
@@ -386,7 +388,7 @@ func TestWaitCancelSendsDone(t *testing.T) {
 	mb := dialScript(t, s, 5*time.Second)
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
-	err := mb.Wait(ctx)
+	err := mb.Wait(ctx, nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait = %v, want context.DeadlineExceeded", err)
 	}
@@ -405,7 +407,7 @@ func TestWaitDoneNeverAnswered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	var err error
-	within(t, 5*time.Second, "Wait", func() { err = mb.Wait(ctx) })
+	within(t, 5*time.Second, "Wait", func() { err = mb.Wait(ctx, nil) })
 	if !errors.Is(err, mailaccess.ErrConnection) {
 		t.Fatalf("Wait = %v, want ErrConnection", err)
 	}
@@ -436,7 +438,7 @@ func TestWaitRestartsIdle(t *testing.T) {
 	})
 	mb := dialScript(t, s, 5*time.Second)
 	mb.idleRestart = 30 * time.Millisecond
-	if err := mb.Wait(t.Context()); err != nil {
+	if err := mb.Wait(t.Context(), nil); err != nil {
 		t.Fatalf("Wait = %v", err)
 	}
 	mu.Lock()
@@ -449,7 +451,7 @@ func TestWaitRestartsIdle(t *testing.T) {
 func TestWaitWithoutIdleIsUnsupported(t *testing.T) {
 	s := newScriptServer(t, "IMAP4rev1 UIDPLUS", nil)
 	mb := dialScript(t, s, 5*time.Second)
-	if err := mb.Wait(t.Context()); !errors.Is(err, mailaccess.ErrUnsupported) {
+	if err := mb.Wait(t.Context(), nil); !errors.Is(err, mailaccess.ErrUnsupported) {
 		t.Fatalf("Wait = %v, want ErrUnsupported", err)
 	}
 }
@@ -457,8 +459,10 @@ func TestWaitWithoutIdleIsUnsupported(t *testing.T) {
 func TestLoginDisabledRefusedBeforeSending(t *testing.T) {
 	s := newScriptServer(t, "IMAP4rev1 LOGINDISABLED", nil)
 	_, err := Dial(t.Context(), s.addr, &Options{
-		Auth:     mailaccess.Auth{Username: "alice", Password: scriptPassword},
-		Security: mailaccess.SecurityInsecureCleartext,
+		DialOptions: mailaccess.DialOptions{
+			Auth:     mailaccess.Auth{Username: "alice", Password: scriptPassword},
+			Security: mailaccess.SecurityInsecureCleartext,
+		},
 	})
 	if !errors.Is(err, mailaccess.ErrAuth) {
 		t.Fatalf("Dial = %v, want ErrAuth", err)
@@ -479,8 +483,10 @@ func TestServerEchoingPasswordIsScrubbed(t *testing.T) {
 		return true
 	})
 	_, err := Dial(t.Context(), s.addr, &Options{
-		Auth:     mailaccess.Auth{Username: "alice", Password: scriptPassword},
-		Security: mailaccess.SecurityInsecureCleartext,
+		DialOptions: mailaccess.DialOptions{
+			Auth:     mailaccess.Auth{Username: "alice", Password: scriptPassword},
+			Security: mailaccess.SecurityInsecureCleartext,
+		},
 	})
 	if !errors.Is(err, mailaccess.ErrAuth) {
 		t.Fatalf("Dial = %v, want ErrAuth", err)
@@ -581,7 +587,7 @@ func TestAbortFromAnotherGoroutineDuringWait(t *testing.T) {
 	s := idleServer(t, "", true)
 	mb := dialScript(t, s, 5*time.Second)
 	errc := make(chan error, 1)
-	go func() { errc <- mb.Wait(t.Context()) }()
+	go func() { errc <- mb.Wait(t.Context(), nil) }()
 	// Wait until IDLE is running, then pull the plug from here.
 	for !idling(s) {
 		time.Sleep(5 * time.Millisecond)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -16,45 +15,35 @@ import (
 	"github.com/unimail/unimail/mailaccess"
 )
 
-// statusError is the cause attached to errors built from a tagged NO or
-// BAD: the status and the response code, without the server's text (which
-// is in mailaccess.Error.Text, sanitized).
-type statusError struct {
-	typ  imap.StatusResponseType
-	code imap.ResponseCode
-}
-
-func (e *statusError) Error() string {
-	if e.code == "" {
-		return "imap " + string(e.typ)
-	}
-	return "imap " + string(e.typ) + " [" + string(e.code) + "]"
-}
-
-// timeoutError is the reason recorded when an operation exceeds its bound.
-type timeoutError struct {
-	op    string
-	after time.Duration
-}
-
-func (e *timeoutError) Error() string {
-	return e.op + ": no answer within " + e.after.String()
-}
-
-func (e *timeoutError) Timeout() bool { return true }
+// The operations of this driver's errors: "imap " and the step's name
+// (see internal/mailerr).
+const (
+	opConnect      = "imap " + mailerr.OpConnect
+	opGreeting     = "imap " + mailerr.OpGreeting
+	opCapabilities = "imap " + mailerr.OpCapabilities
+	opStartTLS     = "imap " + mailerr.OpStartTLS
+	opTLSHandshake = "imap " + mailerr.OpTLSHandshake
+	opLogin        = "imap " + mailerr.OpLogin
+	opSelect       = "imap " + mailerr.OpSelect
+	opList         = "imap " + mailerr.OpList
+	opFetch        = "imap " + mailerr.OpFetch
+	opDelete       = "imap " + mailerr.OpDelete
+	opMove         = "imap " + mailerr.OpMove
+	opCommit       = "imap " + mailerr.OpCommit
+	opIdle         = "imap " + mailerr.OpIdle
+	opListFolders  = "imap " + mailerr.OpListFolders
+	opLogout       = "imap " + mailerr.OpLogout
+)
 
 // errSessionClosed is returned by calls on a Mailbox after Close or Abort.
 var errSessionClosed = errors.New("the session is closed")
 
 // serverError converts a tagged NO or BAD into a *mailaccess.Error of the
-// given kind; the server's text is sanitized and scrubbed of secrets.
+// given kind. The server's text, with its response code in front
+// ("[UNAVAILABLE] try later"), sanitized and scrubbed of secrets, is the
+// error's Text, and only there.
 func (m *Mailbox) serverError(op string, kind error, ie *imap.Error) *mailaccess.Error {
-	e := mailerr.New(op, kind, m.scrub(ie.Text), &statusError{typ: ie.Type, code: ie.Code})
-	switch ie.Code {
-	case imap.ResponseCodeUnavailable, imap.ResponseCodeInUse:
-		e.Temporary = true
-	}
-	return e
+	return mailerr.New(op, kind, m.scrub(mailerr.ServerText(string(ie.Code), ie.Text)), nil)
 }
 
 // classify maps a tagged NO or BAD of an ordinary command to a kind.
@@ -62,6 +51,8 @@ func classify(ie *imap.Error) error {
 	switch ie.Code {
 	case imap.ResponseCodeInUse:
 		return mailaccess.ErrInUse
+	case imap.ResponseCodeUnavailable:
+		return mailaccess.ErrUnavailable
 	case imap.ResponseCodeNonExistent:
 		return mailaccess.ErrNotFound
 	case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired:
@@ -89,8 +80,9 @@ func (m *Mailbox) scrub(s string) string {
 // fail converts an error returned by the client during operation op into
 // a *mailaccess.Error. A tagged NO or BAD becomes kind(ie) and leaves the
 // session usable; anything else means the connection is lost: the session
-// is marked dead and the error is ErrConnection (Temporary), with the
-// cancellation or timeout as the cause when that is what killed it.
+// is marked dead and the error is ErrConnection, with the end of the
+// caller's context or the library's timeout as the cause when that is
+// what killed it.
 func (m *Mailbox) fail(op string, err error, kind func(*imap.Error) error) error {
 	if err == nil {
 		return nil
@@ -121,64 +113,34 @@ func (m *Mailbox) fail(op string, err error, kind func(*imap.Error) error) error
 	return m.connError(op, m.conn.Reason())
 }
 
-// connError is the error for a lost connection: ErrConnection
-// (Temporary), or ErrProtocol when the server broke the protocol (which
-// also matches ErrConnection: the session is gone).
+// connError is the error for a lost connection: ErrConnection, or
+// ErrProtocol when the server broke the protocol (which also matches
+// ErrConnection: the session is gone).
 func (m *Mailbox) connError(op string, reason error) *mailaccess.Error {
 	if isViolation(reason) {
 		return m.violationError(op, reason)
 	}
-	e := mailerr.New(op, mailaccess.ErrConnection, "", reason)
-	e.Temporary = true
-	return e
+	return mailerr.New(op, mailaccess.ErrConnection, "", reason)
 }
 
-// transportCause keeps errors that callers may match (EOF, network errors,
-// context errors) and turns anything else (go-imap's parse errors, which
-// may quote server bytes) into a sanitized copy.
+// ctxError is the error of a call whose context had ended before it
+// began: ErrConnection with the context's error; the session is untouched.
+func ctxError(op string, ctx context.Context) *mailaccess.Error {
+	return mailerr.New(op, mailaccess.ErrConnection, "", mailerr.ContextErr(ctx))
+}
+
+// transportCause keeps errors that callers may match (network errors,
+// context errors) and turns the end of the stream into
+// mailerr.ErrServerClosed and anything else (go-imap's parse errors,
+// which may quote server bytes) into a sanitized copy.
 func transportCause(err error) error {
 	var ne net.Error
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return mailerr.ErrServerClosed
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &ne):
 		return err
 	}
 	return errors.New(safetext.Sanitize(err.Error()))
-}
-
-// kindCause keeps a former kind matchable (errors.Is) when an error is
-// recast to another kind.
-type kindCause struct {
-	kind error
-	err  error
-}
-
-func (c *kindCause) Error() string {
-	if c.err == nil {
-		return c.kind.Error()
-	}
-	return c.kind.Error() + ": " + c.err.Error()
-}
-
-func (c *kindCause) Unwrap() []error {
-	if c.err == nil {
-		return []error{c.kind}
-	}
-	return []error{c.kind, c.err}
-}
-
-// recast returns err as a *mailaccess.Error of kind, keeping its op, text
-// and temporariness; its former kind and cause stay matchable. extra, when
-// not nil, is added in front of the cause.
-func recast(err error, kind error, extra error) *mailaccess.Error {
-	var e *mailaccess.Error
-	if !errors.As(err, &e) {
-		e = &mailaccess.Error{Kind: mailaccess.ErrConnection, Err: err, Temporary: true}
-	}
-	var cause error = &kindCause{kind: e.Kind, err: e.Err}
-	if extra != nil {
-		cause = &kindCause{kind: extra, err: cause}
-	}
-	return &mailaccess.Error{Op: e.Op, Kind: kind, Text: e.Text, Err: cause, Temporary: e.Temporary}
 }

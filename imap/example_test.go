@@ -23,10 +23,10 @@ func Example() {
 	defer srv.Close()
 
 	ctx := context.Background()
-	mb, err := imap.Dial(ctx, srv.Addr, &imap.Options{
+	mb, err := imap.Dial(ctx, srv.Addr, &imap.Options{DialOptions: mailaccess.DialOptions{
 		Auth:      mailaccess.Auth{Username: "alice", Password: "secret"},
 		TLSConfig: srv.ClientTLSConfig(), // trusts the test certificate
-	})
+	}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -50,7 +50,7 @@ var errReaderClosed = errors.New("imap: read after Close")
 // the FETCH with OK; in a batch, after the message's FETCH response
 // ended (the batch's tagged status is read with the next message).
 func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, error) {
-	const op = "imap fetch"
+	const op = fetchOp
 	if err := m.ready(ctx, op); err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 	m.mu.Lock()
 	m.reader = r
 	m.mu.Unlock()
-	r.g = m.begin(ctx, op, boundStall)
+	r.g = m.begin(ctx, boundStall)
 	m.pf.mu.Lock()
 	batched, err := m.openBatched(r)
 	m.pf.mu.Unlock()
@@ -110,7 +110,7 @@ type messageReader struct {
 	err    error              // sticky: io.EOF or the failure
 }
 
-const fetchOp = "imap fetch"
+const fetchOp = opFetch
 
 // start sends the FETCH of the chunk at r.offset and waits for its body
 // literal.
@@ -121,7 +121,7 @@ func (r *messageReader) start() error {
 		section.Partial = &imap.SectionPartial{Offset: r.offset, Size: m.opts.ChunkSize}
 	}
 	strays := m.strays.Load()
-	stop := m.control(fetchOp)
+	stop := m.control()
 	defer stop()
 	cmd := m.client.Fetch(imap.UIDSetNum(r.uid), &imap.FetchOptions{
 		UID:         true,
@@ -214,7 +214,7 @@ func (emptyLiteral) Size() int64              { return 0 }
 // response ends at its closing parenthesis, and the window's tagged status
 // is read by the next Open (or by the next command).
 func (r *messageReader) finishCmd() error {
-	stop := r.m.control(fetchOp)
+	stop := r.m.control()
 	defer stop()
 	for item := r.msg.Next(); item != nil; item = r.msg.Next() {
 	}
@@ -272,7 +272,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		if r.ctx.Err() != nil {
 			// The connection was killed when ctx ended; what go-imap had
 			// buffered is not delivered either.
-			r.m.conn.Kill(context.Cause(r.ctx))
+			r.m.conn.Kill(mailerr.ContextErr(r.ctx))
 			r.drop()
 			r.release(r.m.connError(fetchOp, r.m.conn.Reason()))
 			continue
@@ -336,7 +336,7 @@ func (r *messageReader) Close() error {
 
 // finish closes the reader on behalf of Mailbox.Close, bounded by ctx too.
 func (r *messageReader) finish(ctx context.Context) {
-	stop := context.AfterFunc(ctx, func() { r.m.conn.Kill(context.Cause(ctx)) })
+	stop := context.AfterFunc(ctx, func() { r.m.conn.Kill(mailerr.ContextErr(ctx)) })
 	defer stop()
 	r.Close()
 }

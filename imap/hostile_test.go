@@ -86,9 +86,11 @@ func noLeak(t *testing.T, maxAlloc uint64, f func()) {
 
 func dialOpts(timeout time.Duration, sec mailaccess.Security) *Options {
 	return &Options{
-		Auth:     mailaccess.Auth{Username: "alice", Password: scriptPassword},
-		Security: sec,
-		Timeout:  timeout,
+		DialOptions: mailaccess.DialOptions{
+			Auth:     mailaccess.Auth{Username: "alice", Password: scriptPassword},
+			Security: sec,
+			Timeout:  timeout,
+		},
 	}
 }
 

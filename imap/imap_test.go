@@ -35,10 +35,12 @@ func newServer(t *testing.T, cfg *imaptest.Config) *imaptest.Server {
 // options returns Options for s over STARTTLS with verification.
 func options(s *imaptest.Server) *imap.Options {
 	return &imap.Options{
-		Auth:      mailaccess.Auth{Username: user, Password: password},
-		Security:  mailaccess.SecurityStartTLS,
-		TLSConfig: s.ClientTLSConfig(),
-		Timeout:   10 * time.Second,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: user, Password: password},
+			Security:  mailaccess.SecurityStartTLS,
+			TLSConfig: s.ClientTLSConfig(),
+			Timeout:   10 * time.Second,
+		},
 	}
 }
 
@@ -107,8 +109,10 @@ func TestImplicitTLSVerified(t *testing.T) {
 	cfg := s.ClientTLSConfig()
 	cfg.ServerName = "" // filled in from the address
 	mb := dial(t, s, &imap.Options{
-		Auth:      mailaccess.Auth{Username: user, Password: password},
-		TLSConfig: cfg,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: user, Password: password},
+			TLSConfig: cfg,
+		},
 	})
 	list, err := mb.List(t.Context())
 	if err != nil || len(list) != 1 {
@@ -120,7 +124,9 @@ func TestImplicitTLSVerified(t *testing.T) {
 
 	// The system roots do not know the test certificate.
 	_, err = imap.Dial(t.Context(), s.Addr, &imap.Options{
-		Auth: mailaccess.Auth{Username: user, Password: password},
+		DialOptions: mailaccess.DialOptions{
+			Auth: mailaccess.Auth{Username: user, Password: password},
+		},
 	})
 	if !errors.Is(err, mailaccess.ErrTLS) {
 		t.Fatalf("Dial with system roots = %v, want ErrTLS", err)
@@ -129,8 +135,10 @@ func TestImplicitTLSVerified(t *testing.T) {
 	cfg = s.ClientTLSConfig()
 	cfg.ServerName = "mail.example.com"
 	_, err = imap.Dial(t.Context(), s.Addr, &imap.Options{
-		Auth:      mailaccess.Auth{Username: user, Password: password},
-		TLSConfig: cfg,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: user, Password: password},
+			TLSConfig: cfg,
+		},
 	})
 	if !errors.Is(err, mailaccess.ErrTLS) {
 		t.Fatalf("Dial with a wrong server name = %v, want ErrTLS", err)
@@ -138,9 +146,11 @@ func TestImplicitTLSVerified(t *testing.T) {
 	// A TLS client on a cleartext port fails the handshake.
 	plain := newServer(t, nil)
 	_, err = imap.Dial(t.Context(), plain.Addr, &imap.Options{
-		Auth:      mailaccess.Auth{Username: user, Password: password},
-		TLSConfig: plain.ClientTLSConfig(),
-		Timeout:   2 * time.Second,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: user, Password: password},
+			TLSConfig: plain.ClientTLSConfig(),
+			Timeout:   2 * time.Second,
+		},
 	})
 	if !errors.Is(err, mailaccess.ErrTLS) && !errors.Is(err, mailaccess.ErrConnection) {
 		t.Fatalf("Dial TLS to a cleartext port = %v, want ErrTLS or ErrConnection", err)
@@ -237,9 +247,9 @@ func TestOAuth(t *testing.T) {
 	}
 }
 
-// TestTokenSourceFails: the token source's failure is ErrAuth, temporary
-// exactly when the source's error is, and no command is sent with a bad
-// token.
+// TestTokenSourceFails: the token source's failure is ErrAuth, or the
+// kind of the source's own *mailaccess.Error (temporary exactly when that
+// is), and no command is sent with a bad token.
 func TestTokenSourceFails(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -249,8 +259,11 @@ func TestTokenSourceFails(t *testing.T) {
 	}{
 		{"permanent", func(context.Context) (string, error) { return "", errors.New("refresh token revoked") }, mailaccess.ErrAuth, false},
 		{"temporary", func(context.Context) (string, error) {
-			return "", &mailaccess.Error{Kind: mailaccess.ErrConnection, Err: errors.New("token endpoint unreachable"), Temporary: true}
-		}, mailaccess.ErrAuth, true},
+			return "", &mailaccess.Error{Kind: mailaccess.ErrConnection, Err: errors.New("token endpoint unreachable")}
+		}, mailaccess.ErrConnection, true},
+		{"unavailable", func(context.Context) (string, error) {
+			return "", &mailaccess.Error{Kind: mailaccess.ErrUnavailable, Err: errors.New("token endpoint busy")}
+		}, mailaccess.ErrUnavailable, true},
 		{"empty", func(context.Context) (string, error) { return "", nil }, mailaccess.ErrAuth, false},
 		{"control characters", func(context.Context) (string, error) { return "tok\r\nA1 LOGOUT", nil }, mailaccess.ErrInvalidArgument, false},
 	} {
@@ -292,8 +305,8 @@ func TestInvalidArgumentsRefusedBeforeSending(t *testing.T) {
 	for _, o := range []*imap.Options{
 		{Folder: "INBOX\r\nA1 DELETE INBOX"},
 		{Folder: "IN\x00BOX"},
-		{Auth: mailaccess.Auth{Username: "alice\r\nA1 LOGOUT", Password: password}},
-		{Auth: mailaccess.Auth{Username: user, Password: "pw\nA1 LOGOUT"}},
+		{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: "alice\r\nA1 LOGOUT", Password: password}}},
+		{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: "pw\nA1 LOGOUT"}}},
 	} {
 		full := options(s)
 		if o.Folder != "" {
@@ -848,7 +861,7 @@ func TestWaitWakesOnAppend(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := mb.Wait(ctx); err != nil {
+	if err := mb.Wait(ctx, nil); err != nil {
 		t.Fatalf("Wait = %v", err)
 	}
 	list, err := mb.List(t.Context())
@@ -863,7 +876,7 @@ func TestWaitWakesOnAppend(t *testing.T) {
 func TestWaitUnsupported(t *testing.T) {
 	s := newServer(t, &imaptest.Config{NoIdle: true})
 	mb := dial(t, s, nil)
-	if err := mb.Wait(t.Context()); !errors.Is(err, mailaccess.ErrUnsupported) {
+	if err := mb.Wait(t.Context(), nil); !errors.Is(err, mailaccess.ErrUnsupported) {
 		t.Fatalf("Wait = %v, want ErrUnsupported", err)
 	}
 }
@@ -943,7 +956,7 @@ func TestDialFailures(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	_, err = imap.Dial(t.Context(), addr, &imap.Options{Auth: mailaccess.Auth{Username: user, Password: password}})
+	_, err = imap.Dial(t.Context(), addr, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: password}}})
 	if !errors.Is(err, mailaccess.ErrConnection) || !mailaccess.IsTemporary(err) {
 		t.Fatalf("Dial to a closed port = %v, want a temporary ErrConnection", err)
 	}
@@ -965,9 +978,11 @@ func TestDialFailures(t *testing.T) {
 	}()
 	start := time.Now()
 	_, err = imap.Dial(t.Context(), ln.Addr().String(), &imap.Options{
-		Auth:     mailaccess.Auth{Username: user, Password: password},
-		Security: mailaccess.SecurityInsecureCleartext,
-		Timeout:  200 * time.Millisecond,
+		DialOptions: mailaccess.DialOptions{
+			Auth:     mailaccess.Auth{Username: user, Password: password},
+			Security: mailaccess.SecurityInsecureCleartext,
+			Timeout:  200 * time.Millisecond,
+		},
 	})
 	if !errors.Is(err, mailaccess.ErrConnection) || time.Since(start) > 5*time.Second {
 		t.Fatalf("Dial to a silent server = %v after %v, want ErrConnection within the timeout", err, time.Since(start))
@@ -976,17 +991,17 @@ func TestDialFailures(t *testing.T) {
 	// A cancelled context.
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err = imap.Dial(ctx, ln.Addr().String(), &imap.Options{Auth: mailaccess.Auth{Username: user, Password: password}})
+	_, err = imap.Dial(ctx, ln.Addr().String(), &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: password}}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Dial with a cancelled context = %v, want context.Canceled", err)
 	}
 
 	// Mechanisms that IMAP does not have.
-	_, err = imap.Dial(t.Context(), "127.0.0.1:1", &imap.Options{Auth: mailaccess.Auth{Username: user, Password: password, Mechanism: "APOP"}})
+	_, err = imap.Dial(t.Context(), "127.0.0.1:1", &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: password, Mechanism: "APOP"}}})
 	if !errors.Is(err, mailaccess.ErrUnsupported) {
 		t.Fatalf("Dial with APOP = %v, want ErrUnsupported", err)
 	}
-	_, err = imap.Dial(t.Context(), "127.0.0.1:1", &imap.Options{Auth: mailaccess.Auth{Username: user, Mechanism: "XOAUTH2"}})
+	_, err = imap.Dial(t.Context(), "127.0.0.1:1", &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Mechanism: "XOAUTH2"}}})
 	if !errors.Is(err, mailaccess.ErrInvalidArgument) {
 		t.Fatalf("Dial with XOAUTH2 and no token = %v, want ErrInvalidArgument", err)
 	}
@@ -1055,7 +1070,7 @@ func TestTLSConfigNotModified(t *testing.T) {
 	s.AddUser(user, password)
 	cfg := s.ClientTLSConfig()
 	cfg.ServerName = ""
-	mb := dial(t, s, &imap.Options{Auth: mailaccess.Auth{Username: user, Password: password}, TLSConfig: cfg})
+	mb := dial(t, s, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: password}, TLSConfig: cfg}})
 	mb.Abort()
 	if cfg.ServerName != "" || cfg.NextProtos != nil {
 		t.Fatalf("the caller's tls.Config was modified: %q %v", cfg.ServerName, cfg.NextProtos)

@@ -118,7 +118,7 @@ func TestListAfterStaleUIDNext(t *testing.T) {
 	s.Append(user, "INBOX", message(2, 100))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	if err := mb.Wait(ctx); err != nil {
+	if err := mb.Wait(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := mb.ListAfter(t.Context(), list[0].UID)

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/unimail/unimail/internal/dialopt"
 	"github.com/unimail/unimail/internal/imapconn"
 	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/internal/safetext"
@@ -100,15 +101,17 @@ type guard struct {
 	stall bool
 }
 
-func (m *Mailbox) begin(ctx context.Context, op string, b bound) *guard {
+// begin starts the guard of one operation: ctx, and Options.Timeout as b
+// says. A negative Options.Timeout leaves ctx as the only bound.
+func (m *Mailbox) begin(ctx context.Context, b bound) *guard {
 	g := &guard{m: m}
-	g.stop = context.AfterFunc(ctx, func() { m.conn.Kill(context.Cause(ctx)) })
-	switch b {
-	case boundTotal:
-		d := m.opts.Timeout
-		g.timer = time.AfterFunc(d, func() { m.conn.Kill(&timeoutError{op: op, after: d}) })
-	case boundStall:
-		m.conn.Watch(m.opts.Timeout)
+	g.stop = context.AfterFunc(ctx, func() { m.conn.Kill(mailerr.ContextErr(ctx)) })
+	switch d := m.opts.Timeout; {
+	case d <= 0:
+	case b == boundTotal:
+		g.timer = time.AfterFunc(d, func() { m.conn.Kill(&mailerr.TimeoutError{After: d}) })
+	case b == boundStall:
+		m.conn.Watch(d)
 		g.stall = true
 	}
 	return g
@@ -128,7 +131,7 @@ func (m *Mailbox) settleOp(ctx context.Context, op string, end bool) error {
 		}
 		return nil
 	}
-	g := m.begin(ctx, op, boundStall)
+	g := m.begin(ctx, boundStall)
 	defer g.end()
 	return m.settleFor(end)
 }
@@ -138,9 +141,12 @@ func (m *Mailbox) settleOp(ctx context.Context, op string, end bool) error {
 // Options.Timeout in total, however slowly bytes trickle in; it returns
 // the function that ends the bound. Message literals are bounded by the
 // stall watchdog of the operation's guard instead.
-func (m *Mailbox) control(op string) (stop func()) {
+func (m *Mailbox) control() (stop func()) {
 	d := m.opts.Timeout
-	t := time.AfterFunc(d, func() { m.conn.Kill(&timeoutError{op: op, after: d}) })
+	if d <= 0 {
+		return func() {}
+	}
+	t := time.AfterFunc(d, func() { m.conn.Kill(&mailerr.TimeoutError{After: d}) })
 	return func() { t.Stop() }
 }
 
@@ -156,7 +162,8 @@ func (g *guard) end() {
 
 // ready returns an error when the session cannot run op: it was closed,
 // its connection was lost, a reader of Open is still open, or ctx has
-// already ended (then ctx's error, and the session stays usable).
+// already ended (then ErrConnection with ctx's error, and the session
+// stays usable).
 func (m *Mailbox) ready(ctx context.Context, op string) error {
 	m.mu.Lock()
 	closed, reading := m.closed, m.reader != nil
@@ -170,7 +177,10 @@ func (m *Mailbox) ready(ctx context.Context, op string) error {
 	if reading {
 		return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("the reader returned by Open must be closed first"))
 	}
-	return ctx.Err()
+	if ctx.Err() != nil {
+		return ctxError(op, ctx)
+	}
+	return nil
 }
 
 // Name returns "imap://user@host/folder": the user escaped as URL userinfo,
@@ -251,7 +261,7 @@ func (m *Mailbox) signal() {
 // twice Options.Timeout plus one millisecond per message that the folder
 // holds (so a server that trickles bytes cannot stretch it for ever).
 func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
-	const op = "imap list"
+	const op = opList
 	if err := m.ready(ctx, op); err != nil {
 		return nil, m.warn(op, err)
 	}
@@ -275,7 +285,7 @@ func (m *Mailbox) List(ctx context.Context) ([]mailaccess.MessageInfo, error) {
 // reported up to its last answer: a message that arrives after that is
 // listed by a later call.
 func (m *Mailbox) ListAfter(ctx context.Context, after mailaccess.UID) ([]mailaccess.MessageInfo, error) {
-	const op = "imap list after"
+	const op = opList
 	if err := m.ready(ctx, op); err != nil {
 		return nil, m.warn(op, err)
 	}
@@ -329,12 +339,14 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 	default:
 	}
 	m.arrivals.Store(false)
-	g := m.begin(ctx, op, boundStall)
+	g := m.begin(ctx, boundStall)
 	defer g.end()
 	n, _ := m.numMessages()
-	total := 2*m.opts.Timeout + time.Duration(n)*time.Millisecond
-	limit := time.AfterFunc(total, func() { m.conn.Kill(&timeoutError{op: op, after: total}) })
-	defer limit.Stop()
+	if m.opts.Timeout > 0 {
+		total := 2*m.opts.Timeout + time.Duration(n)*time.Millisecond
+		limit := time.AfterFunc(total, func() { m.conn.Kill(&mailerr.TimeoutError{After: total}) })
+		defer limit.Stop()
+	}
 
 	// Always asked, even when the count of messages says the folder is
 	// empty: that count comes from EXISTS and EXPUNGE responses, which
@@ -445,7 +457,7 @@ func (m *Mailbox) numMessages() (n uint32, ok bool) {
 // another UIDVALIDITY name messages that are no longer in the folder and
 // are ignored. A malformed UID is ErrInvalidArgument and marks nothing.
 func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
-	const op = "imap delete"
+	const op = opDelete
 	m.mu.Lock()
 	closed := m.closed
 	m.mu.Unlock()
@@ -455,8 +467,8 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
 	if reason := m.conn.Reason(); reason != nil {
 		return m.connError(op, reason)
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return ctxError(op, ctx)
 	}
 	add := make([]imap.UID, 0, len(uids))
 	for _, u := range uids {
@@ -484,12 +496,18 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
 // saying that the messages were flagged but not expunged (a plain EXPUNGE
 // or CLOSE is never sent).
 //
-// Errors: ErrCommitFailed when the server refused STORE or UID EXPUNGE, or
-// the connection failed before UID EXPUNGE was sent (nothing was
-// expunged); ErrCommitUnknown when the connection failed after UID EXPUNGE
-// was sent. LOGOUT errors are ignored. The session ends in every case.
+// Errors (of the operation "imap commit"): ErrCommitFailed when the server
+// refused STORE or UID EXPUNGE, or the connection failed before UID
+// EXPUNGE was sent (nothing was expunged); ErrCommitUnknown when the
+// connection failed after UID EXPUNGE was sent. LOGOUT errors are
+// ignored. The session ends in every case. Close on a nil *Mailbox (what
+// Dial returns with an error) returns an error matching
+// ErrInvalidArgument.
 func (m *Mailbox) Close(ctx context.Context) error {
-	const op = "imap close"
+	const op = opCommit
+	if m == nil {
+		return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("nil *imap.Mailbox: there is no session (did Dial fail?)"))
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -516,7 +534,7 @@ func (m *Mailbox) Close(ctx context.Context) error {
 		m.log.Info("imap commit", "expunged", n)
 	}
 	if m.conn.Reason() == nil && ctx.Err() == nil {
-		g := m.begin(ctx, "imap logout", boundTotal)
+		g := m.begin(ctx, boundTotal)
 		_ = m.client.Logout().Wait()
 		g.end()
 	}
@@ -537,22 +555,22 @@ func (m *Mailbox) commit(ctx context.Context, op string) error {
 	n := strconv.Itoa(len(uids))
 
 	notCommitted := func(err error) error {
-		return recast(err, mailaccess.ErrCommitFailed, nil)
+		return mailerr.Recast(err, mailaccess.ErrCommitFailed, nil)
 	}
 	if reason := m.conn.Reason(); reason != nil {
 		return notCommitted(m.connError(op, reason))
 	}
-	if err := ctx.Err(); err != nil {
-		return notCommitted(mailerr.New(op, mailaccess.ErrConnection, "", context.Cause(ctx)))
+	if ctx.Err() != nil {
+		return notCommitted(ctxError(op, ctx))
 	}
 
-	g := m.begin(ctx, op, boundTotal)
+	g := m.begin(ctx, boundTotal)
 	err := m.client.Store(set, &imap.StoreFlags{
 		Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted},
 	}, nil).Close()
 	g.end()
 	if err != nil {
-		return notCommitted(m.fail(op+" (UID STORE)", err, nil))
+		return notCommitted(m.fail(op, err, nil))
 	}
 
 	if !m.caps.Has(imap.CapUIDPlus) {
@@ -560,13 +578,13 @@ func (m *Mailbox) commit(ctx context.Context, op string) error {
 			errors.New(n+" message(s) flagged \\Deleted but not expunged: the server has no UIDPLUS, so UID EXPUNGE is impossible and a plain EXPUNGE would also remove other clients' messages"))
 	}
 
-	g = m.begin(ctx, op, boundTotal)
+	g = m.begin(ctx, boundTotal)
 	err = m.client.UIDExpunge(set).Close()
 	g.end()
 	if err != nil {
-		e := m.fail(op+" (UID EXPUNGE)", err, nil)
+		e := m.fail(op, err, nil)
 		if errors.Is(e, mailaccess.ErrConnection) {
-			return recast(e, mailaccess.ErrCommitUnknown, nil)
+			return mailerr.Recast(e, mailaccess.ErrCommitUnknown, nil)
 		}
 		return notCommitted(e)
 	}
@@ -577,8 +595,12 @@ func (m *Mailbox) commit(ctx context.Context, op string) error {
 // Abort ends the session at once: the connection is closed without
 // EXPUNGE or LOGOUT, so the deletion marks (which never left this process)
 // are dropped. It is safe to call at any time, from any goroutine, and
-// more than once; it always returns nil.
+// more than once, also on a nil *Mailbox (what Dial returns with an
+// error); it always returns nil.
 func (m *Mailbox) Abort() error {
+	if m == nil {
+		return nil
+	}
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
@@ -598,7 +620,11 @@ func (m *Mailbox) shutdown() {
 		r.abort()
 	}
 	m.releaseWindows()
-	t := time.NewTimer(m.opts.Timeout)
+	d := m.opts.Timeout
+	if d <= 0 {
+		d = dialopt.DefaultTimeout
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-m.client.Closed():

@@ -30,7 +30,7 @@ import (
 // Fetcher's next run only removes them here); ErrInvalidArgument for a folder holding CR, LF or NUL or a
 // malformed UID.
 func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UID) (err error) {
-	const op = "imap move"
+	const op = opMove
 	defer func() {
 		if err != nil {
 			m.log.Warn("imap move failed", "folder", folder, "messages", len(uids), "err", err)
@@ -39,11 +39,7 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 		}
 	}()
 	if err := mailerr.CheckArg("folder", folder); err != nil {
-		var e *mailaccess.Error
-		if errors.As(err, &e) {
-			e.Op = op
-		}
-		return err
+		return mailerr.WithOp(op, err)
 	}
 	if err := m.ready(ctx, op); err != nil {
 		return err
@@ -72,7 +68,7 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 		return mailerr.New(op, mailaccess.ErrUnsupported, "", errors.New("the server has neither MOVE nor UIDPLUS, so messages cannot be moved without touching other clients' messages"))
 	}
 
-	g := m.begin(ctx, op, boundTotal)
+	g := m.begin(ctx, boundTotal)
 	defer g.end()
 
 	if hasMove {
@@ -86,7 +82,7 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 			_, err := m.client.Move(set, folder).Wait()
 			return err
 		})
-		return m.moveError(op, "UID MOVE", err, false)
+		return m.moveError(op, err, false)
 	}
 
 	err = m.withTryCreate(folder, func() error {
@@ -94,7 +90,7 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 		return err
 	})
 	if err != nil {
-		return m.moveError(op, "UID COPY", err, false)
+		return m.moveError(op, err, false)
 	}
 	err = m.client.Store(set, &imap.StoreFlags{
 		Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted},
@@ -102,7 +98,7 @@ func (m *Mailbox) Move(ctx context.Context, folder string, uids ...mailaccess.UI
 	if err == nil {
 		err = m.client.UIDExpunge(set).Close()
 	}
-	return m.moveError(op, "UID STORE/UID EXPUNGE", err, true)
+	return m.moveError(op, err, true)
 }
 
 // withTryCreate runs cmd; when the server answers [TRYCREATE], it creates
@@ -123,11 +119,11 @@ func (m *Mailbox) withTryCreate(folder string, cmd func() error) error {
 
 // moveError maps a failure of a move step. copied says that the messages
 // were already copied to the target folder.
-func (m *Mailbox) moveError(op, step string, err error, copied bool) error {
+func (m *Mailbox) moveError(op string, err error, copied bool) error {
 	if err == nil {
 		return nil
 	}
-	e := m.fail(op+" ("+step+")", err, nil)
+	e := m.fail(op, err, nil)
 	if errors.Is(e, mailaccess.ErrUnsupported) {
 		return e
 	}
@@ -139,20 +135,20 @@ func (m *Mailbox) moveError(op, step string, err error, copied bool) error {
 	if copied {
 		extra = mailaccess.ErrCopiedNotRemoved
 	}
-	return recast(e, kind, extra)
+	return mailerr.Recast(e, kind, extra)
 }
 
 // Folders lists the account's selectable folders (LIST "" "*"), sorted;
 // folders marked \Noselect or \NonExistent are left out.
 func (m *Mailbox) Folders(ctx context.Context) ([]string, error) {
-	const op = "imap list folders"
+	const op = opListFolders
 	if err := m.ready(ctx, op); err != nil {
 		return nil, err
 	}
 	if err := m.settleOp(ctx, op, false); err != nil {
 		return nil, err
 	}
-	g := m.begin(ctx, op, boundTotal)
+	g := m.begin(ctx, boundTotal)
 	defer g.end()
 	list, err := m.client.List("", "*", nil).Collect()
 	if err != nil {

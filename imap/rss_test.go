@@ -89,8 +89,10 @@ func rssChild(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	mb, err := imap.Dial(context.Background(), os.Getenv("UNIMAIL_IMAP_RSS_ADDR"), &imap.Options{
-		Auth:      mailaccess.Auth{Username: dovecotUser, Password: dovecotPassword},
-		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"},
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: dovecotUser, Password: dovecotPassword},
+			TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"},
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

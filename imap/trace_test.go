@@ -92,11 +92,13 @@ func TestTraceAndLogsHoldNoSecret(t *testing.T) {
 			s.Append(user, "INBOX", body)
 			trace, logs := &syncBuffer{}, &syncBuffer{}
 			o := &imap.Options{
-				Auth:      mailaccess.Auth{Username: user, Password: tc.password, Mechanism: tc.mech},
-				Security:  tc.security,
-				TLSConfig: s.ClientTLSConfig(),
-				Trace:     trace,
-				Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				DialOptions: mailaccess.DialOptions{
+					Auth:      mailaccess.Auth{Username: user, Password: tc.password, Mechanism: tc.mech},
+					Security:  tc.security,
+					TLSConfig: s.ClientTLSConfig(),
+					Trace:     trace,
+					Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				},
 			}
 			if tc.token != "" {
 				tok := tc.token

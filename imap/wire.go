@@ -340,5 +340,5 @@ var errWire = errors.New("the server sent a response that could not be parsed")
 // violationError builds the error for a session that the server ended by
 // breaking the protocol.
 func (m *Mailbox) violationError(op string, reason error) *mailaccess.Error {
-	return mailerr.New(op, mailaccess.ErrProtocol, "", &kindCause{kind: mailaccess.ErrConnection, err: reason})
+	return mailerr.Recast(mailerr.New(op, mailaccess.ErrConnection, "", reason), mailaccess.ErrProtocol, nil)
 }

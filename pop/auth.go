@@ -7,23 +7,23 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/unimail/unimail/internal/xoauth2"
 	"strings"
 
 	"github.com/emersion/go-sasl"
 
-	"github.com/unimail/unimail/internal/popwire"
-	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/popwire"
 	"github.com/unimail/unimail/internal/safetext"
+	"github.com/unimail/unimail/internal/xoauth2"
+	"github.com/unimail/unimail/mailaccess"
 )
 
 // checkAuth validates the credentials before anything is sent and returns
 // the mechanism in upper case ("" for automatic).
 func checkAuth(a mailaccess.Auth) (string, error) {
-	const op = "pop3 login"
+	const op = opLogin
 	if err := a.Check(); err != nil {
-		return "", withOp(op, err)
+		return "", mailerr.WithOp(op, err)
 	}
 	if a.Username == "" {
 		return "", mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("username is empty"))
@@ -47,7 +47,7 @@ func checkAuth(a mailaccess.Auth) (string, error) {
 
 // getToken calls the token source once.
 func getToken(ctx context.Context, a mailaccess.Auth) (string, error) {
-	return xoauth2.Token(ctx, "pop3 login", a)
+	return xoauth2.Token(ctx, opLogin, a)
 }
 
 // login authenticates with the chosen mechanism.
@@ -111,15 +111,15 @@ func authErr(op, status string, secrets redactor) *mailaccess.Error {
 
 // userPass logs in with USER and PASS (RFC 1939 section 7).
 func (d *dialer) userPass(secrets redactor) error {
-	if err := d.command("pop3 USER", "USER "+d.o.Auth.Username, secrets); err != nil {
+	if err := d.command(opLogin, "USER "+d.o.Auth.Username, secrets); err != nil {
 		return err
 	}
-	return d.command("pop3 PASS", "PASS "+d.o.Auth.Password, secrets)
+	return d.command(opLogin, "PASS "+d.o.Auth.Password, secrets)
 }
 
 // apop logs in with APOP (RFC 1939 section 7).
 func (d *dialer) apop(secrets redactor) error {
-	const op = "pop3 APOP"
+	const op = opLogin
 	if d.timestamp == "" {
 		return mailerr.New(op, mailaccess.ErrUnsupported, "", errors.New("the server's greeting has no APOP timestamp"))
 	}
@@ -141,7 +141,7 @@ const maxSASLRounds = 8
 // challenge gets the dummy response %x01 that RFC 7628 section 3.2.3 asks
 // for).
 func (d *dialer) sasl(c sasl.Client, secrets redactor) error {
-	const op = "pop3 AUTH"
+	const op = opLogin
 	mech, ir, err := c.Start()
 	if err != nil {
 		return mailerr.New(op, mailaccess.ErrAuth, "", &redactedError{err, secrets})

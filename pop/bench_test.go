@@ -118,8 +118,10 @@ func rawFetch(ctx context.Context, addr string, cfg *tls.Config, n int) (int, er
 // a handler that discards) and returns the number of messages delivered.
 func driverFetch(ctx context.Context, addr string, cfg *tls.Config) (int, error) {
 	mb, err := pop.Dial(ctx, addr, &pop.Options{
-		Auth:      mailaccess.Auth{Username: "alice", Password: "alice-password"},
-		TLSConfig: cfg,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: "alice", Password: "alice-password"},
+			TLSConfig: cfg,
+		},
 	})
 	if err != nil {
 		return 0, err
@@ -191,8 +193,10 @@ func BenchmarkFetch2000(b *testing.B) {
 // WillOpen, Open and read each message, Close.
 func bareFetch(ctx context.Context, addr string, cfg *tls.Config) (int, error) {
 	mb, err := pop.Dial(ctx, addr, &pop.Options{
-		Auth:      mailaccess.Auth{Username: "alice", Password: "alice-password"},
-		TLSConfig: cfg,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: "alice", Password: "alice-password"},
+			TLSConfig: cfg,
+		},
 	})
 	if err != nil {
 		return 0, err

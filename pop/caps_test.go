@@ -14,7 +14,7 @@ func TestDescribeLoginDelay(t *testing.T) {
 	for _, delay := range []int{0, 300} {
 		s := poptest.NewTLSServer(t, &poptest.Config{LoginDelay: delay})
 		s.AddUser("alice", "pw")
-		mb, err := Dial(t.Context(), s.Addr, &Options{Auth: mailaccess.Auth{Username: "alice", Password: "pw"}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second})
+		mb, err := Dial(t.Context(), s.Addr, &Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: "alice", Password: "pw"}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,9 +13,10 @@ import (
 
 	pop3 "github.com/knadh/go-pop3"
 
+	"github.com/unimail/unimail/internal/dialopt"
+	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/internal/popwire"
 	"github.com/unimail/unimail/mailaccess"
-	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // Dial connects to the POP3 server at addr ("host:port"; an IPv6 host in
@@ -43,18 +44,23 @@ import (
 // a -ERR greeting is mailaccess.ErrServer; a transport failure or timeout
 // is mailaccess.ErrConnection. No error ever holds a credential.
 func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
-	o := opts.resolved()
+	var o mailaccess.DialOptions
+	if opts != nil {
+		o = dialopt.Resolve(&opts.DialOptions)
+	} else {
+		o = dialopt.Resolve(nil)
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" || port == "" {
-		return nil, mailerr.New("pop3 dial", mailaccess.ErrInvalidArgument, "", fmt.Errorf("address must be host:port"))
+		return nil, mailerr.New(opConnect, mailaccess.ErrInvalidArgument, "", fmt.Errorf("address must be host:port"))
 	}
 	if err := mailerr.CheckArg("address", addr); err != nil {
-		return nil, withOp("pop3 dial", err)
+		return nil, mailerr.WithOp(opConnect, err)
 	}
 	switch o.Security {
 	case mailaccess.SecurityTLS, mailaccess.SecurityStartTLS, mailaccess.SecurityInsecureCleartext:
 	default:
-		return nil, mailerr.New("pop3 dial", mailaccess.ErrInvalidArgument, "", fmt.Errorf("unknown security mode %d", o.Security))
+		return nil, mailerr.New(opConnect, mailaccess.ErrInvalidArgument, "", fmt.Errorf("unknown security mode %d", o.Security))
 	}
 	mech, err := checkAuth(o.Auth)
 	if err != nil {
@@ -62,7 +68,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 	}
 	log := o.Logger.With("server", addr)
 	if err := ctx.Err(); err != nil {
-		return nil, logWarn(log, ctxErr("pop3 dial", ctx))
+		return nil, logWarn(log, ctxErr(opConnect, ctx))
 	}
 	d := &dialer{ctx: ctx, addr: addr, host: host, o: &o, mech: mech, log: log}
 	d.port, _ = strconv.Atoi(port)
@@ -85,7 +91,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		if errors.As(err, &me) {
 			return nil, logWarn(log, err)
 		}
-		return nil, logWarn(log, wireErr("pop3 dial", err))
+		return nil, logWarn(log, wireErr(opGreeting, err))
 	}
 	m := &Mailbox{
 		name:   mailboxName(o.Auth.Username, host),
@@ -112,7 +118,7 @@ type dialer struct {
 	addr  string
 	host  string
 	port  int
-	o     *Options
+	o     *mailaccess.DialOptions
 	mech  string
 	token string
 	log   *slog.Logger
@@ -126,16 +132,9 @@ type dialer struct {
 // Dial implements pop3.Dialer. It ignores go-pop3's address (which it
 // formats wrongly for IPv6) and uses the one given to pop.Dial.
 func (d *dialer) Dial(_, _ string) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(d.ctx, d.o.DialTimeout)
-	raw, err := d.o.Dialer(dctx, "tcp", d.addr)
-	cancel()
+	raw, err := dialopt.Dial(d.ctx, d.o, "pop3", d.addr)
 	if err != nil {
-		if d.ctx.Err() != nil {
-			return nil, ctxErr("pop3 dial", d.ctx)
-		}
-		e := mailerr.New("pop3 dial", mailaccess.ErrConnection, "", err)
-		e.Temporary = true
-		return nil, e
+		return nil, err
 	}
 	d.w = popwire.New(raw, d.o.Timeout)
 	if d.o.Trace != nil {
@@ -157,8 +156,8 @@ func (d *dialer) Dial(_, _ string) (net.Conn, error) {
 // handshake runs everything from the first byte to a successful login.
 func (d *dialer) handshake() error {
 	if d.o.Security == mailaccess.SecurityTLS {
-		if err := d.w.StartTLS(d.o.tlsConfig(d.host)); err != nil {
-			return wireErr("pop3 TLS", err)
+		if err := d.w.StartTLS(dialopt.TLSConfig(d.o.TLSConfig, d.host)); err != nil {
+			return wireErr(opTLSHandshake, err)
 		}
 	}
 	if err := d.greeting(); err != nil {
@@ -180,7 +179,7 @@ func (d *dialer) handshake() error {
 var apopTimestamp = regexp.MustCompile(`<[!-;=?-~]+@[!-;=?-~]+>`)
 
 func (d *dialer) greeting() error {
-	const op = "pop3 greeting"
+	const op = opGreeting
 	line, err := d.w.ReadLine(popwire.MaxStatusLine)
 	if err != nil {
 		return wireErr(op, err)
@@ -190,12 +189,10 @@ func (d *dialer) greeting() error {
 	}
 	s := string(line)
 	if strings.HasPrefix(s, "-ERR") {
-		r := parseErr(s)
-		e := serverErr(op, mailaccess.ErrServer, r)
 		// A server that refuses service at connection time is usually
-		// busy; only [SYS/PERM] says that retrying is useless.
-		e.Temporary = r.code != "SYS/PERM"
-		return e
+		// busy (mailaccess.ErrUnavailable); only [SYS/PERM] says that
+		// retrying is useless (mailaccess.ErrServer).
+		return serverErr(op, mailaccess.ErrUnavailable, parseErr(s))
 	}
 	d.timestamp = apopTimestamp.FindString(s)
 	return nil
@@ -204,7 +201,7 @@ func (d *dialer) greeting() error {
 // capa asks CAPA and replaces d.caps with the answer. -ERR means a server
 // without extensions (RFC 1939 only).
 func (d *dialer) capa() error {
-	const op = "pop3 CAPA"
+	const op = opCapabilities
 	if err := d.w.WriteLine("CAPA"); err != nil {
 		return wireErr(op, err)
 	}
@@ -233,9 +230,9 @@ const (
 // stls upgrades the connection with STLS (RFC 2595 section 4) and asks
 // CAPA again, forgetting what the server said in cleartext.
 func (d *dialer) stls() error {
-	const op = "pop3 STLS"
+	const op = opStartTLS
 	if !d.caps.has("STLS") {
-		return mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server does not announce STLS, and STLS is required"))
+		return mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server does not offer STLS, and STARTTLS is required"))
 	}
 	if err := d.w.WriteLine("STLS"); err != nil {
 		return wireErr(op, err)
@@ -245,17 +242,19 @@ func (d *dialer) stls() error {
 		return wireErr(op, err)
 	}
 	if strings.HasPrefix(st, "-ERR") {
-		e := serverErr(op, mailaccess.ErrTLS, parseErr(st))
-		e.Kind = mailaccess.ErrTLS
+		e := asKind(serverErr(op, mailaccess.ErrTLS, parseErr(st)), mailaccess.ErrTLS)
+		if e.Err == nil {
+			e.Err = errors.New("the server refused STLS")
+		}
 		return e
 	}
-	if err := d.w.StartTLS(d.o.tlsConfig(d.host)); err != nil {
+	if err := d.w.StartTLS(dialopt.TLSConfig(d.o.TLSConfig, d.host)); err != nil {
 		var pe *popwire.ProtocolError
 		if errors.As(err, &pe) {
 			// Bytes sent before the handshake: response injection.
 			return mailerr.New(op, mailaccess.ErrTLS, "", err)
 		}
-		return wireErr(op, err)
+		return wireErr(opTLSHandshake, err)
 	}
 	return d.capa()
 }
@@ -267,16 +266,6 @@ func quoteStart(line []byte) string {
 		return strconv.Quote(string(line[:max])) + "..."
 	}
 	return strconv.Quote(string(line))
-}
-
-// withOp sets the operation of a *mailaccess.Error (such as the ones
-// mailaccess.CheckArg returns).
-func withOp(op string, err error) error {
-	var e *mailaccess.Error
-	if errors.As(err, &e) && e.Op == "" {
-		e.Op = op
-	}
-	return err
 }
 
 // mailboxName is "pop3://user@host": the user escaped as URL userinfo,

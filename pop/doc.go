@@ -64,11 +64,11 @@
 // (32 KiB) is held, whatever the size of the message, and at most one
 // message is open at a time. A message is cut off, and the session ended,
 // when the server sends more than twice the size it announced in LIST
-// plus 64 KiB, or more than Options.MaxMessageSize; a message announced
-// larger than MaxMessageSize is refused before it is retrieved. (A server
-// that announces a huge size can therefore stream up to twice that; set
-// MaxMessageSize to bound it. Memory stays flat either way.) The listing
-// (UIDL and LIST) is held in memory, bounded at 64 MiB per response.
+// plus 64 KiB. (A server that announces a huge size can therefore stream
+// up to twice that; the size limit is mailaccess.Fetcher's MaxSize, which
+// skips a message announced larger and stops one that streams past it.
+// Memory stays flat either way.) The listing (UIDL and LIST) is held in
+// memory, bounded at 64 MiB per response.
 //
 // Measured on Linux: fetching one 100 MiB message from Dovecot through
 // mailaccess.Fetcher, with a handler that discards it, peaks at 10.8 MiB

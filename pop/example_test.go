@@ -27,9 +27,11 @@ func Example() {
 
 	ctx := context.Background()
 	mb, err := pop.Dial(ctx, srv.Addr, &pop.Options{
-		Auth:      mailaccess.Auth{Username: "alice", Password: "secret"},
-		Security:  mailaccess.SecurityStartTLS, // STLS required
-		TLSConfig: srv.ClientTLSConfig(),
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: "alice", Password: "secret"},
+			Security:  mailaccess.SecurityStartTLS,
+			TLSConfig: srv.ClientTLSConfig(),
+		},
 	})
 	if err != nil {
 		log.Fatal(err)

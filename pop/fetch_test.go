@@ -50,7 +50,7 @@ func TestFetcherDeleteAfterFetchOneRoundTrip(t *testing.T) {
 	o := opts(s, "")
 	o.Security = mailaccess.SecurityInsecureCleartext
 	var rc *recordingConn
-	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	o.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err

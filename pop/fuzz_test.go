@@ -40,21 +40,20 @@ func FuzzParseErr(f *testing.F) {
 		e := serverErr("pop3 TEST", mailaccess.ErrServer, r)
 		switch {
 		case r.code == "IN-USE":
-			if !errors.Is(e, mailaccess.ErrInUse) || !e.Temporary {
+			if !errors.Is(e, mailaccess.ErrInUse) || !e.Temporary() {
 				t.Fatalf("%q: %v", line, e)
 			}
-		case r.code == "SYS/TEMP":
-			if !errors.Is(e, mailaccess.ErrServer) || !e.Temporary {
-				t.Fatalf("%q: %v", line, e)
-			}
-		case r.code == "LOGIN-DELAY":
-			if !e.Temporary {
+		case r.code == "SYS/TEMP", r.code == "LOGIN-DELAY":
+			if !errors.Is(e, mailaccess.ErrUnavailable) || !e.Temporary() {
 				t.Fatalf("%q: %v", line, e)
 			}
 		default:
-			if !errors.Is(e, mailaccess.ErrServer) || e.Temporary {
+			if !errors.Is(e, mailaccess.ErrServer) || e.Temporary() {
 				t.Fatalf("%q: %v", line, e)
 			}
+		}
+		if e.Err != nil {
+			t.Fatalf("%q: the server's text is repeated in the cause: %v", line, e)
 		}
 		if strings.ContainsFunc(e.Error(), unicode.IsControl) {
 			t.Fatalf("%q: control character in %q", line, e.Error())
@@ -227,11 +226,13 @@ func FuzzSASLReply(f *testing.F) {
 		defer func() { client.Close(); <-done }()
 		var trace bytes.Buffer
 		o := &Options{
-			Auth:     mailaccess.Auth{Username: "alice", Password: pw, Mechanism: "PLAIN"},
-			Security: mailaccess.SecurityInsecureCleartext,
-			Timeout:  2 * time.Second,
-			Trace:    &trace,
-			Dialer:   func(context.Context, string, string) (net.Conn, error) { return client, nil },
+			DialOptions: mailaccess.DialOptions{
+				Auth:        mailaccess.Auth{Username: "alice", Password: pw, Mechanism: "PLAIN"},
+				Security:    mailaccess.SecurityInsecureCleartext,
+				Timeout:     2 * time.Second,
+				Trace:       &trace,
+				DialContext: func(context.Context, string, string) (net.Conn, error) { return client, nil },
+			},
 		}
 		if oauth {
 			o.Auth = mailaccess.Auth{Username: "alice", Mechanism: "XOAUTH2", Token: func(context.Context) (string, error) { return token, nil }}

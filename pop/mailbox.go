@@ -13,16 +13,16 @@ import (
 
 	pop3 "github.com/knadh/go-pop3"
 
-	"github.com/unimail/unimail/internal/popwire"
-	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/internal/popwire"
 	"github.com/unimail/unimail/internal/safetext"
+	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/mailaccess/driver"
 )
 
 var (
-	_ mailaccess.Mailbox   = (*Mailbox)(nil)
-	_ driver.Describer = (*Mailbox)(nil)
+	_ mailaccess.Mailbox = (*Mailbox)(nil)
+	_ driver.Describer   = (*Mailbox)(nil)
 )
 
 // Limits of the responses that are buffered (UIDL and LIST): generous
@@ -40,7 +40,7 @@ const readSlack = 64 << 10
 // from another goroutine, to end the session at once.
 type Mailbox struct {
 	name string
-	o    Options
+	o    mailaccess.DialOptions
 	w    *popwire.Wire
 	g    *popwire.Gate
 	c    *pop3.Conn
@@ -78,13 +78,13 @@ type entry struct {
 // change after login) and, on a server without CAPA, lists the mail drop
 // to learn whether UIDL works.
 func (m *Mailbox) afterLogin(ctx context.Context) error {
-	end, err := m.begin(ctx, "pop3 CAPA")
+	end, err := m.begin(ctx, opCapabilities)
 	if err != nil {
 		return err
 	}
 	defer end()
 	if m.caps.known {
-		res, err := m.run("pop3 CAPA", []command{{name: "CAPA", multi: true, maxTotal: maxCapaBytes}})
+		res, err := m.run(opCapabilities, []command{{name: "CAPA", multi: true, maxTotal: maxCapaBytes}})
 		if err != nil {
 			return err
 		}
@@ -165,9 +165,7 @@ func (m *Mailbox) begin(ctx context.Context, op string) (end func(), err error) 
 
 // deadErr is the error of a call on a session that failed earlier.
 func (m *Mailbox) deadErr(op string) *mailaccess.Error {
-	e := mailerr.New(op, mailaccess.ErrConnection, "", fmt.Errorf("session unusable after an earlier failure: %w", m.dead))
-	e.Temporary = true
-	return e
+	return mailerr.New(op, mailaccess.ErrConnection, "", fmt.Errorf("session unusable after an earlier failure: %w", m.dead))
 }
 
 // fail records a wire failure as the end of the session.
@@ -298,12 +296,12 @@ func (m *Mailbox) outcome(op string, body *bytes.Buffer, err error) (result, err
 // does not match LIST is mailaccess.ErrProtocol.
 func (m *Mailbox) List(ctx context.Context) (_ []mailaccess.MessageInfo, err error) {
 	defer func() { _ = logWarn(m.log, err) }()
-	end, err := m.begin(ctx, "pop3 LIST")
+	end, err := m.begin(ctx, opList)
 	if err != nil {
 		return nil, err
 	}
 	defer end()
-	if err := m.settle("pop3 LIST"); err != nil {
+	if err := m.settle(opList); err != nil {
 		return nil, err
 	}
 	if !m.prefetched || len(m.marked) > 0 {
@@ -327,7 +325,7 @@ func (m *Mailbox) ensureListing() error {
 // fetchListing sends UIDL (when the server has it) and LIST and replaces
 // the session's listing.
 func (m *Mailbox) fetchListing() error {
-	const op = "pop3 LIST"
+	const op = opList
 	cmds := []command{{name: "LIST", multi: true, maxTotal: maxListingBytes}}
 	if m.uidl {
 		cmds = append([]command{{name: "UIDL", multi: true, maxTotal: maxListingBytes}}, cmds...)
@@ -343,13 +341,13 @@ func (m *Mailbox) fetchListing() error {
 		switch {
 		case u.ok:
 			if uids, err = parseUIDL(u.body.Bytes()); err != nil {
-				return mailerr.New("pop3 UIDL", mailaccess.ErrProtocol, "", err)
+				return mailerr.New(op, mailaccess.ErrProtocol, "", err)
 			}
 		case !m.caps.known && !u.err.isSys():
 			// A server without CAPA that refuses UIDL has no UIDL.
 			m.uidl = false
 		default:
-			return serverErr("pop3 UIDL", mailaccess.ErrServer, u.err)
+			return serverErr(op, mailaccess.ErrServer, u.err)
 		}
 	}
 	if !res[0].ok {
@@ -486,20 +484,22 @@ func (m *Mailbox) lookup(op string, uid mailaccess.UID) (entry, error) {
 //
 // A UID that is not in this session's listing (Open lists the mail drop
 // first if List was not called), or that the server refuses with -ERR, is
-// mailaccess.ErrNotFound; -ERR with a SYS/... response code is
-// mailaccess.ErrServer. With MaxMessageSize, a message listed as larger is
-// refused with mailaccess.ErrTooLarge before RETR. While it streams, a message larger
-// than twice its listed size plus 64 KiB, or than MaxMessageSize, is
-// mailaccess.ErrProtocol (the server lied) and ends the session.
+// mailaccess.ErrNotFound; -ERR with a response code says more ([SYS/TEMP]
+// is mailaccess.ErrUnavailable, [IN-USE] mailaccess.ErrInUse, another
+// [SYS/...] mailaccess.ErrServer). While it streams, a message larger than
+// twice its listed size plus 64 KiB is mailaccess.ErrProtocol (the server
+// lied) and ends the session. The size limit of a fetch is the
+// mailaccess.Fetcher's MaxSize, which checks the listed size and meters
+// the stream.
 //
 // The reader must be closed before any other call; closing it early reads
 // and discards the rest of the message, within the limits above. Reads
 // are bounded by ctx and by the idle Timeout.
 func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser, err error) {
-	const op = "pop3 RETR"
+	const op = opFetch
 	defer func() { _ = logWarn(m.log, err) }()
 	if err := mailerr.CheckArg("uid", string(uid)); err != nil {
-		return nil, withOp(op, err)
+		return nil, mailerr.WithOp(op, err)
 	}
 	end, err := m.begin(ctx, op)
 	if err != nil {
@@ -520,16 +520,13 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser
 	if err != nil {
 		return nil, err
 	}
-	if max := m.o.MaxMessageSize; max > 0 && e.size > max {
-		return nil, mailerr.New(op, mailaccess.ErrTooLarge, "", fmt.Errorf("message is listed with %d octets, the limit is %d", e.size, max))
-	}
 	res, err := m.retr(op, planned{uid: uid, e: e})
 	if err != nil {
 		return nil, err
 	}
 	if !res.ok {
 		m.logRetrieve(uid, e.size, 0, "refused")
-		if res.err.isSys() || res.err.code == "IN-USE" {
+		if res.err.isSys() || res.err.code == "IN-USE" || res.err.code == "LOGIN-DELAY" {
 			return nil, serverErr(op, mailaccess.ErrServer, res.err)
 		}
 		return nil, mailerr.New(op, mailaccess.ErrNotFound, res.err.display(), nil)
@@ -550,12 +547,7 @@ func (m *Mailbox) bodyLimit(e entry) (int64, string) {
 	} else {
 		limit = 2*limit + readSlack
 	}
-	what := "listed with " + strconv.FormatInt(e.size, 10) + " octets"
-	if max := m.o.MaxMessageSize; max > 0 && max < limit {
-		limit = max
-		what += "; MaxMessageSize is " + strconv.FormatInt(max, 10)
-	}
-	return limit, what
+	return limit, "listed with " + strconv.FormatInt(e.size, 10) + " octets"
 }
 
 // messageReader streams one message; see Open.
@@ -613,7 +605,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		r.release()
 	}
 	if err != nil && err != io.EOF {
-		r.err = r.m.fail("pop3 RETR", err)
+		r.err = r.m.fail(opFetch, err)
 		r.logEnd("failed")
 		_ = logWarn(r.m.log, r.err)
 		return n, r.err
@@ -650,7 +642,7 @@ func (r *messageReader) closeWith(ctx context.Context) error {
 	_, err := io.Copy(io.Discard, r.dot)
 	unbind()
 	if err != nil {
-		r.err = r.m.fail("pop3 RETR", err)
+		r.err = r.m.fail(opFetch, err)
 		r.logEnd("failed while draining after an early close")
 		return logWarn(r.m.log, r.err)
 	}
@@ -666,11 +658,11 @@ func (r *messageReader) closeWith(ctx context.Context) error {
 // DELEs, the others stay marked and the error (mailaccess.ErrServer) names
 // the refused UIDs.
 func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) (err error) {
-	const op = "pop3 DELE"
+	const op = opDelete
 	defer func() { _ = logWarn(m.log, err) }()
 	for _, uid := range uids {
 		if err := mailerr.CheckArg("uid", string(uid)); err != nil {
-			return withOp(op, err)
+			return mailerr.WithOp(op, err)
 		}
 	}
 	if len(uids) == 0 {
@@ -752,18 +744,22 @@ func joinFew(items []string) string {
 // never sent and nothing was committed; and an error matching
 // mailaccess.ErrCommitUnknown when the connection failed or timed out
 // after QUIT was sent, so that the marks may or may not have been
-// committed. Without marks (and without messages retrieved from a server
-// with EXPIRE 0) there is nothing to commit, and a failure is
-// mailaccess.ErrConnection. QUIT is sent even when nothing was marked. The
-// connection is closed in every case; a second Close returns the first
-// one's result.
+// committed. Those errors are of the operation "pop3 commit". Without
+// marks (and without messages retrieved from a server with EXPIRE 0)
+// there is nothing to commit, and a failure is mailaccess.ErrConnection of
+// the operation "pop3 logout". QUIT is sent even when nothing was marked.
+// The connection is closed in every case; a second Close returns the
+// first one's result. Close on a nil *Mailbox (what Dial returns with an
+// error) returns an error matching mailaccess.ErrInvalidArgument.
 func (m *Mailbox) Close(ctx context.Context) error {
-	const op = "pop3 QUIT"
+	if m == nil {
+		return errNilMailbox(opCommit)
+	}
 	m.mu.Lock()
 	if m.ended {
 		defer m.mu.Unlock()
 		if m.aborted {
-			return mailerr.New(op, mailaccess.ErrConnection, "", errors.New("the session was aborted; nothing was committed"))
+			return mailerr.New(opCommit, mailaccess.ErrConnection, "", errors.New("the session was aborted; nothing was committed"))
 		}
 		return m.closeErr
 	}
@@ -772,6 +768,10 @@ func (m *Mailbox) Close(ctx context.Context) error {
 		_ = m.rd.closeWith(ctx)
 	}
 	pending := len(m.marked) > 0 || (m.expire0 && m.retrieved > 0)
+	op := opLogout
+	if pending {
+		op = opCommit
+	}
 	err := m.quit(ctx, op, pending)
 	outcome := "committed"
 	switch {
@@ -794,22 +794,24 @@ func (m *Mailbox) Close(ctx context.Context) error {
 	return err
 }
 
+// errNilMailbox is the error of Close on a nil *Mailbox.
+func errNilMailbox(op string) error {
+	return mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("nil *pop.Mailbox: there is no session (did Dial fail?)"))
+}
+
 func (m *Mailbox) quit(ctx context.Context, op string, pending bool) error {
-	notSent := func(cause error) error {
+	// QUIT not sent: the server keeps every message.
+	notSent := func(err error) error {
 		if !pending {
-			e := mailerr.New(op, mailaccess.ErrConnection, "", cause)
-			e.Temporary = true
-			return e
+			return err
 		}
-		e := mailerr.New(op, mailaccess.ErrCommitFailed, "", fmt.Errorf("QUIT was not sent, so the server keeps every message: %w", cause))
-		e.Temporary = true
-		return e
+		return mailerr.Recast(err, mailaccess.ErrCommitFailed, nil)
 	}
 	if m.dead != nil {
-		return notSent(m.dead)
+		return notSent(m.deadErr(op))
 	}
 	if ctx.Err() != nil {
-		return notSent(context.Cause(ctx))
+		return notSent(ctxErr(op, ctx))
 	}
 	unbind := m.w.Bind(ctx)
 	if err := m.settle(op); err != nil {
@@ -825,16 +827,12 @@ func (m *Mailbox) quit(ctx context.Context, op string, pending bool) error {
 		if !pending {
 			return e
 		}
-		u := mailerr.New(op, mailaccess.ErrCommitUnknown, "", fmt.Errorf("the connection failed after QUIT was sent; the deletions may or may not have been committed: %w", e))
-		u.Temporary = true
-		return u
+		// QUIT was sent: the deletions may or may not have been committed.
+		return mailerr.Recast(e, mailaccess.ErrCommitUnknown, nil)
 	}
 	st := m.g.Status()
 	if strings.HasPrefix(st, "-ERR") {
-		r := parseErr(st)
-		e := serverErr(op, mailaccess.ErrCommitFailed, r)
-		e.Kind = mailaccess.ErrCommitFailed
-		return e
+		return asKind(serverErr(op, mailaccess.ErrCommitFailed, parseErr(st)), mailaccess.ErrCommitFailed)
 	}
 	if qerr != nil || !strings.HasPrefix(st, "+OK") {
 		return mailerr.New(op, mailaccess.ErrCommitUnknown, "", errors.New("no valid answer to QUIT"))
@@ -846,8 +844,12 @@ func (m *Mailbox) quit(ctx context.Context, op string, pending bool) error {
 // so the server rolls back every deletion mark (RFC 1939 section 6). It
 // never fails, may be called more than once, after Close, and from another
 // goroutine than the one driving the Mailbox (a call in progress then
-// fails with mailaccess.ErrConnection).
+// fails with mailaccess.ErrConnection). On a nil *Mailbox (what Dial
+// returns with an error) it does nothing and returns nil.
 func (m *Mailbox) Abort() error {
+	if m == nil {
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ended {

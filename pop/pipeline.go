@@ -39,8 +39,8 @@ type planned struct {
 // first, which costs its transfer. Retrieving a message has a side effect
 // on servers that delete what was retrieved ("EXPIRE 0", see Describe), so
 // on those WillOpen does nothing; it also does nothing without PIPELINING
-// or before the mail drop was listed. UIDs that are not in the listing,
-// are marked for deletion, or exceed MaxMessageSize are left out. A new
+// or before the mail drop was listed. UIDs that are not in the listing or
+// are marked for deletion are left out. A new
 // call replaces the previous plan; WillOpen() with no UIDs cancels it.
 func (m *Mailbox) WillOpen(uids ...mailaccess.UID) {
 	m.plan = nil
@@ -50,7 +50,7 @@ func (m *Mailbox) WillOpen(uids ...mailaccess.UID) {
 	plan := make([]planned, 0, len(uids))
 	for _, uid := range uids {
 		e, ok := m.byUID[uid]
-		if !ok || m.marked[e.num] || (m.o.MaxMessageSize > 0 && e.size > m.o.MaxMessageSize) {
+		if !ok || m.marked[e.num] {
 			continue
 		}
 		plan = append(plan, planned{uid: uid, e: e})

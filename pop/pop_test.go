@@ -35,10 +35,12 @@ func setup(t *testing.T, cfg *poptest.Config) *poptest.Server {
 // opts returns Options that reach s with STLS and the given mechanism.
 func opts(s *poptest.Server, mech string) *pop.Options {
 	return &pop.Options{
-		Auth:      mailaccess.Auth{Username: user, Password: password, Mechanism: mech},
-		Security:  mailaccess.SecurityStartTLS,
-		TLSConfig: s.ClientTLSConfig(),
-		Timeout:   5 * time.Second,
+		DialOptions: mailaccess.DialOptions{
+			Auth:      mailaccess.Auth{Username: user, Password: password, Mechanism: mech},
+			Security:  mailaccess.SecurityStartTLS,
+			TLSConfig: s.ClientTLSConfig(),
+			Timeout:   5 * time.Second,
+		},
 	}
 }
 
@@ -366,16 +368,18 @@ func TestOAuthRefused(t *testing.T) {
 func TestTokenSourceFails(t *testing.T) {
 	dialed := false
 	o := &pop.Options{
-		Auth: mailaccess.Auth{Username: user, Mechanism: "XOAUTH2", Token: func(context.Context) (string, error) {
-			return "", errors.New("refresh failed")
-		}},
-		Dialer: func(context.Context, string, string) (net.Conn, error) {
-			dialed = true
-			return nil, errors.New("no")
+		DialOptions: mailaccess.DialOptions{
+			Auth: mailaccess.Auth{Username: user, Mechanism: "XOAUTH2", Token: func(context.Context) (string, error) {
+				return "", errors.New("refresh failed")
+			}},
+			DialContext: func(context.Context, string, string) (net.Conn, error) {
+				dialed = true
+				return nil, errors.New("no")
+			},
 		},
 	}
 	_, err := pop.Dial(t.Context(), "127.0.0.1:1", o)
-	if e := wantKind(t, err, mailaccess.ErrAuth); e.Temporary || mailaccess.IsTemporary(err) {
+	if e := wantKind(t, err, mailaccess.ErrAuth); e.Temporary() || mailaccess.IsTemporary(err) {
 		t.Fatalf("a plain token source failure is temporary: %v", err)
 	}
 	if dialed {
@@ -385,15 +389,25 @@ func TestTokenSourceFails(t *testing.T) {
 	// A source that fails for a passing reason keeps the error temporary,
 	// so that Fetcher.Run retries; an empty token is a permanent ErrAuth.
 	o.Auth.Token = func(context.Context) (string, error) {
-		return "", &mailaccess.Error{Kind: mailaccess.ErrConnection, Err: errors.New("token endpoint unreachable"), Temporary: true}
+		return "", &mailaccess.Error{Kind: mailaccess.ErrConnection, Err: errors.New("token endpoint unreachable")}
 	}
 	_, err = pop.Dial(t.Context(), "127.0.0.1:1", o)
-	if e := wantKind(t, err, mailaccess.ErrAuth); !e.Temporary || !mailaccess.IsTemporary(err) {
+	if e := wantKind(t, err, mailaccess.ErrConnection); !e.Temporary() || !mailaccess.IsTemporary(err) {
+		t.Fatalf("a temporary token source failure became permanent: %v", err)
+	}
+	if want := "pop3 login: connection failed: getting the OAuth2 token: token endpoint unreachable"; err.Error() != want {
+		t.Fatalf("got %q, want %q", err, want)
+	}
+	o.Auth.Token = func(context.Context) (string, error) {
+		return "", &mailaccess.Error{Kind: mailaccess.ErrUnavailable, Err: errors.New("token endpoint busy")}
+	}
+	_, err = pop.Dial(t.Context(), "127.0.0.1:1", o)
+	if e := wantKind(t, err, mailaccess.ErrUnavailable); !e.Temporary() {
 		t.Fatalf("a temporary token source failure became permanent: %v", err)
 	}
 	o.Auth.Token = func(context.Context) (string, error) { return "", nil }
 	_, err = pop.Dial(t.Context(), "127.0.0.1:1", o)
-	if e := wantKind(t, err, mailaccess.ErrAuth); e.Temporary {
+	if e := wantKind(t, err, mailaccess.ErrAuth); e.Temporary() {
 		t.Fatalf("empty token: %v, want a permanent ErrAuth", err)
 	}
 	if dialed {
@@ -409,7 +423,7 @@ func TestWrongPassword(t *testing.T) {
 			o.Auth.Password = "wrong-Pa55word-XYZ"
 			_, err := pop.Dial(t.Context(), s.Addr, o)
 			e := wantKind(t, err, mailaccess.ErrAuth)
-			if e.Temporary {
+			if e.Temporary() {
 				t.Error("a refused password is temporary")
 			}
 			for _, secret := range []string{"wrong-Pa55word-XYZ", password} {
@@ -442,9 +456,9 @@ func TestLoginResponseCodes(t *testing.T) {
 		temporary bool
 	}{
 		{"[IN-USE] maildrop locked", mailaccess.ErrInUse, true},
-		{"[LOGIN-DELAY] wait a minute", mailaccess.ErrAuth, true},
-		{"[SYS/TEMP] backend down", mailaccess.ErrServer, true},
-		{"[SYS/PERM] account disabled", mailaccess.ErrServer, false},
+		{"[LOGIN-DELAY] wait a minute", mailaccess.ErrUnavailable, true},
+		{"[SYS/TEMP] backend down", mailaccess.ErrUnavailable, true},
+		{"[SYS/PERM] account disabled", mailaccess.ErrAuth, false},
 		{"[AUTH] invalid credentials", mailaccess.ErrAuth, false},
 		{"no", mailaccess.ErrAuth, false},
 	} {
@@ -457,8 +471,8 @@ func TestLoginResponseCodes(t *testing.T) {
 			}})
 			_, err := pop.Dial(t.Context(), s.Addr, opts(s, ""))
 			e := wantKind(t, err, tc.kind)
-			if e.Temporary != tc.temporary || mailaccess.IsTemporary(err) != tc.temporary {
-				t.Errorf("temporary = %v, want %v", e.Temporary, tc.temporary)
+			if e.Temporary() != tc.temporary || mailaccess.IsTemporary(err) != tc.temporary {
+				t.Errorf("temporary = %v, want %v", e.Temporary(), tc.temporary)
 			}
 			if e.Text == "" {
 				t.Error("server text lost")
@@ -472,7 +486,7 @@ func TestInUse(t *testing.T) {
 	first := dial(t, s, opts(s, ""))
 	_, err := pop.Dial(t.Context(), s.Addr, opts(s, ""))
 	e := wantKind(t, err, mailaccess.ErrInUse)
-	if !e.Temporary {
+	if !e.Temporary() {
 		t.Error("IN-USE is not temporary")
 	}
 	first.Abort()
@@ -487,10 +501,15 @@ func TestCRLFRefusedBeforeAnythingIsSent(t *testing.T) {
 		{Username: "", Password: "x"},
 	} {
 		dialed := false
-		o := &pop.Options{Auth: a, Dialer: func(context.Context, string, string) (net.Conn, error) {
-			dialed = true
-			return nil, errors.New("must not dial")
-		}}
+		o := &pop.Options{
+			DialOptions: mailaccess.DialOptions{
+				Auth: a,
+				DialContext: func(context.Context, string, string) (net.Conn, error) {
+					dialed = true
+					return nil, errors.New("must not dial")
+				},
+			},
+		}
 		_, err := pop.Dial(t.Context(), "127.0.0.1:995", o)
 		wantKind(t, err, mailaccess.ErrInvalidArgument)
 		if dialed {
@@ -620,7 +639,7 @@ func TestOpenNotFound(t *testing.T) {
 		return poptest.Fault{}
 	})
 	_, err = mb.Open(t.Context(), mailaccess.UID(uid))
-	if e := wantKind(t, err, mailaccess.ErrServer); !e.Temporary {
+	if e := wantKind(t, err, mailaccess.ErrUnavailable); !e.Temporary() {
 		t.Error("SYS/TEMP not temporary")
 	}
 	s.SetFault(nil)
@@ -754,7 +773,7 @@ func TestDeletePipelined(t *testing.T) {
 	o := opts(s, "")
 	o.Security = mailaccess.SecurityInsecureCleartext
 	var writes atomic.Int64
-	o.Dialer = countingDialer(&writes)
+	o.DialContext = countingDialer(&writes)
 	mb := dial(t, s, o)
 	if _, err := mb.List(t.Context()); err != nil {
 		t.Fatal(err)
@@ -805,7 +824,7 @@ func TestDeleteRefused(t *testing.T) {
 			c := s.AddMessage(user, []byte("c\r\n"))
 			mb := dial(t, s, opts(s, ""))
 			err := mb.Delete(t.Context(), mailaccess.UID(a), mailaccess.UID(b), mailaccess.UID(c))
-			wantKind(t, err, mailaccess.ErrServer)
+			wantKind(t, err, mailaccess.ErrUnavailable)
 			if !strings.Contains(err.Error(), b) || strings.Contains(err.Error(), a) {
 				t.Errorf("error does not name just the refused UID: %v", err)
 			}
@@ -836,7 +855,7 @@ func TestQuitErrCommitFailed(t *testing.T) {
 	if !strings.Contains(e.Text, "some deleted messages not removed") {
 		t.Errorf("text %q", e.Text)
 	}
-	if !e.Temporary {
+	if !e.Temporary() {
 		t.Error("SYS/TEMP not temporary")
 	}
 	if errors.Is(err, mailaccess.ErrCommitUnknown) {
@@ -875,7 +894,7 @@ func TestQuitDropCommitUnknown(t *testing.T) {
 			}
 			err := mb.Close(t.Context())
 			e := wantKind(t, err, mailaccess.ErrCommitUnknown)
-			if !e.Temporary {
+			if !e.Temporary() {
 				t.Error("not temporary")
 			}
 			commands(t, s) // wait until the server is done
@@ -917,7 +936,7 @@ func TestCloseAfterFailureCommitsNothing(t *testing.T) {
 	}
 	s.CloseClientConnections()
 	_, err := mb.List(t.Context())
-	if e := wantKind(t, err, mailaccess.ErrConnection); !e.Temporary {
+	if e := wantKind(t, err, mailaccess.ErrConnection); !e.Temporary() {
 		t.Error("dropped connection not temporary")
 	}
 	// Every later call fails at once.
@@ -1050,23 +1069,6 @@ func TestDuplicateUIDL(t *testing.T) {
 	wantKind(t, err, mailaccess.ErrProtocol)
 }
 
-func TestMaxMessageSize(t *testing.T) {
-	s := setup(t, nil)
-	big := s.AddMessage(user, bytes.Repeat([]byte("x"), 20_000))
-	small := s.AddMessage(user, []byte("small\r\n"))
-	o := opts(s, "")
-	o.MaxMessageSize = 10_000
-	mb := dial(t, s, o)
-	_, err := mb.Open(t.Context(), mailaccess.UID(big))
-	wantKind(t, err, mailaccess.ErrTooLarge)
-	if slices.Contains(names(commandsNow(s)), "RETR") {
-		t.Fatal("RETR sent for a message listed as too large")
-	}
-	if got := readAll(t, mb, mailaccess.UID(small)); string(got) != "small\r\n" {
-		t.Fatalf("got %q", got)
-	}
-}
-
 // lyingRETR makes RETR answer with a body of n bytes, unterminated.
 func lyingRETR(n int) func(poptest.Command) poptest.Fault {
 	body := "+OK\r\n" + strings.Repeat(strings.Repeat("z", 98)+"\r\n", n/100)
@@ -1081,18 +1083,14 @@ func lyingRETR(n int) func(poptest.Command) poptest.Fault {
 func TestLyingSizeEndsSession(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		max   int64
 		limit int // octets after which the read must fail
 	}{
-		{"twice LIST size plus slack", 0, 2*7 + 64<<10},
-		{"MaxMessageSize", 1000, 1000},
+		{"twice LIST size plus slack", 2*7 + 64<<10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := setup(t, &poptest.Config{Fault: lyingRETR(1 << 20)})
 			uid := s.AddMessage(user, []byte("short\r\n")) // listed as 7 octets
-			o := opts(s, "")
-			o.MaxMessageSize = tc.max
-			mb := dial(t, s, o)
+			mb := dial(t, s, opts(s, ""))
 			r, err := mb.Open(t.Context(), mailaccess.UID(uid))
 			if err != nil {
 				t.Fatal(err)
@@ -1149,7 +1147,8 @@ func TestGreetings(t *testing.T) {
 		{"garbage", poptest.Fault{Reply: "HTTP/1.1 400 Bad Request\r\n"}, mailaccess.ErrProtocol, false},
 		{"empty line", poptest.Fault{Reply: "\r\n"}, mailaccess.ErrProtocol, false},
 		{"never ends", poptest.Fault{Reply: "+OK " + strings.Repeat("x", 50_000)}, mailaccess.ErrProtocol, false},
-		{"-ERR", poptest.Fault{Err: "too many connections"}, mailaccess.ErrServer, true},
+		{"-ERR", poptest.Fault{Err: "too many connections"}, mailaccess.ErrUnavailable, true},
+		{"-ERR [SYS/PERM]", poptest.Fault{Err: "[SYS/PERM] service closed"}, mailaccess.ErrServer, false},
 		{"closed at once", poptest.Fault{Drop: true}, mailaccess.ErrConnection, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1162,8 +1161,8 @@ func TestGreetings(t *testing.T) {
 			start := time.Now()
 			_, err := pop.Dial(t.Context(), s.Addr, opts(s, ""))
 			e := wantKind(t, err, tc.kind)
-			if e.Temporary != tc.temporary {
-				t.Errorf("temporary = %v", e.Temporary)
+			if e.Temporary() != tc.temporary {
+				t.Errorf("temporary = %v", e.Temporary())
 			}
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("took %v", d)
@@ -1184,7 +1183,7 @@ func TestIdleTimeout(t *testing.T) {
 	mb := dial(t, s, o)
 	start := time.Now()
 	_, err := mb.List(t.Context())
-	if e := wantKind(t, err, mailaccess.ErrConnection); !e.Temporary {
+	if e := wantKind(t, err, mailaccess.ErrConnection); !e.Temporary() {
 		t.Error("timeout not temporary")
 	}
 	var ne net.Error
@@ -1299,7 +1298,7 @@ func TestDropMidRETR(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = io.ReadAll(r)
-	if e := wantKind(t, err, mailaccess.ErrConnection); !e.Temporary {
+	if e := wantKind(t, err, mailaccess.ErrConnection); !e.Temporary() {
 		t.Error("not temporary")
 	}
 	if !errors.Is(err, io.ErrUnexpectedEOF) {

@@ -55,15 +55,17 @@ func scripted(t *testing.T, steps []step) *pop.Options {
 	}()
 	used := false
 	return &pop.Options{
-		Auth:     mailaccess.Auth{Username: user, Password: password},
-		Security: mailaccess.SecurityInsecureCleartext,
-		Timeout:  5 * time.Second,
-		Dialer: func(context.Context, string, string) (net.Conn, error) {
-			if used {
-				t.Error("dialed twice")
-			}
-			used = true
-			return client, nil
+		DialOptions: mailaccess.DialOptions{
+			Auth:     mailaccess.Auth{Username: user, Password: password},
+			Security: mailaccess.SecurityInsecureCleartext,
+			Timeout:  5 * time.Second,
+			DialContext: func(context.Context, string, string) (net.Conn, error) {
+				if used {
+					t.Error("dialed twice")
+				}
+				used = true
+				return client, nil
+			},
 		},
 	}
 }
@@ -177,7 +179,7 @@ func TestNameIPv6AndCase(t *testing.T) {
 
 func TestInvalidAddress(t *testing.T) {
 	for _, addr := range []string{"pop.example.com", ":110", "pop.example.com:", "a\r\nb:110"} {
-		_, err := pop.Dial(t.Context(), addr, &pop.Options{Auth: mailaccess.Auth{Username: user, Password: password}})
+		_, err := pop.Dial(t.Context(), addr, &pop.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: password}}})
 		wantKind(t, err, mailaccess.ErrInvalidArgument)
 	}
 }

@@ -87,7 +87,7 @@ func TestNoCredentialInCleartext(t *testing.T) {
 					o.TLSConfig = &tls.Config{ServerName: "127.0.0.1"} // the system's roots
 				}
 				var rc *recordingConn
-				o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				o.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 					c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 					rc = &recordingConn{Conn: c}
 					return rc, err
@@ -182,10 +182,16 @@ func TestControlCharactersRefusedEverywhere(t *testing.T) {
 		} {
 			t.Run(tc.name+"/"+strings.ReplaceAll(strings.ReplaceAll(bad, "\r", "CR"), "\n", "LF"), func(t *testing.T) {
 				dialed := false
-				o := &pop.Options{Auth: tc.auth, Security: mailaccess.SecurityInsecureCleartext, Dialer: func(context.Context, string, string) (net.Conn, error) {
-					dialed = true
-					return nil, errors.New("must not dial")
-				}}
+				o := &pop.Options{
+					DialOptions: mailaccess.DialOptions{
+						Auth:     tc.auth,
+						Security: mailaccess.SecurityInsecureCleartext,
+						DialContext: func(context.Context, string, string) (net.Conn, error) {
+							dialed = true
+							return nil, errors.New("must not dial")
+						},
+					},
+				}
 				_, err := pop.Dial(t.Context(), tc.addr, o)
 				wantKind(t, err, mailaccess.ErrInvalidArgument)
 				if dialed {

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/mailaccess"
 )
 
 // FetchIMAP logs in to the IMAPS server, selects the folder and sends

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/mailaccess"
 )
 
 // FetchPOP3 logs in to the POP3S server with USER and PASS, learns the

@@ -31,8 +31,8 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/mailaccess"
 )
 
 // Config says where and as whom a raw client logs in.
@@ -96,9 +96,7 @@ func dial(ctx context.Context, op string, cfg *Config) (*conn, func(), error) {
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
-		e := mailerr.New(op, mailaccess.ErrConnection, "", err)
-		e.Temporary = true
-		return nil, nil, e
+		return nil, nil, mailerr.New(op, mailaccess.ErrConnection, "", err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = raw.SetDeadline(dl)
@@ -118,9 +116,7 @@ func (c *conn) connErr(err error) error {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	e := mailerr.New(c.op, mailaccess.ErrConnection, "", err)
-	e.Temporary = true
-	return e
+	return mailerr.New(c.op, mailaccess.ErrConnection, "", err)
 }
 
 // protoErr is an ErrProtocol error with the (sanitized) offending text.

@@ -103,10 +103,10 @@ func run(w io.Writer) error {
 }
 
 func read(ctx context.Context, w io.Writer, d *device, url string, tlsConfig *tls.Config, ret mailaccess.Retention) error {
-	mb, err := unimail.Dial(ctx, url, &unimail.Options{
+	mb, err := unimail.Dial(ctx, url, &unimail.Options{DialOptions: mailaccess.DialOptions{
 		Auth:      mailaccess.Auth{Password: password},
 		TLSConfig: tlsConfig,
-	})
+	}})
 	if err != nil {
 		return err
 	}

@@ -56,8 +56,8 @@ import (
 
 	"github.com/unimail/unimail"
 	"github.com/unimail/unimail/internal/deliver"
-	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/internal/mailerr"
+	"github.com/unimail/unimail/mailaccess"
 )
 
 // Exit statuses.
@@ -325,8 +325,9 @@ func tokenFromCommand(command string) func(context.Context) (string, error) {
 		switch {
 		case errors.As(err, &ee):
 			// It may work next time (a token endpoint that was down).
+			// An authentication failure, but a temporary one.
 			e := tokenError("token command failed (%v); its output is not shown: run it yourself to see why", ee.ProcessState)
-			e.Temporary = true
+			e.Err = fmt.Errorf("%w: %w", mailaccess.ErrUnavailable, e.Err)
 			return "", e
 		case err != nil:
 			return "", tokenError("token command could not run: %v", err)
@@ -373,8 +374,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitUsage
 	}
 	opts := &unimail.Options{
+		DialOptions:       mailaccess.DialOptions{Timeout: c.timeout},
 		InsecureCleartext: c.insecure,
-		Timeout:           c.timeout,
 	}
 	if err := credentials(c, target, getenv, opts); err != nil {
 		fmt.Fprintf(stderr, "retrieve: %v\n", err)

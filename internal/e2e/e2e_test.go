@@ -35,9 +35,9 @@ var ways = []way{
 func dialWay(ctx context.Context, d *dovecottest.Server, w way, addr, folder string) (mailaccess.Mailbox, error) {
 	auth := mailaccess.Auth{Username: user, Password: password}
 	if w.protocol == "pop3" {
-		return pop.Dial(ctx, addr, &pop.Options{Auth: auth, Security: w.security, TLSConfig: d.ClientTLSConfig(), Timeout: 10 * time.Second})
+		return pop.Dial(ctx, addr, &pop.Options{DialOptions: mailaccess.DialOptions{Auth: auth, Security: w.security, TLSConfig: d.ClientTLSConfig(), Timeout: 10 * time.Second}})
 	}
-	return imap.Dial(ctx, addr, &imap.Options{Auth: auth, Security: w.security, TLSConfig: d.ClientTLSConfig(), Folder: folder, Timeout: 10 * time.Second})
+	return imap.Dial(ctx, addr, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: auth, Security: w.security, TLSConfig: d.ClientTLSConfig(), Timeout: 10 * time.Second}, Folder: folder})
 }
 
 // harness adapts a Dovecot and one way in to mailaccesstest.Server.

@@ -57,11 +57,13 @@ func TestMoveWithoutMOVEOnDovecot(t *testing.T) {
 	f := &mailaccess.Fetcher{Retention: mailaccess.MoveTo("Archive"), State: &mailaccess.MemoryState{}}
 	run := func(c *cutter) (mailaccess.Report, error) {
 		mb, err := imap.Dial(t.Context(), d.IMAPSAddr, &imap.Options{
-			Auth:      mailaccess.Auth{Username: user, Password: password},
-			TLSConfig: d.ClientTLSConfig(),
-			Timeout:   10 * time.Second,
-			Dialer:    c.dial,
-			Trace:     c,
+			DialOptions: mailaccess.DialOptions{
+				Auth:        mailaccess.Auth{Username: user, Password: password},
+				TLSConfig:   d.ClientTLSConfig(),
+				Timeout:     10 * time.Second,
+				DialContext: c.dial,
+				Trace:       c,
+			},
 		})
 		if err != nil {
 			t.Fatalf("dial: %v\n%s", err, d.Log())

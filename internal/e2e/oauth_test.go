@@ -171,8 +171,12 @@ func TestDovecotOAuth2(t *testing.T) {
 
 	dial := func(url, mech string, src oauth2.TokenSource) (mailaccess.Mailbox, error) {
 		return unimail.Dial(t.Context(), url, &unimail.Options{
-			Auth: mailaccess.Auth{Mechanism: mech}, TokenSource: src,
-			TLSConfig: d.ClientTLSConfig(), Timeout: 10 * time.Second,
+			DialOptions: mailaccess.DialOptions{
+				Auth:      mailaccess.Auth{Mechanism: mech},
+				TLSConfig: d.ClientTLSConfig(),
+				Timeout:   10 * time.Second,
+			},
+			TokenSource: src,
 		})
 	}
 	check := func(name string, mb mailaccess.Mailbox) {

@@ -18,6 +18,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // Conn wraps a net.Conn. Its methods are safe for concurrent use.
@@ -64,7 +66,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 // Watch turns the stall watchdog on: from now on, when a Read or Write is
 // in progress and no byte has moved for d, the connection is killed with a
-// *StallError. A call that is already blocked when Watch is called counts
+// *mailerr.TimeoutError (Stall set). A call that is already blocked when Watch is called counts
 // from now. Watch with d <= 0 is Unwatch.
 func (c *Conn) Watch(d time.Duration) {
 	c.mu.Lock()
@@ -116,20 +118,6 @@ func (c *Conn) Reason() error {
 	defer c.mu.Unlock()
 	return c.reason
 }
-
-// StallError is the reason recorded when the watchdog kills a connection.
-type StallError struct {
-	// After is the stall bound that was exceeded.
-	After time.Duration
-}
-
-// Error says that nothing moved on the connection for After.
-func (e *StallError) Error() string {
-	return "no data moved on the connection for " + e.After.String()
-}
-
-// Timeout reports true: a stall is a timeout.
-func (e *StallError) Timeout() bool { return true }
 
 func (c *Conn) enter() {
 	c.mu.Lock()
@@ -190,5 +178,5 @@ func (c *Conn) fire() {
 	}
 	limit := c.limit
 	c.mu.Unlock()
-	c.Kill(&StallError{After: limit})
+	c.Kill(&mailerr.TimeoutError{After: limit, Stall: true})
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 func pipe(t *testing.T) (*Conn, net.Conn) {
@@ -26,9 +28,9 @@ func TestWatchKillsStalledRead(t *testing.T) {
 	if d := time.Since(start); d < 50*time.Millisecond || d > 5*time.Second {
 		t.Fatalf("stalled Read ended after %v, want about 50ms", d)
 	}
-	var stall *StallError
-	if !errors.As(c.Reason(), &stall) || stall.After != 50*time.Millisecond {
-		t.Fatalf("Reason = %v, want a StallError of 50ms", c.Reason())
+	var stall *mailerr.TimeoutError
+	if !errors.As(c.Reason(), &stall) || stall.After != 50*time.Millisecond || !stall.Stall {
+		t.Fatalf("Reason = %v, want a stall TimeoutError of 50ms", c.Reason())
 	}
 }
 

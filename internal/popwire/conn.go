@@ -12,10 +12,11 @@ package popwire
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // aLongTimeAgo is a deadline in the past: setting it makes every blocked
@@ -123,7 +124,7 @@ func (c *Conn) before(read bool) error {
 		return c.err
 	}
 	if c.canceled || (c.ctx != nil && c.ctx.Err() != nil) {
-		c.err = c.cancelErr(nil)
+		c.err = c.cancelErr()
 		return c.err
 	}
 	armed := &c.armedW
@@ -162,21 +163,19 @@ func (c *Conn) before(read bool) error {
 	return nil
 }
 
-// cancelErr builds the error of an I/O cut short by the bound context.
-// c.mu is held.
-func (c *Conn) cancelErr(ioErr error) error {
-	cause := context.Cause(c.ctx)
-	if cause == nil {
-		cause = context.Canceled
+// cancelErr builds the error of an I/O cut short by the bound context:
+// the context's own error (see mailerr.ContextErr), without the I/O error
+// that the deadline in the past caused. c.mu is held.
+func (c *Conn) cancelErr() error {
+	if err := mailerr.ContextErr(c.ctx); err != nil {
+		return err
 	}
-	if ioErr == nil {
-		return fmt.Errorf("interrupted: %w", cause)
-	}
-	return fmt.Errorf("interrupted: %w (%w)", cause, ioErr)
+	return context.Canceled
 }
 
 // fail records err as the sticky error if it is the first and returns the
-// sticky error.
+// sticky error. The end of the bound context becomes its error, an
+// expired deadline a *mailerr.TimeoutError.
 func (c *Conn) fail(err error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -184,11 +183,11 @@ func (c *Conn) fail(err error) error {
 		var ne net.Error
 		switch {
 		case c.canceled:
-			err = c.cancelErr(err)
+			err = c.cancelErr()
 		case errors.As(err, &ne) && ne.Timeout() && !c.hard.IsZero() && !time.Now().Before(c.hard):
-			err = fmt.Errorf("no complete response in time: %w", err)
+			err = &mailerr.TimeoutError{After: c.idle, Err: err}
 		case errors.As(err, &ne) && ne.Timeout():
-			err = fmt.Errorf("no progress for %v: %w", c.idle, err)
+			err = &mailerr.TimeoutError{After: c.idle, Stall: true, Err: err}
 		}
 		c.err = err
 	}

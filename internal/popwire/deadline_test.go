@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 func TestResponseDeadlineBeatsTrickle(t *testing.T) {
@@ -26,7 +28,8 @@ func TestResponseDeadlineBeatsTrickle(t *testing.T) {
 	start := time.Now()
 	_, err := w.ReadStatus()
 	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() || !strings.Contains(err.Error(), "in time") {
+	te, ok := errors.AsType[*mailerr.TimeoutError](err)
+	if !errors.As(err, &ne) || !ne.Timeout() || !ok || te.Stall || err.Error() != "timed out after 100ms" {
 		t.Fatalf("got %v", err)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -115,7 +118,7 @@ func TestIdleDeadlineWithinExtendedResponse(t *testing.T) {
 	}()
 	w := New(client, idle)
 	_, err := w.ReadMultiline(1<<30, 1<<30)
-	if err == nil || !strings.Contains(err.Error(), "no progress") {
+	if te, ok := errors.AsType[*mailerr.TimeoutError](err); !ok || !te.Stall {
 		t.Fatalf("got %v", err)
 	}
 }

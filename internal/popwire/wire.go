@@ -11,6 +11,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/unimail/unimail/internal/mailerr"
 )
 
 // Limits of the POP3 wire. RFC 2449 section 4 caps a response line at 512
@@ -49,8 +51,9 @@ func Protocolf(format string, args ...any) error {
 // all). A handshake cut by a transport failure is not a TLSError.
 type TLSError struct{ Err error }
 
-// Error returns "TLS handshake: " and the cause.
-func (e *TLSError) Error() string { return "TLS handshake: " + e.Err.Error() }
+// Error returns the cause's text (the operation says that it was the
+// handshake).
+func (e *TLSError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the cause.
 func (e *TLSError) Unwrap() error { return e.Err }
@@ -178,7 +181,7 @@ func (w *Wire) StartTLS(cfg *tls.Config) error {
 	w.EndResponse()
 	if err != nil {
 		if cerr := w.conn.Err(); cerr != nil {
-			return w.Fail(cerr)
+			return w.Fail(eofErr(cerr))
 		}
 		return w.Fail(&TLSError{Err: err})
 	}
@@ -274,10 +277,10 @@ func (w *Wire) readLine(max int) ([]byte, error) {
 }
 
 // eofErr turns the end of the stream in the middle of a response into
-// io.ErrUnexpectedEOF with a clear message.
+// mailerr.ErrServerClosed (which matches io.ErrUnexpectedEOF).
 func eofErr(err error) error {
 	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("server closed the connection: %w", io.ErrUnexpectedEOF)
+		return mailerr.ErrServerClosed
 	}
 	return err
 }

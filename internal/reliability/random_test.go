@@ -52,9 +52,9 @@ func (x *dovecotDrop) folder() [][]byte {
 func (x *dovecotDrop) dial(ctx context.Context, addr string, timeout time.Duration) (mailaccess.Mailbox, error) {
 	auth := mailaccess.Auth{Username: user, Password: password}
 	if x.protocol == "pop3" {
-		return pop.Dial(ctx, addr, &pop.Options{Auth: auth, TLSConfig: x.d.ClientTLSConfig(), Timeout: timeout})
+		return pop.Dial(ctx, addr, &pop.Options{DialOptions: mailaccess.DialOptions{Auth: auth, TLSConfig: x.d.ClientTLSConfig(), Timeout: timeout}})
 	}
-	return imap.Dial(ctx, addr, &imap.Options{Auth: auth, TLSConfig: x.d.ClientTLSConfig(), Timeout: timeout})
+	return imap.Dial(ctx, addr, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: auth, TLSConfig: x.d.ClientTLSConfig(), Timeout: timeout}})
 }
 
 func (x *dovecotDrop) fetch(ctx context.Context, addr string, ret mailaccess.Retention, st mailaccess.State, l *ledger, timeout time.Duration, now time.Time) error {

@@ -150,7 +150,7 @@ func TestTornLastLine(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		mb, err := imap.Dial(ctx, a.d.IMAPSAddr, &imap.Options{Auth: mailaccess.Auth{Username: user, Password: password}, TLSConfig: a.d.ClientTLSConfig(), Timeout: 10 * time.Second})
+		mb, err := imap.Dial(ctx, a.d.IMAPSAddr, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: password}, TLSConfig: a.d.ClientTLSConfig(), Timeout: 10 * time.Second}})
 		if err != nil {
 			return nil, err
 		}

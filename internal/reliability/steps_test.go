@@ -93,7 +93,7 @@ func (p *popMem) waitIdle(ctx context.Context) error {
 	return p.s.WaitIdle(ctx)
 }
 func (p *popMem) dial(ctx context.Context, timeout time.Duration) (mailaccess.Mailbox, error) {
-	return pop.Dial(ctx, p.s.Addr, &pop.Options{Auth: mailaccess.Auth{Username: user, Password: password}, Security: mailaccess.SecurityInsecureCleartext, Timeout: timeout})
+	return pop.Dial(ctx, p.s.Addr, &pop.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: password}, Security: mailaccess.SecurityInsecureCleartext, Timeout: timeout}})
 }
 func (p *popMem) add(msg []byte) { p.s.AddMessage(user, msg) }
 func (p *popMem) steps(conn int) []step {
@@ -155,7 +155,7 @@ func (m *imapMem) waitIdle(ctx context.Context) error {
 	return m.s.WaitIdle(ctx)
 }
 func (m *imapMem) dial(ctx context.Context, timeout time.Duration) (mailaccess.Mailbox, error) {
-	return imap.Dial(ctx, m.s.Addr, &imap.Options{Auth: mailaccess.Auth{Username: user, Password: password}, Security: mailaccess.SecurityInsecureCleartext, Timeout: timeout})
+	return imap.Dial(ctx, m.s.Addr, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: password}, Security: mailaccess.SecurityInsecureCleartext, Timeout: timeout}})
 }
 func (m *imapMem) add(msg []byte) { m.s.Append(user, "INBOX", msg) }
 func (m *imapMem) steps(conn int) []step {

@@ -21,15 +21,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/emersion/go-sasl"
 
-	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/internal/safetext"
+	"github.com/unimail/unimail/mailaccess"
 )
 
 // Mechanism is the SASL name of the mechanism.
@@ -85,7 +86,7 @@ func (c *Client) Next(challenge []byte) (response []byte, err error) {
 func (c *Client) Failure() *Failure { return c.failure }
 
 // Failure is the server's XOAUTH2 error challenge. Its fields are the
-// server's text cleaned by mailaccess.SanitizeText (no control characters,
+// server's text cleaned by safetext.Sanitize (no control characters,
 // at most 256 bytes); they hold no credential.
 type Failure struct {
 	// Status is the HTTP-like status: "401" when the token is invalid or
@@ -167,17 +168,26 @@ func (f *Failure) Error() string {
 
 // Token calls the caller's token source once and checks what it returns,
 // for the operation op ("pop3 login", "imap login"). A failure of the
-// source is ErrAuth, temporary when the source's error is (its endpoint
-// is down, say), so that a retrying caller tries again; an empty token is
-// a permanent ErrAuth; a token with control characters, which could never
-// be sent safely, is ErrInvalidArgument. The token never appears in an
-// error.
+// source that is a *mailaccess.Error keeps its kind and text; otherwise
+// it is, when ctx has ended, mailaccess.ErrConnection with ctx's
+// error (see mailerr.ContextErr); when it is a network failure (its
+// endpoint is unreachable), mailaccess.ErrConnection; when the source's
+// error is temporary (mailaccess.IsTemporary), mailaccess.ErrUnavailable;
+// otherwise mailaccess.ErrAuth. An empty token is ErrAuth; a token with
+// control characters, which could never be sent safely, is
+// ErrInvalidArgument. The token never appears in an error.
 func Token(ctx context.Context, op string, a mailaccess.Auth) (string, error) {
 	tok, err := a.Token(ctx)
 	if err != nil {
-		e := mailerr.New(op, mailaccess.ErrAuth, "", fmt.Errorf("getting the OAuth2 token: %w", err))
-		e.Temporary = mailaccess.IsTemporary(err)
-		return "", e
+		if ctx.Err() != nil {
+			return "", mailerr.New(op, mailaccess.ErrConnection, "", mailerr.ContextErr(ctx))
+		}
+		if e, ok := errors.AsType[*mailaccess.Error](err); ok && e.Kind != nil {
+			// The source speaks this package's language already: its kind
+			// and text stay, under this operation.
+			return "", mailerr.New(op, e.Kind, e.Text, fmt.Errorf("getting the OAuth2 token: %w", mailerr.HideContext(e.Err)))
+		}
+		return "", mailerr.New(op, SourceErrorKind(err, mailaccess.IsTemporary(err)), "", fmt.Errorf("getting the OAuth2 token: %w", mailerr.HideContext(err)))
 	}
 	if tok == "" {
 		return "", mailerr.New(op, mailaccess.ErrAuth, "", errors.New("the token source returned an empty token"))
@@ -186,4 +196,22 @@ func Token(ctx context.Context, op string, a mailaccess.Auth) (string, error) {
 		return "", mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("the OAuth2 token holds control characters"))
 	}
 	return tok, nil
+}
+
+// SourceErrorKind is the kind of the error of a token source that failed
+// while the caller's context was still alive: mailaccess.ErrConnection
+// for a network failure (a net.Error: the endpoint could not be reached
+// or did not answer in time; or an error that already says
+// mailaccess.ErrConnection), mailaccess.ErrUnavailable when temporary
+// says the failure may go away, mailaccess.ErrAuth otherwise (a refused
+// grant: the user must authorize again).
+func SourceErrorKind(err error, temporary bool) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne), errors.Is(err, mailaccess.ErrConnection):
+		return mailaccess.ErrConnection
+	case temporary:
+		return mailaccess.ErrUnavailable
+	}
+	return mailaccess.ErrAuth
 }
