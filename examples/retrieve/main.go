@@ -444,7 +444,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer st.Close()
 
-	f := &mailaccess.Fetcher{Retention: c.retention, State: st, MaxSize: c.maxSize, Logger: logger, Interval: c.interval}
+	f := &mailaccess.Fetcher{Retention: c.retention, State: st, MaxSize: c.maxSize, Logger: logger}
 	if bar != nil {
 		f.Progress = bar.update
 	}
@@ -473,14 +473,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	if c.watch {
-		f.AfterFetch = func(rep mailaccess.Report, err error) {
+		err := f.Run(ctx, dial, h, &mailaccess.RunOptions{Interval: c.interval, AfterFetch: func(rep mailaccess.Report, err error) {
 			report(rep)
 			if errors.Is(err, mailaccess.ErrHandler) {
 				// Run retries these without a word: say it here.
 				fmt.Fprintf(stderr, "retrieve: %v\n", oneLine(err))
 			}
-		}
-		err := f.Run(ctx, dial, h)
+		}})
 		if bar != nil {
 			bar.finish()
 		}

@@ -19,14 +19,14 @@ func TestRunPushDovecot(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	got := make(chan time.Time, 10)
 	done := make(chan error, 1)
-	f := &mailaccess.Fetcher{State: &mailaccess.MemoryState{}, Interval: time.Hour}
+	f := &mailaccess.Fetcher{State: &mailaccess.MemoryState{}}
 	go func() {
 		done <- f.Run(ctx, func(ctx context.Context) (mailaccess.Mailbox, error) {
 			return dialWay(ctx, d, imapS, d.IMAPSAddr, "INBOX")
 		}, func(ctx context.Context, m *mailaccess.Message) error {
 			got <- time.Now()
 			return nil
-		})
+		}, &mailaccess.RunOptions{Interval: time.Hour})
 	}()
 	defer func() {
 		cancel()

@@ -222,16 +222,16 @@ func checkDoneN(ret mailaccess.Retention, msgs, inbox, folder [][]byte, l *ledge
 	if dups > maxDup {
 		return dups, fmt.Errorf("%d duplicate deliveries, bound %d", dups, maxDup)
 	}
-	switch ret.Kind {
-	case mailaccess.Keep:
+	switch {
+	case ret == mailaccess.KeepOnServer:
 		if len(inbox) != len(msgs) {
 			return dups, fmt.Errorf("keep: the server holds %d messages, want %d", len(inbox), len(msgs))
 		}
-	case mailaccess.Delete:
+	case ret == mailaccess.DeleteAfterFetch:
 		if len(inbox) != 0 {
 			return dups, fmt.Errorf("delete: the server still holds %d messages", len(inbox))
 		}
-	case mailaccess.KeepForPeriod:
+	case ret.Period() > 0: // keep-for
 		for i, m := range msgs {
 			want := 0
 			if kept(m) {
@@ -241,11 +241,11 @@ func checkDoneN(ret mailaccess.Retention, msgs, inbox, folder [][]byte, l *ledge
 				return dups, fmt.Errorf("keep-for: message %d is %d times on the server, want %d", i, got, want)
 			}
 		}
-	case mailaccess.Move:
+	case ret.Folder() != "": // move
 		fo := tally(folder)
 		for i, m := range msgs {
 			if fo[sha(m)] < 1 || fo[sha(m)] > copies {
-				return dups, fmt.Errorf("move: message %d is %d times in %s, want 1 to %d", i, fo[sha(m)], ret.Folder, copies)
+				return dups, fmt.Errorf("move: message %d is %d times in %s, want 1 to %d", i, fo[sha(m)], ret.Folder(), copies)
 			}
 		}
 		if len(inbox) != 0 {

@@ -120,9 +120,9 @@ func TestRandomFaults(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
 			x := &dovecotDrop{t: t, d: dovecottest.Start(t, nil), protocol: protocol}
-			cal := map[mailaccess.RetentionKind]lengths{}
+			cal := map[mailaccess.Retention]lengths{}
 			for _, ret := range retentions(protocol) {
-				cal[ret.Kind] = calibrate(t, x, ret)
+				cal[ret] = calibrate(t, x, ret)
 			}
 			var st randomStats
 			for i := range n {
@@ -167,7 +167,7 @@ func calibrate(t *testing.T, x *dovecotDrop, ret mailaccess.Retention) lengths {
 }
 
 // schedule runs one seeded schedule and checks the invariant.
-func schedule(t *testing.T, x *dovecotDrop, seed uint64, cal map[mailaccess.RetentionKind]lengths, stats *randomStats, verbose bool) error {
+func schedule(t *testing.T, x *dovecotDrop, seed uint64, cal map[mailaccess.Retention]lengths, stats *randomStats, verbose bool) error {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
@@ -188,7 +188,7 @@ func schedule(t *testing.T, x *dovecotDrop, seed uint64, cal map[mailaccess.Rete
 	logf("seed %d: retention %s, %d messages (%d delivered before the faults)", seed, ret, len(msgs), len(sc.pre))
 	stats.schedules++
 	faults := 1 + r.IntN(2)
-	n := cal[ret.Kind]
+	n := cal[ret]
 	for i := range faults {
 		cut := faultproxy.RandomCut(r, n.up, n.down, 0.04)
 		p, err := faultproxy.New(x.addr(), &cut)

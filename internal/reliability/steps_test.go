@@ -330,7 +330,7 @@ type scenario struct {
 func (sc scenario) all() [][]byte { return append(append([][]byte(nil), sc.pre...), sc.more...) }
 
 func newScenario(ret mailaccess.Retention) scenario {
-	if ret.Kind == mailaccess.KeepForPeriod {
+	if ret.Period() > 0 { // keep-for
 		msgs := corpus(5, "step")
 		return scenario{ret: ret, pre: msgs[:3], more: msgs[3:], conn: 2, at: t0.Add(2 * time.Hour)}
 	}
