@@ -26,8 +26,9 @@
 //
 // # Packages
 //
-//   - mailaccess: the protocol-free core (Mailbox, Retention, Fetcher,
-//     State, errors).
+//   - mailaccess: what a program that reads mail uses (Fetcher,
+//     Retention, State, Message, errors); mailaccess/driver: the contract
+//     that drivers implement.
 //   - pop: the POP3 driver; pop/poptest: an in-process POP3 server for
 //     tests.
 //   - imap: the IMAP driver; imap/imaptest: an in-process IMAP server for

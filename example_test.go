@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +20,54 @@ import (
 	"github.com/unimail/unimail/imap/imaptest"
 	"github.com/unimail/unimail/mailaccess"
 )
+
+// This example is the README's: it fetches new mail from an IMAP folder,
+// keeps each message on the server for 14 days after its first delivery,
+// and remembers what it delivered in a file, so that the second run
+// delivers nothing again. (The server here is the in-process one of
+// package imaptest, started without a test.)
+func Example() {
+	srv := imaptest.NewUnstartedServer(nil)
+	srv.StartTLS()
+	defer srv.Close()
+	srv.AddUser("alice", "secret")
+	srv.Append("alice", "INBOX", []byte("Subject: hello\r\n\r\nHi!\r\n"))
+	dir, err := os.MkdirTemp("", "unimail-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	for range 2 {
+		opts := &unimail.Options{}
+		opts.Auth.Password = "secret"
+		opts.TLSConfig = srv.ClientTLSConfig()
+		mb, err := unimail.Dial(ctx, "imaps://alice@"+srv.Addr+"/INBOX", opts)
+		if err != nil {
+			log.Fatal(err) // mb is nil: nothing to close
+		}
+		state, err := mailaccess.OpenFileState(filepath.Join(dir, "mail.state"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		f := &mailaccess.Fetcher{Retention: mailaccess.KeepFor(14 * 24 * time.Hour), State: state}
+		report, err := f.Fetch(ctx, mb, func(ctx context.Context, m *mailaccess.Message) error {
+			// nil means "I have it": return it only once the message is
+			// safely stored.
+			_, err := io.Copy(io.Discard, m.Body)
+			return err
+		})
+		state.Close()
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("delivered %d, already delivered %d\n", report.Delivered, report.Skipped)
+	}
+	// Output:
+	// delivered 1, already delivered 0
+	// delivered 0, already delivered 1
+}
 
 // This example reads a Microsoft 365 mailbox over POP3 with OAuth 2.0. The
 // refresh token comes from an earlier authorization of the program (for

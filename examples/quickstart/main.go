@@ -133,8 +133,10 @@ func read(ctx context.Context, w io.Writer, d *device, url string, tlsConfig *tl
 	return nil
 }
 
-// subject reads the message's Subject with go-message; the Fetcher reads
-// the rest of the message.
+// subject reads the message's Subject with go-message. The handler that
+// calls it returns nil, which means "this device has the message" whatever
+// it read: the Fetcher reads the rest (to fingerprint it), records it, and
+// applies the retention. A handler that stores messages reads Body whole.
 func subject(m *mailaccess.Message) string {
 	r, err := m.Parse()
 	if err != nil {
