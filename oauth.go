@@ -218,8 +218,8 @@ func refused(err error) bool {
 // token. It returns when ctx ends even if get does not: get then goes on in
 // the background and its result is dropped (a TokenCache still keeps it).
 func sourceToken(ctx context.Context, op string, get func() (*oauth2.Token, error)) (string, *mailaccess.Error) {
-	if ctx.Err() != nil {
-		return "", mailerr.New(op, mailaccess.ErrConnection, "", mailerr.ContextErr(ctx))
+	if cerr := mailerr.ContextErr(ctx); cerr != nil {
+		return "", mailerr.New(op, mailaccess.ErrConnection, "", cerr)
 	}
 	type result struct {
 		t   *oauth2.Token

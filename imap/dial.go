@@ -153,7 +153,9 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		}
 		tc := tls.Client(m.conn, cfg)
 		g := m.begin(ctx, boundTotal)
-		err := tc.HandshakeContext(ctx)
+		// Bounded by the guard, which records why it ended the
+		// handshake (HandshakeContext would race it).
+		err := tc.Handshake()
 		g.end()
 		if err != nil {
 			return m.tlsError(opTLSHandshake, err)
@@ -162,7 +164,7 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		m.client = imapclient.New(m.wire, copts)
 	case mailaccess.SecurityStartTLS:
 		g := m.begin(ctx, boundTotal)
-		tc, err := m.startTLS(ctx, dialopt.TLSConfig(o.TLSConfig, host))
+		tc, err := m.startTLS(dialopt.TLSConfig(o.TLSConfig, host))
 		g.end()
 		if err != nil {
 			return err
@@ -220,7 +222,7 @@ const maxPreTLSLine = 8 << 10
 // and makes the TLS handshake. It reads one octet at a time, so that
 // nothing the server sent after its OK is read as cleartext: such bytes
 // go into the handshake, which then fails. The exchange is in the trace.
-func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
+func (m *Mailbox) startTLS(cfg *tls.Config) (*tls.Conn, error) {
 	const op = opStartTLS
 	w := m.newWire(m.conn)
 	readLine := func() (string, error) {
@@ -287,7 +289,7 @@ func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, err
 		break
 	}
 	tc := tls.Client(m.conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	if err := tc.Handshake(); err != nil { // bounded by the caller's guard
 		return nil, m.tlsError(opTLSHandshake, err)
 	}
 	return tc, nil

@@ -2,7 +2,9 @@
 // IMAP folder, built on go-imap v2's client (imapclient).
 //
 //	mb, err := imap.Dial(ctx, "mail.example.com:993", &imap.Options{
-//		Auth: mailaccess.Auth{Username: "alice", Password: pw},
+//		DialOptions: mailaccess.DialOptions{
+//			Auth: mailaccess.Auth{Username: "alice", Password: pw},
+//		},
 //	})
 //
 // The Mailbox also implements driver.Mover (UID MOVE),

@@ -232,7 +232,7 @@ const (
 func (d *dialer) stls() error {
 	const op = opStartTLS
 	if !d.caps.has("STLS") {
-		return mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server does not offer STLS, and STARTTLS is required"))
+		return mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server does not offer STLS"))
 	}
 	if err := d.w.WriteLine("STLS"); err != nil {
 		return wireErr(op, err)
