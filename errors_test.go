@@ -39,6 +39,10 @@ const (
 	stepCommit
 )
 
+func (s step) String() string {
+	return [...]string{"none", "greeting", "login", "list", "fetch", "commit"}[s]
+}
+
 // fault is a protocol-neutral description of a server's misbehaviour at
 // one step, turned into a poptest.Fault or an imaptest.Fault.
 type fault struct {
@@ -227,9 +231,9 @@ func TestErrorVocabulary(t *testing.T) {
 
 	cases := []struct {
 		name     string
-		implicit bool  // implicit TLS, else STARTTLS
-		noTLS    bool  // the server does not offer STARTTLS
-		untrust  bool  // the client does not trust the server's certificate
+		implicit bool   // implicit TLS, else STARTTLS
+		noTLS    bool   // the server does not offer STARTTLS
+		untrust  bool   // the client does not trust the server's certificate
 		password string // "" for the right one
 		timeout  time.Duration
 		deadline time.Duration // the caller's deadline for the step of fault.at
@@ -256,6 +260,17 @@ func TestErrorVocabulary(t *testing.T) {
 			want: map[string]expect{
 				"pop3": {"pop3 STARTTLS: TLS required or failed: the server does not offer STLS", mailaccess.ErrTLS, false},
 				"imap": {`imap STARTTLS: TLS required or failed: server said "STARTTLS not supported": the server refused STARTTLS`, mailaccess.ErrTLS, false},
+			},
+		},
+		{
+			// A POP3 server that refuses service at connection time is
+			// usually busy; an IMAP server's BYE is not taken as
+			// temporary.
+			name: "greeting refused", implicit: true,
+			fault: fault{at: stepGreeting, refuse: "too busy"},
+			want: map[string]expect{
+				"pop3": {`pop3 greeting: temporarily unavailable: server said "too busy"`, mailaccess.ErrUnavailable, true},
+				"imap": {`imap greeting: server refused the command: server said "too busy"`, mailaccess.ErrServer, false},
 			},
 		},
 		{
@@ -389,7 +404,7 @@ func TestErrorVocabulary(t *testing.T) {
 					suffix = "s"
 				}
 				at := c.fault.at
-				if at == stepNone {
+				if at == stepNone || at == stepGreeting {
 					at = stepLogin
 				}
 				err := session(ctx, t, srv.url(suffix), opts, at)

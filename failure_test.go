@@ -3,16 +3,20 @@ package unimail_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/unimail/unimail"
 	"github.com/unimail/unimail/imap"
+	"github.com/unimail/unimail/imap/imaptest"
 	"github.com/unimail/unimail/internal/mailerr"
 	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/pop"
+	"github.com/unimail/unimail/pop/poptest"
 )
 
 // TestDialFailureReturnsNil: whatever makes Dial fail, the Mailbox it
@@ -303,6 +307,84 @@ func TestOneMillisecondDeadline(t *testing.T) {
 					t.Errorf("%v: IsTemporary = %v, want false, with context.DeadlineExceeded", err, mailaccess.IsTemporary(err))
 				}
 			})
+		}
+	}
+}
+
+// pipeServer starts, inside the caller's synctest bubble, a server of
+// proto that serves connections made over net.Pipe, with one user, one
+// message and f as its fault, and returns the dialer that makes those
+// connections.
+func pipeServer(t *testing.T, proto string, f fault) func(context.Context, string, string) (net.Conn, error) {
+	body := []byte(vocabMessage + "body\r\n")
+	var serve func(net.Conn)
+	if proto == "pop3" {
+		s := poptest.NewUnstartedServer(&poptest.Config{Fault: func(c poptest.Command) poptest.Fault {
+			if c.Seq > 0 && contains(popCommands[f.at], c.Name) {
+				return poptest.Fault{Stall: f.stall}
+			}
+			return poptest.Fault{}
+		}})
+		t.Cleanup(s.Close)
+		s.AddUser(vocabUser, vocabPassword)
+		s.AddMessage(vocabUser, body)
+		serve = func(c net.Conn) { go s.ServeConn(c) }
+	} else {
+		s := imaptest.NewUnstartedServer(&imaptest.Config{Logger: discardLogger{}, Fault: func(c imaptest.Command) imaptest.Fault {
+			if c.Seq > 0 && imapMatch(f.at, c) {
+				return imaptest.Fault{Stall: f.stall}
+			}
+			return imaptest.Fault{}
+		}})
+		t.Cleanup(s.Close)
+		s.AddUser(vocabUser, vocabPassword)
+		s.Append(vocabUser, "INBOX", body)
+		serve = s.ServeConn
+	}
+	return func(context.Context, string, string) (net.Conn, error) {
+		client, server := net.Pipe()
+		serve(server)
+		return client, nil
+	}
+}
+
+// TestTimeoutMeaning: Timeout means the same in both drivers. Zero is one
+// minute: a server that stalls for two minutes in the middle of a session
+// is given up after one. Negative is no bound of the library's own, only
+// the caller's context: the same server answers in the end, and nothing
+// gives up in between. The time is synctest's, so the minutes pass at
+// once.
+func TestTimeoutMeaning(t *testing.T) {
+	for _, proto := range []string{"pop3", "imap"} {
+		for _, at := range []step{stepList, stepFetch, stepCommit} {
+			for _, timeout := range []time.Duration{0, -1} {
+				t.Run(fmt.Sprintf("%s/%v/timeout=%d", proto, at, timeout), func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						dial := pipeServer(t, proto, fault{at: at, stall: 2 * time.Minute})
+						opts := &unimail.Options{
+							DialOptions: mailaccess.DialOptions{
+								Auth:        mailaccess.Auth{Password: vocabPassword},
+								Timeout:     timeout,
+								DialContext: dial,
+							},
+							InsecureCleartext: true,
+						}
+						start := time.Now()
+						err := session(t.Context(), t, proto+"://"+vocabUser+"@pipe/", opts, at)
+						took := time.Since(start)
+						if timeout < 0 {
+							if err != nil || took < 2*time.Minute {
+								t.Fatalf("no Timeout: %v after %v, want success after the 2-minute stall", err, took)
+							}
+							return
+						}
+						te, ok := errors.AsType[*mailerr.TimeoutError](err)
+						if !ok || te.After != time.Minute || took < time.Minute || took >= 2*time.Minute {
+							t.Fatalf("default Timeout: %v after %v, want a timeout of 1m0s", err, took)
+						}
+					})
+				})
+			}
 		}
 	}
 }

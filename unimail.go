@@ -376,7 +376,7 @@ func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailb
 		return mb, nil
 	}
 	if o.TokenSource != nil {
-		return dialOAuth(ctx, &o, auth, dial)
+		return dialOAuth(ctx, t.Protocol(), &o, auth, dial)
 	}
 	return dial(ctx, auth)
 }

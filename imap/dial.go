@@ -261,7 +261,7 @@ func (m *Mailbox) startTLS(cfg *tls.Config) (*tls.Conn, error) {
 	case "PREAUTH":
 		return nil, mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server sent PREAUTH on the cleartext connection"))
 	case "BYE":
-		return nil, mailerr.New(opGreeting, mailaccess.ErrServer, m.scrub(text), errors.New("the server refused the connection (BYE)"))
+		return nil, mailerr.New(opGreeting, mailaccess.ErrServer, m.scrub(text), nil)
 	default:
 		return nil, lost(errors.New("the server's greeting is not an IMAP greeting"))
 	}
@@ -326,7 +326,7 @@ func (m *Mailbox) tlsError(op string, err error) error {
 	)
 	switch {
 	case errors.As(err, &ie):
-		return mailerr.New(op, mailaccess.ErrTLS, m.scrub(ie.Text), errors.New("the server refused STARTTLS"))
+		return mailerr.New(op, mailaccess.ErrTLS, m.scrub(mailerr.ServerText(string(ie.Code), ie.Text)), errors.New("the server refused STARTTLS"))
 	case errors.As(err, &cve), errors.As(err, &ae), errors.As(err, &rhe),
 		errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie):
 		return mailerr.New(op, mailaccess.ErrTLS, "", err)
