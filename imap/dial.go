@@ -143,7 +143,7 @@ func mailboxName(user, host, folder string) string {
 func (m *Mailbox) open(ctx context.Context, host string) error {
 	o := &m.opts
 	copts := &imapclient.Options{UnilateralDataHandler: m.unilateralHandler()}
-	m.log.Debug("imap connect", "addr", m.conn.RemoteAddr().String(), "security", securityName(o.Security))
+	m.log.Debug("imap connect", "addr", m.conn.RemoteAddr().String(), "security", o.Security.String())
 
 	switch o.Security {
 	case mailaccess.SecurityTLS:
@@ -191,19 +191,6 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		}
 	}
 	return m.selectFolder(ctx)
-}
-
-// securityName names a Security value for the log.
-func securityName(s mailaccess.Security) string {
-	switch s {
-	case mailaccess.SecurityTLS:
-		return "tls"
-	case mailaccess.SecurityStartTLS:
-		return "starttls"
-	case mailaccess.SecurityInsecureCleartext:
-		return "cleartext"
-	}
-	return "unknown"
 }
 
 // greetedConn is the connection after STARTTLS with a stand-in greeting
