@@ -57,7 +57,7 @@
 //
 //	tokens := unimail.NewTokenCache(nil, conf.TokenSource(ctx, saved))
 //	mb, err := unimail.Dial(ctx, "imaps://imap.gmail.com", &unimail.Options{
-//		Auth:        mailaccess.Auth{Username: "alice@gmail.com"},
+//		DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: "alice@gmail.com"}},
 //		TokenSource: tokens,
 //	})
 //

@@ -160,9 +160,10 @@ func (c *TokenCache) LogValue() slog.Value { return slog.StringValue(c.String())
 
 // dialOAuth is DialTarget with Options.TokenSource: it gets a token,
 // dials, and when the server refuses the token, refreshes it once and
-// dials once more.
-func dialOAuth(ctx context.Context, o *Options, auth mailaccess.Auth, dial func(context.Context, mailaccess.Auth) (mailaccess.Mailbox, error)) (mailaccess.Mailbox, error) {
-	const op = "oauth2 login"
+// dials once more. Its own errors are of the operation "<proto> login",
+// as the driver's are.
+func dialOAuth(ctx context.Context, proto string, o *Options, auth mailaccess.Auth, dial func(context.Context, mailaccess.Auth) (mailaccess.Mailbox, error)) (mailaccess.Mailbox, error) {
+	op := proto + " " + mailerr.OpLogin
 	if auth.Token != nil {
 		return nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("set Options.TokenSource or Auth.Token, not both"))
 	}
@@ -182,7 +183,7 @@ func dialOAuth(ctx context.Context, o *Options, auth mailaccess.Auth, dial func(
 	if !ok {
 		r = NewTokenCache(nil, o.TokenSource)
 	}
-	tok, terr := sourceToken(ctx, "oauth2 token", r.Token)
+	tok, terr := sourceToken(ctx, op, "getting the OAuth2 token", r.Token)
 	if terr != nil {
 		return nil, terr
 	}
@@ -190,7 +191,7 @@ func dialOAuth(ctx context.Context, o *Options, auth mailaccess.Auth, dial func(
 	if !refused(err) {
 		return mb, err
 	}
-	tok2, rerr := sourceToken(ctx, "oauth2 refresh", func() (*oauth2.Token, error) { return r.Refresh(tok) })
+	tok2, rerr := sourceToken(ctx, op, "the server refused the OAuth2 token, and getting a new one failed", func() (*oauth2.Token, error) { return r.Refresh(tok) })
 	if rerr != nil {
 		var e *mailaccess.Error
 		if errors.As(err, &e) {
@@ -215,11 +216,12 @@ func refused(err error) bool {
 }
 
 // sourceToken calls get (a token source) and returns the checked access
-// token. It returns when ctx ends even if get does not: get then goes on in
-// the background and its result is dropped (a TokenCache still keeps it).
-func sourceToken(ctx context.Context, op string, get func() (*oauth2.Token, error)) (string, *mailaccess.Error) {
-	if ctx.Err() != nil {
-		return "", mailerr.New(op, mailaccess.ErrConnection, "", mailerr.ContextErr(ctx))
+// token; what says what get's failure means. It returns when ctx ends
+// even if get does not: get then goes on in the background and its result
+// is dropped (a TokenCache still keeps it).
+func sourceToken(ctx context.Context, op, what string, get func() (*oauth2.Token, error)) (string, *mailaccess.Error) {
+	if cerr := mailerr.ContextErr(ctx); cerr != nil {
+		return "", mailerr.New(op, mailaccess.ErrConnection, "", cerr)
 	}
 	type result struct {
 		t   *oauth2.Token
@@ -237,10 +239,6 @@ func sourceToken(ctx context.Context, op string, get func() (*oauth2.Token, erro
 		return "", mailerr.New(op, mailaccess.ErrConnection, "", mailerr.ContextErr(ctx))
 	}
 	if res.err != nil {
-		what := "getting the OAuth2 token"
-		if op == "oauth2 refresh" {
-			what = "the server refused the OAuth2 token, and getting a new one failed"
-		}
 		// The source's own timeouts are not the caller's context: they
 		// stay temporary (mailerr.HideContext).
 		kind := xoauth2.SourceErrorKind(res.err, temporarySourceError(res.err))

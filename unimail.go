@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"golang.org/x/oauth2"
@@ -105,29 +106,44 @@ func urlErr(why string) error {
 	return mailerr.New("parse URL", mailaccess.ErrInvalidArgument, "", errors.New(why))
 }
 
-// ParseURL parses a pop3, pop3s, imap or imaps URL. The error never
-// repeats the URL, which may hold a password.
+// escapeHint is added to the errors that a "/", "?", "#" or "@" in the
+// user or the password, not percent-escaped, would cause.
+const escapeHint = ` (a "/", "?", "#" or "@" in the user or password must be percent-escaped)`
+
+// ParseURL parses a pop3, pop3s, imap or imaps URL. An error matches
+// mailaccess.ErrInvalidArgument and says which part is wrong (the scheme,
+// user, password, host, port or folder, or an escape in one of them),
+// but never repeats a part other than the scheme: the URL may hold a
+// password.
 func ParseURL(raw string) (*Target, error) {
-	if strings.ContainsAny(raw, "\r\n\x00") {
-		return nil, urlErr("URL contains CR, LF or NUL")
+	scheme, rest, ok := strings.Cut(raw, ":")
+	if !ok || !validScheme(scheme) {
+		return nil, urlErr("missing scheme: want pop3s://, pop3://, imaps:// or imap://")
+	}
+	t := &Target{Scheme: strings.ToLower(scheme)}
+	port, ok := defaultPorts[t.Scheme]
+	if !ok {
+		return nil, urlErr(fmt.Sprintf("unknown scheme %q: want pop3s, pop3, imaps or imap", safetext.Sanitize(truncate(scheme, 16))))
+	}
+	if !strings.HasPrefix(rest, "//") {
+		return nil, urlErr("malformed URL: want " + t.Scheme + "://user@host")
+	}
+	parts, err := splitURL(rest[2:])
+	if err != nil {
+		return nil, err
+	}
+	if parts.port != nil {
+		switch n, err := strconv.Atoi(*parts.port); {
+		case *parts.port == "":
+			return nil, urlErr("empty port")
+		case err != nil || n < 1 || n > 65535 || !isDigits(*parts.port):
+			return nil, urlErr("invalid port: want a number from 1 to 65535" + escapeHint)
+		}
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, urlErr("malformed URL")
-	}
-	t := &Target{Scheme: strings.ToLower(u.Scheme)}
-	port, ok := defaultPorts[t.Scheme]
-	if !ok {
-		if u.Scheme == "" {
-			return nil, urlErr("missing scheme: want pop3s://, pop3://, imaps:// or imap://")
-		}
-		return nil, urlErr(fmt.Sprintf("unknown scheme %q: want pop3s, pop3, imaps or imap", safetext.Sanitize(truncate(u.Scheme, 16))))
-	}
-	if u.Opaque != "" {
-		return nil, urlErr("malformed URL: want scheme://user@host")
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
-		return nil, urlErr("a mail URL takes no query or fragment")
+		// splitURL found no fault in the parts, so it is the host.
+		return nil, urlErr("invalid host")
 	}
 	t.Host = u.Hostname()
 	if t.Host == "" {
@@ -135,8 +151,6 @@ func ParseURL(raw string) (*Target, error) {
 	}
 	if p := u.Port(); p != "" {
 		port = p
-	} else if strings.HasSuffix(u.Host, ":") {
-		return nil, urlErr("empty port")
 	}
 	t.Addr = net.JoinHostPort(t.Host, port)
 	if u.User != nil {
@@ -172,10 +186,133 @@ func ParseURL(raw string) (*Target, error) {
 	}
 	for _, v := range []struct{ what, s string }{{"user", t.User}, {"password", t.Password}, {"folder", t.Folder}, {"host", t.Host}} {
 		if err := mailerr.CheckArg(v.what, v.s); err != nil {
-			return nil, err
+			return nil, mailerr.WithOp("parse URL", err)
 		}
 	}
 	return t, nil
+}
+
+// validScheme reports whether s is a URL scheme (RFC 3986 section 3.1).
+func validScheme(s string) bool {
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// urlParts are the raw parts of a URL after "scheme://", located as
+// net/url locates them.
+type urlParts struct {
+	user, host, path string
+	password, port   *string // nil when absent
+}
+
+// splitURL locates the parts of rest (what follows "scheme://") and
+// checks each for what net/url would refuse without saying where: a
+// control character, an escape that is not %XX, a character that must be
+// escaped. It also refuses a query or a fragment. The errors name the
+// part, never its value.
+func splitURL(rest string) (*urlParts, error) {
+	if strings.ContainsAny(rest, "?#") {
+		return nil, urlErr("a mail URL takes no query or fragment" + escapeHint)
+	}
+	var p urlParts
+	authority, path, _ := strings.Cut(rest, "/")
+	p.path = path
+	hostport := authority
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		userinfo := authority[:i]
+		hostport = authority[i+1:]
+		user, password, hasPassword := strings.Cut(userinfo, ":")
+		p.user = user
+		if hasPassword {
+			p.password = &password
+		}
+	}
+	p.host = hostport
+	if strings.HasPrefix(hostport, "[") {
+		if i := strings.LastIndex(hostport, "]"); i >= 0 {
+			p.host = hostport[:i+1]
+			if after := hostport[i+1:]; after != "" {
+				if after[0] != ':' {
+					return nil, urlErr("invalid host")
+				}
+				port := after[1:]
+				p.port = &port
+			}
+		}
+	} else if i := strings.LastIndex(hostport, ":"); i >= 0 {
+		p.host = hostport[:i]
+		port := hostport[i+1:]
+		p.port = &port
+	}
+	type part struct {
+		part, s  string
+		userinfo bool
+	}
+	check := []part{{"user", p.user, true}}
+	if p.password != nil {
+		check = append(check, part{"password", *p.password, true})
+	}
+	check = append(check, part{"host", p.host, false}, part{"folder", p.path, false})
+	for _, c := range check {
+		if strings.ContainsFunc(c.s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, urlErr("control character in the " + c.part)
+		}
+		if !validEscapes(c.s) {
+			return nil, urlErr("invalid escape in the " + c.part + ": want %XX with two hexadecimal digits")
+		}
+		if c.userinfo && !validUserinfo(c.s) {
+			return nil, urlErr("invalid character in the " + c.part + ": escape it as %XX")
+		}
+	}
+	return &p, nil
+}
+
+// validEscapes reports whether every "%" in s starts an escape %XX.
+func validEscapes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return false
+		}
+		i += 2
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validUserinfo reports whether s holds only the characters that net/url
+// accepts unescaped in a user or password (RFC 3986 section 3.2.1).
+func validUserinfo(s string) bool {
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune("-._:~!$&'()*+,;=%@", r):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func truncate(s string, n int) string {
@@ -239,7 +376,7 @@ func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailb
 		return mb, nil
 	}
 	if o.TokenSource != nil {
-		return dialOAuth(ctx, &o, auth, dial)
+		return dialOAuth(ctx, t.Protocol(), &o, auth, dial)
 	}
 	return dial(ctx, auth)
 }

@@ -143,7 +143,7 @@ func mailboxName(user, host, folder string) string {
 func (m *Mailbox) open(ctx context.Context, host string) error {
 	o := &m.opts
 	copts := &imapclient.Options{UnilateralDataHandler: m.unilateralHandler()}
-	m.log.Debug("imap connect", "addr", m.conn.RemoteAddr().String(), "security", securityName(o.Security))
+	m.log.Debug("imap connect", "addr", m.conn.RemoteAddr().String(), "security", o.Security.String())
 
 	switch o.Security {
 	case mailaccess.SecurityTLS:
@@ -153,7 +153,9 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		}
 		tc := tls.Client(m.conn, cfg)
 		g := m.begin(ctx, boundTotal)
-		err := tc.HandshakeContext(ctx)
+		// Bounded by the guard, which records why it ended the
+		// handshake (HandshakeContext would race it).
+		err := tc.Handshake()
 		g.end()
 		if err != nil {
 			return m.tlsError(opTLSHandshake, err)
@@ -162,7 +164,7 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		m.client = imapclient.New(m.wire, copts)
 	case mailaccess.SecurityStartTLS:
 		g := m.begin(ctx, boundTotal)
-		tc, err := m.startTLS(ctx, dialopt.TLSConfig(o.TLSConfig, host))
+		tc, err := m.startTLS(dialopt.TLSConfig(o.TLSConfig, host))
 		g.end()
 		if err != nil {
 			return err
@@ -191,19 +193,6 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 	return m.selectFolder(ctx)
 }
 
-// securityName names a Security value for the log.
-func securityName(s mailaccess.Security) string {
-	switch s {
-	case mailaccess.SecurityTLS:
-		return "tls"
-	case mailaccess.SecurityStartTLS:
-		return "starttls"
-	case mailaccess.SecurityInsecureCleartext:
-		return "cleartext"
-	}
-	return "unknown"
-}
-
 // greetedConn is the connection after STARTTLS with a stand-in greeting
 // in front of what the server sends.
 type greetedConn struct {
@@ -220,7 +209,7 @@ const maxPreTLSLine = 8 << 10
 // and makes the TLS handshake. It reads one octet at a time, so that
 // nothing the server sent after its OK is read as cleartext: such bytes
 // go into the handshake, which then fails. The exchange is in the trace.
-func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
+func (m *Mailbox) startTLS(cfg *tls.Config) (*tls.Conn, error) {
 	const op = opStartTLS
 	w := m.newWire(m.conn)
 	readLine := func() (string, error) {
@@ -259,7 +248,7 @@ func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, err
 	case "PREAUTH":
 		return nil, mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server sent PREAUTH on the cleartext connection"))
 	case "BYE":
-		return nil, mailerr.New(opGreeting, mailaccess.ErrServer, m.scrub(text), errors.New("the server refused the connection (BYE)"))
+		return nil, mailerr.New(opGreeting, mailaccess.ErrServer, m.scrub(text), nil)
 	default:
 		return nil, lost(errors.New("the server's greeting is not an IMAP greeting"))
 	}
@@ -287,7 +276,7 @@ func (m *Mailbox) startTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, err
 		break
 	}
 	tc := tls.Client(m.conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	if err := tc.Handshake(); err != nil { // bounded by the caller's guard
 		return nil, m.tlsError(opTLSHandshake, err)
 	}
 	return tc, nil
@@ -324,7 +313,7 @@ func (m *Mailbox) tlsError(op string, err error) error {
 	)
 	switch {
 	case errors.As(err, &ie):
-		return mailerr.New(op, mailaccess.ErrTLS, m.scrub(ie.Text), errors.New("the server refused STARTTLS"))
+		return mailerr.New(op, mailaccess.ErrTLS, m.scrub(mailerr.ServerText(string(ie.Code), ie.Text)), errors.New("the server refused STARTTLS"))
 	case errors.As(err, &cve), errors.As(err, &ae), errors.As(err, &rhe),
 		errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie):
 		return mailerr.New(op, mailaccess.ErrTLS, "", err)

@@ -2,7 +2,9 @@
 // IMAP folder, built on go-imap v2's client (imapclient).
 //
 //	mb, err := imap.Dial(ctx, "mail.example.com:993", &imap.Options{
-//		Auth: mailaccess.Auth{Username: "alice", Password: pw},
+//		DialOptions: mailaccess.DialOptions{
+//			Auth: mailaccess.Auth{Username: "alice", Password: pw},
+//		},
 //	})
 //
 // The Mailbox also implements driver.Mover (UID MOVE),
@@ -133,13 +135,18 @@
 //
 // # Errors
 //
-// Every error for a known reason is a *mailaccess.Error: ErrAuth (login
-// refused), ErrTLS (handshake, certificate, STARTTLS missing), ErrNotFound
-// (the folder at Dial, a message at Open), ErrInUse, ErrServer (a NO, with
-// the server's sanitized text; Temporary for [UNAVAILABLE] and [INUSE]),
-// ErrProtocol (the server broke the protocol: the session is gone),
-// ErrConnection (Temporary), ErrCommitFailed and
-// ErrCommitUnknown (Close and Move), ErrUnsupported, ErrInvalidArgument (CR,
-// LF or NUL in a user name, password or folder name, refused before
-// anything is sent). No error holds a password or a token.
+// Every error for a known reason is a *mailaccess.Error whose operation is
+// "imap " and the step (connect, greeting, STARTTLS, TLS handshake, login,
+// select, list, fetch, delete, move, commit, idle, list folders): ErrAuth
+// (login refused), ErrTLS (handshake, certificate, STARTTLS missing),
+// ErrNotFound (the folder at Dial, a message at Open), ErrInUse ([INUSE]),
+// ErrUnavailable ([UNAVAILABLE]), ErrServer (another NO), with the
+// server's sanitized text and response code in Error.Text, ErrProtocol
+// (the server broke the protocol: the session is gone), ErrConnection
+// (the connection failed, Options.Timeout passed, or the caller's context
+// ended, whose error the chain then holds), ErrCommitFailed and
+// ErrCommitUnknown (Close and Move), ErrUnsupported, ErrInvalidArgument
+// (CR, LF or NUL in a user name, password or folder name, refused before
+// anything is sent). mailaccess.IsTemporary tells which are worth a retry.
+// No error holds a password or a token.
 package imap

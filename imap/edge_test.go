@@ -340,9 +340,10 @@ func TestWaitIdleNeverAcknowledged(t *testing.T) {
 	})
 	mb := dialScript(t, s, 200*time.Millisecond)
 	var err error
-	within(t, 5*time.Second, "Wait", func() { err = mb.Wait(t.Context(), nil) })
-	if !errors.Is(err, mailaccess.ErrConnection) {
-		t.Fatalf("Wait = %v, want ErrConnection", err)
+	ready := false
+	within(t, 5*time.Second, "Wait", func() { err = mb.Wait(t.Context(), func() { ready = true }) })
+	if !errors.Is(err, mailaccess.ErrConnection) || ready {
+		t.Fatalf("Wait = %v (ready called: %v), want ErrConnection without ready", err, ready)
 	}
 }
 
@@ -438,13 +439,14 @@ func TestWaitRestartsIdle(t *testing.T) {
 	})
 	mb := dialScript(t, s, 5*time.Second)
 	mb.idleRestart = 30 * time.Millisecond
-	if err := mb.Wait(t.Context(), nil); err != nil {
+	readies := 0
+	if err := mb.Wait(t.Context(), func() { readies++ }); err != nil {
 		t.Fatalf("Wait = %v", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if idles != 3 {
-		t.Fatalf("IDLE sent %d times, want 3", idles)
+	if idles != 3 || readies != 1 {
+		t.Fatalf("IDLE sent %d times, ready called %d times; want 3 and 1", idles, readies)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -873,11 +874,63 @@ func TestWaitWakesOnAppend(t *testing.T) {
 	}
 }
 
+// TestWaitReady: Wait's ready is called once, when the server has
+// answered IDLE, and mail that arrives from then on wakes the wait; a
+// Wait that returns before idling never calls it.
+func TestWaitReady(t *testing.T) {
+	s := newServer(t, nil)
+	mb := dial(t, s, nil)
+	if _, err := mb.List(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	ready := func() {
+		if calls.Add(1) == 1 {
+			s.Append(user, "INBOX", message(1, 100))
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := mb.Wait(ctx, ready); err != nil || calls.Load() != 1 {
+		t.Fatalf("Wait = %v, ready called %d times, want nil and once", err, calls.Load())
+	}
+	// A change reported during another command and not listed yet: Wait
+	// returns at once, without idling.
+	list, err := mb.List(t.Context())
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List = %v, %v", list, err)
+	}
+	s.Append(user, "INBOX", message(2, 100))
+	r, err := mb.Open(t.Context(), list[0].UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	calls.Store(0)
+	if err := mb.Wait(t.Context(), func() { calls.Add(1) }); err != nil || calls.Load() != 0 {
+		t.Fatalf("Wait with a change pending = %v, ready called %d times, want nil and never", err, calls.Load())
+	}
+	// The caller's context ending while idling: ready was called, the
+	// error holds the context's, and the session goes on.
+	ctx, cancel = context.WithCancel(t.Context())
+	err = mb.Wait(ctx, cancel)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, mailaccess.ErrConnection) || mailaccess.IsTemporary(err) {
+		t.Fatalf("Wait = %v, want ErrConnection with context.Canceled, not temporary", err)
+	}
+	if _, err := mb.List(t.Context()); err != nil {
+		t.Fatalf("List after a cancelled Wait = %v", err)
+	}
+}
+
 func TestWaitUnsupported(t *testing.T) {
 	s := newServer(t, &imaptest.Config{NoIdle: true})
 	mb := dial(t, s, nil)
-	if err := mb.Wait(t.Context(), nil); !errors.Is(err, mailaccess.ErrUnsupported) {
-		t.Fatalf("Wait = %v, want ErrUnsupported", err)
+	called := false
+	if err := mb.Wait(t.Context(), func() { called = true }); !errors.Is(err, mailaccess.ErrUnsupported) || called {
+		t.Fatalf("Wait = %v (ready called: %v), want ErrUnsupported without ready", err, called)
 	}
 }
 

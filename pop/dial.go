@@ -35,14 +35,17 @@ import (
 //
 // Every value that reaches the wire is checked for CR, LF and NUL before
 // anything is sent (mailaccess.ErrInvalidArgument). Errors: a refused
-// login is mailaccess.ErrAuth, except for the response codes (RFC 2449
-// section 8, RFC 3206) IN-USE, which is mailaccess.ErrInUse, and SYS/TEMP
-// and SYS/PERM, which say the fault is the server's and are
-// mailaccess.ErrServer; IN-USE, SYS/TEMP and LOGIN-DELAY are temporary.
-// A TLS failure, or STLS not offered or refused, is mailaccess.ErrTLS; a
-// greeting that is garbage or a line without end is mailaccess.ErrProtocol;
-// a -ERR greeting is mailaccess.ErrServer; a transport failure or timeout
-// is mailaccess.ErrConnection. No error ever holds a credential.
+// login is mailaccess.ErrAuth (also with the response code SYS/PERM),
+// except for the response codes (RFC 2449 section 8, RFC 3206) IN-USE,
+// which is mailaccess.ErrInUse, and SYS/TEMP and LOGIN-DELAY, which say
+// that the server is unavailable for now and are
+// mailaccess.ErrUnavailable. A TLS failure, or STLS not offered or
+// refused, is mailaccess.ErrTLS; a greeting that is garbage or a line
+// without end is mailaccess.ErrProtocol; a -ERR greeting is
+// mailaccess.ErrUnavailable (mailaccess.ErrServer with SYS/PERM); a
+// transport failure, a timeout or the end of ctx is
+// mailaccess.ErrConnection (holding ctx's error in the last case). No
+// error ever holds a credential. On every error the *Mailbox is nil.
 func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 	var o mailaccess.DialOptions
 	if opts != nil {
@@ -232,7 +235,7 @@ const (
 func (d *dialer) stls() error {
 	const op = opStartTLS
 	if !d.caps.has("STLS") {
-		return mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server does not offer STLS, and STARTTLS is required"))
+		return mailerr.New(op, mailaccess.ErrTLS, "", errors.New("the server does not offer STLS"))
 	}
 	if err := d.w.WriteLine("STLS"); err != nil {
 		return wireErr(op, err)

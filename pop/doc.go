@@ -48,15 +48,23 @@
 // arrive whole within Timeout, plus one more Timeout per 64 KiB received
 // (a listing of many MiB may take longer), so that a server that trickles
 // a byte now and then cannot hold a call forever. Writes have the idle
-// deadline. Cancelling the context interrupts a blocked read or write at
+// deadline. A negative Timeout removes both bounds, leaving the context
+// alone. Cancelling the context interrupts a blocked read or write at
 // once. A dropped or timed-out connection is mailaccess.ErrConnection
-// (temporary), and the session is then over: every later call fails at
-// once, and Close reports that nothing was committed. A -ERR answer is
+// (temporary; the cause of a timeout is a net.Error whose Timeout is true
+// and that reads "timed out after <Timeout>"), and so is the end of the
+// caller's context, whose error the chain then holds (and which is never
+// temporary); the session is then over: every later call fails at once,
+// and Close reports that nothing was committed. A -ERR answer is
 // mailaccess.ErrServer (or a more precise kind, such as
-// mailaccess.ErrNotFound from Open), and the session goes on. A server
-// that breaks the protocol (garbage instead of +OK or -ERR, a line that
-// never ends, a listing with duplicate UIDs or malformed lines, a message
-// much longer than announced) is mailaccess.ErrProtocol.
+// mailaccess.ErrNotFound from Open, or mailaccess.ErrUnavailable for
+// [SYS/TEMP]), with the server's text in Error.Text, and the session goes
+// on. A server that breaks the protocol (garbage instead of +OK or -ERR,
+// a line that never ends, a listing with duplicate UIDs or malformed
+// lines, a message much longer than announced) is mailaccess.ErrProtocol.
+// Every error's operation is "pop3 " and the step: connect, greeting,
+// capabilities, STARTTLS, TLS handshake, login, list, fetch, delete,
+// commit, logout.
 //
 // # Memory
 //

@@ -94,7 +94,7 @@ func hostile(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) *pop.Option
 	}
 }
 
-const hostileAddr = "127.0.0.1:110" // what Dial is given; the Dialer goes to the real server
+const hostileAddr = "127.0.0.1:110" // what Dial is given; the DialContext goes to the real server
 
 // converse answers the commands it reads from replies (keyed by the
 // command line without CRLF) until it reads one that is not there, which

@@ -20,7 +20,7 @@ type step struct {
 	send   string
 }
 
-// scripted returns Options whose Dialer connects to a server that plays
+// scripted returns Options whose DialContext connects to a server that plays
 // steps over net.Pipe and reports a mismatch through t.
 func scripted(t *testing.T, steps []step) *pop.Options {
 	t.Helper()

@@ -79,22 +79,24 @@ func TLSConfig(cfg *tls.Config, host string) *tls.Config {
 // dialer's own bound, not the caller's).
 func Dial(ctx context.Context, o *mailaccess.DialOptions, proto, addr string) (net.Conn, error) {
 	dctx, cancel := ctx, context.CancelFunc(func() {})
+	start := time.Now()
 	if o.DialTimeout > 0 {
 		dctx, cancel = context.WithTimeout(ctx, o.DialTimeout)
 	}
 	conn, err := o.DialContext(dctx, "tcp", addr)
-	timedOut := dctx.Err() != nil
 	cancel()
 	if err == nil {
 		return conn, nil
 	}
+	// Which deadline ended the dial is told by the clock, not by the
+	// contexts' Err: a socket bounded by a deadline times out before the
+	// context's timer marks it done.
 	var cause error
-	switch {
-	case ctx.Err() != nil:
-		cause = mailerr.ContextErr(ctx)
-	case timedOut:
+	if cerr := mailerr.ContextErr(ctx); cerr != nil {
+		cause = cerr
+	} else if o.DialTimeout > 0 && time.Since(start) >= o.DialTimeout {
 		cause = &mailerr.TimeoutError{After: o.DialTimeout, Err: err}
-	default:
+	} else {
 		cause = mailerr.HideContext(err)
 	}
 	return nil, mailerr.New(proto+" "+mailerr.OpConnect, mailaccess.ErrConnection, "", cause)

@@ -110,10 +110,16 @@ var ErrServerClosed = fmt.Errorf("the server closed the connection: %w", io.ErrU
 // it has not: ctx.Err(), so that errors.Is finds context.Canceled or
 // context.DeadlineExceeded (and mailaccess.IsTemporary says false), and
 // also the cause given to context.WithCancelCause or WithDeadlineCause
-// when there is one.
+// when there is one. A deadline that has passed counts as ended even
+// before ctx's timer has marked ctx done (a socket bounded by that
+// deadline may time out first): ContextErr then returns
+// context.DeadlineExceeded.
 func ContextErr(ctx context.Context) error {
 	err := ctx.Err()
 	if err == nil {
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			return context.DeadlineExceeded
+		}
 		return nil
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, err) {

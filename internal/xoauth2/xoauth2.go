@@ -179,8 +179,8 @@ func (f *Failure) Error() string {
 func Token(ctx context.Context, op string, a mailaccess.Auth) (string, error) {
 	tok, err := a.Token(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return "", mailerr.New(op, mailaccess.ErrConnection, "", mailerr.ContextErr(ctx))
+		if cerr := mailerr.ContextErr(ctx); cerr != nil {
+			return "", mailerr.New(op, mailaccess.ErrConnection, "", cerr)
 		}
 		if e, ok := errors.AsType[*mailaccess.Error](err); ok && e.Kind != nil {
 			// The source speaks this package's language already: its kind
