@@ -71,9 +71,8 @@
 // go-imap reads the connection in a goroutine of its own and hands each
 // message over to the caller's goroutine and back. On a small machine
 // whose other CPUs are busy (with the mail server, say), those hand-overs
-// wake idle threads: draining 2000 small messages from Dovecot on two
-// CPUs took about 15% longer than in a process with GOMAXPROCS=1 (see
-// BENCHMARKS.md). A program that does little else may run with
+// wake idle threads, and a drain of many small messages takes longer than
+// in a process with GOMAXPROCS=1 (BENCHMARKS.md has the figures). A program that does little else may run with
 // GOMAXPROCS=1, as examples/retrieve does.
 //
 // # Incremental listing

@@ -68,21 +68,16 @@ type Options struct {
 	// sets \Seen.
 	Folder string
 
-	// ChunkSize is a transfer setting, not a size limit: the largest
-	// message fetched with a single BODY.PEEK[]. Larger ones, and messages
-	// whose size was not listed, are fetched in BODY.PEEK[]<offset.size>
-	// chunks of this size, which keeps memory flat and each literal well
-	// within go-imap's 5-minute literal deadline; messages of any size
-	// come through. DefaultChunkSize when zero. (The size limit of a
-	// fetch is mailaccess.Fetcher's MaxSize.)
+	// ChunkSize is a transfer setting, not a size limit: larger messages,
+	// and those whose size was not listed, are fetched in
+	// BODY.PEEK[]<offset.size> chunks of this size, which keeps memory
+	// flat. DefaultChunkSize when zero; the size limit is
+	// mailaccess.Fetcher.MaxSize.
 	ChunkSize int64
 
-	// ListDates makes List and ListAfter ask for each message's
-	// INTERNALDATE and fill MessageInfo.Date with it. It is off by
-	// default because the Fetcher does not need it and it is not free:
-	// Dovecot, for one, looks at every message file for it, which made a
-	// listing of 2000 messages about 40% slower and a whole drain of them
-	// about 7% slower on loopback. When off, MessageInfo.Date is zero.
+	// ListDates makes List and ListAfter fill MessageInfo.Date with each
+	// message's INTERNALDATE. It is off by default: the Fetcher does not
+	// need it, and servers such as Dovecot read every message file for it.
 	ListDates bool
 }
 
