@@ -155,15 +155,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// session dials with opts (ctx bounds the Dial when at is stepGreeting or
-// stepLogin, and only the step otherwise), then runs the session up to at:
-// list, fetch the message whole, mark it and commit. It returns the first
-// error.
-func session(ctx context.Context, t *testing.T, rawURL string, opts *unimail.Options, at step) error {
+// session dials with opts, then runs the session up to at: list, fetch
+// the message whole, mark it and commit. It returns the first error.
+// stepCtx is called when the step at begins (the Dial when at is
+// stepGreeting or stepLogin), for the context of that step; the others
+// run with t.Context().
+func session(stepCtx func() context.Context, t *testing.T, rawURL string, opts *unimail.Options, at step) error {
 	t.Helper()
 	dctx := t.Context()
 	if at <= stepLogin {
-		dctx = ctx
+		dctx = stepCtx()
 	}
 	mb, err := unimail.Dial(dctx, rawURL, opts)
 	if err != nil {
@@ -175,7 +176,7 @@ func session(ctx context.Context, t *testing.T, rawURL string, opts *unimail.Opt
 	defer mb.Abort()
 	sctx := func(s step) context.Context {
 		if s == at {
-			return ctx
+			return stepCtx()
 		}
 		return t.Context()
 	}
@@ -393,12 +394,6 @@ func TestErrorVocabulary(t *testing.T) {
 				if c.timeout != 0 {
 					opts.Timeout = c.timeout
 				}
-				ctx := t.Context()
-				if c.deadline != 0 {
-					var cancel context.CancelFunc
-					ctx, cancel = context.WithTimeout(ctx, c.deadline)
-					defer cancel()
-				}
 				suffix := ""
 				if c.implicit {
 					suffix = "s"
@@ -407,7 +402,17 @@ func TestErrorVocabulary(t *testing.T) {
 				if at == stepNone || at == stepGreeting {
 					at = stepLogin
 				}
-				err := session(ctx, t, srv.url(suffix), opts, at)
+				// The deadline starts with the step, so that a slow machine does
+				// not spend it on the steps before.
+				stepCtx := func() context.Context {
+					if c.deadline == 0 {
+						return t.Context()
+					}
+					ctx, cancel := context.WithTimeout(t.Context(), c.deadline)
+					t.Cleanup(cancel)
+					return ctx
+				}
+				err := session(stepCtx, t, srv.url(suffix), opts, at)
 				if got := normalize(err, srv.addr); got != want.text {
 					t.Errorf("error text\n got: %s\nwant: %s", got, want.text)
 				}

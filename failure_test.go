@@ -228,7 +228,7 @@ func stepSession(t *testing.T, proto string, s stepCase, ctx context.Context, ex
 	}
 	srv := startServer(t, proto, true, false, f)
 	opts.TLSConfig = srv.tls
-	return session(ctx, t, srv.url("s"), &unimail.Options{DialOptions: opts}, s.at)
+	return session(func() context.Context { return ctx }, t, srv.url("s"), &unimail.Options{DialOptions: opts}, s.at)
 }
 
 // TestDeadlineAtEveryStep: when the caller's context ends in any step of
@@ -370,7 +370,7 @@ func TestTimeoutMeaning(t *testing.T) {
 							InsecureCleartext: true,
 						}
 						start := time.Now()
-						err := session(t.Context(), t, proto+"://"+vocabUser+"@pipe/", opts, at)
+						err := session(t.Context, t, proto+"://"+vocabUser+"@pipe/", opts, at)
 						took := time.Since(start)
 						if timeout < 0 {
 							if err != nil || took < 2*time.Minute {
