@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -161,7 +162,6 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 			return m.tlsError(opTLSHandshake, err)
 		}
 		m.wire = m.newWire(tc)
-		m.client = imapclient.New(m.wire, copts)
 	case mailaccess.SecurityStartTLS:
 		g := m.begin(ctx, boundTotal)
 		tc, err := m.startTLS(dialopt.TLSConfig(o.TLSConfig, host))
@@ -176,11 +176,19 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		m.client = imapclient.New(&greetedConn{Conn: m.wire, r: io.MultiReader(strings.NewReader("* OK TLS is on\r\n"), m.wire)}, copts)
 	default:
 		m.wire = m.newWire(m.conn)
-		m.client = imapclient.New(m.wire, copts)
 	}
 
 	g := m.begin(ctx, boundTotal)
-	err := m.client.WaitGreeting()
+	var err error
+	if m.client == nil {
+		var seen []byte
+		if seen, err = peekGreeting(m.wire); err == nil {
+			m.client = imapclient.New(&greetedConn{Conn: m.wire, r: io.MultiReader(bytes.NewReader(seen), m.wire)}, copts)
+		}
+	}
+	if err == nil {
+		err = m.client.WaitGreeting()
+	}
 	g.end()
 	if err != nil {
 		return m.fail(opGreeting, err, func(*imap.Error) error { return mailaccess.ErrServer })
@@ -191,6 +199,39 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		}
 	}
 	return m.selectFolder(ctx)
+}
+
+// peekGreeting reads the server's first line, one octet at a time, and
+// returns the octets read, for go-imap to read again. A BYE greeting is
+// returned as the *imap.Error that go-imap would make of it: go-imap's
+// WaitGreeting may report one as "connection closed before greeting",
+// since its reader closes the connection right after a BYE greeting and
+// WaitGreeting then picks either event at random. Everything else (an OK
+// or PREAUTH greeting, garbage, a read error) is left to go-imap.
+func peekGreeting(r io.Reader) ([]byte, error) {
+	var line []byte
+	one := make([]byte, 1)
+	for len(line) < maxPreTLSLine {
+		if _, err := io.ReadFull(r, one); err != nil {
+			return line, nil // go-imap meets the same error
+		}
+		line = append(line, one[0])
+		if one[0] == '\n' {
+			break
+		}
+	}
+	kind, text := statusOf(strings.TrimRight(string(line), "\r\n"), "*")
+	if kind != "BYE" {
+		return line, nil
+	}
+	e := &imap.Error{Type: imap.StatusResponseTypeBye, Text: text}
+	if rest, ok := strings.CutPrefix(text, "["); ok {
+		if code, after, ok := strings.Cut(rest, "]"); ok {
+			name, _, _ := strings.Cut(code, " ")
+			e.Code, e.Text = imap.ResponseCode(strings.ToUpper(name)), strings.TrimSpace(after)
+		}
+	}
+	return line, e
 }
 
 // greetedConn is the connection after STARTTLS with a stand-in greeting
