@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -85,18 +84,12 @@ func (r *fetch) one(info MessageInfo) error {
 		var sum [sha256.Size]byte
 		copy(sum[:], m.sum())
 		if old, ok := r.byHash[sum]; ok {
-			rec := Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: old.Delivered, Size: m.n, SHA256: sum}
-			if err := r.record(rec); err != nil {
-				return err
-			}
-			r.rep.Recognized++
 			if old.Epoch == r.desc.UIDEpoch && !r.desc.SessionUIDs {
 				r.rep.UIDReset = true // renumbered without an epoch change
 			}
-			r.apply(rec)
 			log.Info("content already delivered under another UID; not delivered again")
 			r.step(true, true, m.n)
-			return nil
+			return r.take(Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: old.Delivered, Size: m.n, SHA256: sum}, true)
 		}
 		src = sp.reader()
 	}
@@ -130,16 +123,9 @@ func (r *fetch) one(info MessageInfo) error {
 	}
 	var sum [sha256.Size]byte
 	copy(sum[:], m.sum())
-	rec := Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: r.f.now(), Size: m.n, SHA256: sum}
-	if err := r.record(rec); err != nil {
-		return err
-	}
-	r.rep.Delivered++
-	r.rep.Bytes += m.n
-	r.apply(rec)
 	log.Info("delivered", "bytes", m.n)
 	r.step(true, true, m.n)
-	return nil
+	return r.take(Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: r.f.now(), Size: m.n, SHA256: sum}, false)
 }
 
 // readFailed classifies an error met while reading a message: too large
@@ -153,26 +139,6 @@ func (r *fetch) readFailed(info MessageInfo, m *meter, err error, log msgLog) er
 		return nil
 	}
 	return err
-}
-
-func (r *fetch) record(rec Record) error {
-	if r.desc.SessionUIDs {
-		// Session UIDs mean nothing in the next session: key the record
-		// by its fingerprint instead.
-		rec.UID = UID("sha256:" + hex.EncodeToString(rec.SHA256[:]))
-		rec.Epoch = ""
-	}
-	if r.f.State == nil {
-		r.recorded[rec.UID] = true
-		return nil
-	}
-	// The record must be written even if ctx ends right now: the handler
-	// already has the message.
-	if err := r.f.State.Put(context.WithoutCancel(r.ctx), r.name, rec); err != nil {
-		return wrapState("write", err)
-	}
-	r.recorded[rec.UID] = true
-	return nil
 }
 
 // msgLog logs the events of one message with its UID and size. Unlike a

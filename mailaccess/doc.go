@@ -1,9 +1,10 @@
 // Package mailaccess is what a program that reads mail uses: the Fetcher
 // engine, which delivers new messages from a Mailbox to a Handler and
 // applies the Retention policy safely; the State that remembers what was
-// delivered; and the typed errors. A Mailbox comes from unimail.Dial (or
-// pop.Dial, imap.Dial); the contract that drivers implement is in package
-// mailaccess/driver, and its conformance suite in mailaccesstest.
+// delivered; and the errors, each of a kind. A Mailbox comes from
+// unimail.Dial (or pop.Dial, imap.Dial); the contract that drivers
+// implement is in package mailaccess/driver, and its conformance suite in
+// mailaccesstest.
 //
 // # POP3 and IMAP
 //
@@ -28,8 +29,7 @@
 //  4. A dropped connection, a crash or a kill at any instant loses nothing.
 //     A message is delivered twice only if the program stopped after its
 //     handler returned nil and before the State recorded it: at most one
-//     message per interrupted run with the file State (which records each
-//     message before the next is fetched). MoveTo on an IMAP server
+//     group per interrupted run (see Group commit below). MoveTo on an IMAP server
 //     without MOVE copies, then deletes by UID; when the copy was answered
 //     and the deletion failed, the State records the copy
 //     (Record.CopiedTo) and the next run only deletes. Only when the
@@ -45,6 +45,23 @@
 //     POP3 server that renumbers its UIDLs), content that
 //     was already delivered is recognised by its SHA-256 fingerprint and is
 //     not delivered again; the reset is reported.
+//
+// # Group commit
+//
+// Durable does not have to mean one sync per message. The Fetcher gathers
+// the messages that the handler took into groups (Fetcher.Batch: 256
+// messages, 8 MiB, or one second by default) and makes each group durable
+// in two steps: Fetcher.Flush, when set, lets the handler's sink make its
+// copies durable at once (one sync for many files), then one State.Put
+// records the group. Only then does the group count as delivered and its
+// retention apply, and deletions and moves are sent at the end of the run,
+// after every group is recorded. So the contract holds word for word:
+// nothing is deleted or moved before the handler took it and the State
+// recorded it. A run that stops between a handler and the end of its
+// group (a kill, a crash, a dropped connection, a Flush or a Put that
+// fails) leaves that group unrecorded: its messages stay on the server and
+// the next run delivers them again, at most one group. The mark of an
+// incremental run never passes a group that was not recorded.
 //
 // # Incremental runs
 //

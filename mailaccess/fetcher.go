@@ -27,6 +27,17 @@ type Fetcher struct {
 	// octets on the server, reported with ErrTooLarge; a server that
 	// announces less and sends more is caught while the message streams.
 	MaxSize int64
+	// Flush, when set, makes durable what the handler took since the last
+	// call, for handlers whose sink commits in groups (one sync for many
+	// files). The handler's nil then means "taken, durable once Flush
+	// returns nil": the Fetcher calls Flush at the end of each group (see
+	// Batch), before it records the group in the State and before any of
+	// it is deleted or moved. An error from Flush ends the run; the group
+	// stays on the server and the next run offers it again.
+	Flush func(ctx context.Context) error
+	// Batch bounds the groups in which taken messages are made durable
+	// (Flush, then one State.Put); the zero value takes the defaults.
+	Batch Batch
 	// StopOnError ends the run at the first message the handler refuses:
 	// the messages before it are committed under the retention, that
 	// message and every later one stay on the server for the next run,
@@ -72,14 +83,18 @@ type fetch struct {
 	toDelete []UID
 	toMove   []Record
 	recorded map[UID]bool
+	group    group // taken messages not yet durable
+	lost     bool  // a group could not be made durable: the mark stays
 	refused  []error
 	stopped  bool // StopOnError met a refusal
 	closed   bool // Close was called: the session is over
 	// mark is the mark the run started from; taken counts, in listing
 	// order, how many messages from the start of the listing were taken
-	// (delivered, recognised, known, or gone), for the next mark.
+	// (delivered, recognised, known, or gone), and durable how many of
+	// those are durable, for the next mark.
 	mark      UID
 	taken     int
+	durable   int
 	takenOpen bool
 	done      Progress
 }
@@ -108,22 +123,23 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 		return rep, err
 	}
 	r.announce(r.toOpen(list))
-	for _, info := range list {
-		if err := ctx.Err(); err != nil {
-			return rep, err
+	err = r.deliverAll(list)
+	if ferr := r.flush(); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrState) || isFlushError(err):
+		// What was made durable may still be committed.
+		if cerr := r.commit(); cerr != nil {
+			err = errors.Join(err, cerr)
 		}
-		if err := r.one(info); err != nil {
-			if errors.Is(err, ErrState) {
-				// What the State did record may still be committed.
-				if cerr := r.commit(); cerr != nil {
-					return rep, errors.Join(err, cerr)
-				}
-			}
-			return rep, err
-		}
-		if r.stopped {
-			break
-		}
+		r.saveMark(list)
+		return rep, err
+	default:
+		// The session is lost or ctx ended: nothing is committed.
+		r.saveMark(list)
+		return rep, err
 	}
 	err = r.commit()
 	r.saveMark(list)
@@ -137,6 +153,32 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 	return rep, nil
 }
 
+// deliverAll delivers the listed messages in order, until one stops the
+// run or StopOnError does. Groups are made durable as they fill.
+func (r *fetch) deliverAll(list []MessageInfo) error {
+	for _, info := range list {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.one(info); err != nil {
+			return err
+		}
+		if r.stopped {
+			return nil
+		}
+		if err := r.due(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isFlushError reports whether err is Fetcher.Flush's.
+func isFlushError(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	return ok && e.Op == "flush"
+}
+
 // start checks the retention against mb and plans the run.
 func (f *Fetcher) start(ctx context.Context, mb Mailbox, h Handler, rep *Report) (*fetch, error) {
 	rep.Mailbox = mb.Name()
@@ -148,6 +190,7 @@ func (f *Fetcher) start(ctx context.Context, mb Mailbox, h Handler, rep *Report)
 		return r, err
 	}
 	r.plan = planFor(r.policy, mb, f.State, r.desc)
+	r.group.limits = f.Batch.withDefaults()
 	return r, nil
 }
 

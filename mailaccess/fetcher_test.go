@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -273,17 +274,23 @@ func (s *failingState) Put(ctx context.Context, mb string, recs ...mailaccess.Re
 }
 
 // A state that cannot record stops the run; only recorded messages are
-// deleted.
+// deleted: with groups of one message, the first; with groups of two, the
+// first group.
 func TestStateFailureStopsBeforeDeleting(t *testing.T) {
-	s := popServer(t, nil, 3)
-	st := &failingState{n: 1}
-	out := &sink{}
-	rep, err := (&mailaccess.Fetcher{Retention: mailaccess.DeleteAfterFetch, State: st}).Fetch(t.Context(), dialPOP(t, s), out.handle)
-	if !errors.Is(err, mailaccess.ErrState) {
-		t.Fatalf("state failure: %+v, %v", rep, err)
-	}
-	if rep.Deleted != 1 || len(s.Messages(user)) != 2 {
-		t.Fatalf("deleted %d, server holds %d; want only the recorded message deleted", rep.Deleted, len(s.Messages(user)))
+	for _, c := range []struct{ group, msgs, deleted int }{{1, 3, 1}, {2, 5, 2}} {
+		t.Run(fmt.Sprintf("group=%d", c.group), func(t *testing.T) {
+			s := popServer(t, nil, c.msgs)
+			st := &failingState{n: 1}
+			out := &sink{}
+			f := &mailaccess.Fetcher{Retention: mailaccess.DeleteAfterFetch, State: st, Batch: mailaccess.Batch{Messages: c.group}}
+			rep, err := f.Fetch(t.Context(), dialPOP(t, s), out.handle)
+			if !errors.Is(err, mailaccess.ErrState) {
+				t.Fatalf("state failure: %+v, %v", rep, err)
+			}
+			if rep.Deleted != c.deleted || len(s.Messages(user)) != c.msgs-c.deleted || rep.Delivered != c.deleted {
+				t.Fatalf("delivered %d, deleted %d, server holds %d; want only the recorded messages (%d) deleted", rep.Delivered, rep.Deleted, len(s.Messages(user)), c.deleted)
+			}
+		})
 	}
 }
 

@@ -185,10 +185,10 @@ func (r *fetch) candidates(list []MessageInfo) {
 // saveMark moves the mark of an incremental plan to the last message of
 // the listing before which every message was taken.
 func (r *fetch) saveMark(list []MessageInfo) {
-	if !r.plan.incremental || r.taken == 0 {
+	if !r.plan.incremental || r.durable == 0 {
 		return
 	}
-	mark := list[r.taken-1].UID
+	mark := list[r.durable-1].UID
 	if mark == r.mark {
 		return
 	}
@@ -197,10 +197,10 @@ func (r *fetch) saveMark(list []MessageInfo) {
 	}
 }
 
-// newMail reports whether mb holds a message that a Fetch would open now:
-// a dry run of the same plan and listing, which delivers nothing and
-// leaves the session open.
-func (f *Fetcher) newMail(ctx context.Context, mb Mailbox) (bool, error) {
+// newMail reports whether mb holds a message that a Fetch would open now,
+// other than those in ignore: a dry run of the same plan and listing,
+// which delivers nothing and leaves the session open.
+func (f *Fetcher) newMail(ctx context.Context, mb Mailbox, ignore map[UID]bool) (bool, error) {
 	var rep Report
 	r, err := f.start(ctx, mb, nil, &rep)
 	if err != nil {
@@ -210,7 +210,12 @@ func (f *Fetcher) newMail(ctx context.Context, mb Mailbox) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return len(r.toOpen(list)) > 0, nil
+	for _, m := range r.toOpen(list) {
+		if !ignore[m.UID] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func wrapState(op string, err error) error {

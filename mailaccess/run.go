@@ -72,7 +72,9 @@ func (o *RunOptions) withDefaults() RunOptions {
 // Run returns ctx's error when ctx ends, or the first error that retrying
 // cannot cure: failed authentication, TLS failures, an unsupported
 // retention, an invalid argument, or a State that cannot be written.
-// Handler refusals and temporary errors (IsTemporary) are retried.
+// Temporary errors (IsTemporary) are retried with backoff; messages the
+// handler refused are offered again with the next new mail (or after
+// WatchRefresh, or Interval), and a failing Fetcher.Flush with backoff.
 func (f *Fetcher) Run(ctx context.Context, dial func(context.Context) (Mailbox, error), h Handler, opts *RunOptions) error {
 	o := opts.withDefaults()
 	backoff := time.Duration(0)
@@ -130,7 +132,7 @@ func (f *Fetcher) cycle(ctx context.Context, dial func(context.Context) (Mailbox
 	if o.AfterFetch != nil {
 		o.AfterFetch(rep, err)
 	}
-	if err != nil && !errors.Is(err, ErrHandler) {
+	if err != nil && (!errors.Is(err, ErrHandler) || isFlushError(err)) {
 		c.wait = desc.LoginDelay
 		return c, err
 	}
@@ -151,7 +153,13 @@ func (f *Fetcher) cycle(ctx context.Context, dial func(context.Context) (Mailbox
 	}
 	// Mail that arrived after the Fetch listed, before this session
 	// began, would not wake the wait: look first, as a Fetch would.
-	if newer, err := f.newMail(ctx, wb); err != nil || newer {
+	// What the handler just refused waits for the next new mail (or the
+	// next refresh), rather than being offered again at once.
+	refused := make(map[UID]bool, len(rep.Problems))
+	for _, p := range rep.Problems {
+		refused[p.UID] = true
+	}
+	if newer, err := f.newMail(ctx, wb, refused); err != nil || newer {
 		return c, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, o.WatchRefresh)
