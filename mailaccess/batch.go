@@ -115,7 +115,12 @@ func (r *fetch) flush() error {
 		}
 	}
 	for _, t := range items {
-		r.recorded[r.stateRecord(t.rec).UID] = true
+		if len(r.byHash) > 0 {
+			if r.recorded == nil {
+				r.recorded = map[UID]bool{}
+			}
+			r.recorded[r.stateRecord(t.rec).UID] = true
+		}
 		if t.recognized {
 			r.rep.Recognized++
 		} else {

@@ -82,7 +82,7 @@ type fetch struct {
 	spoolAll bool
 	toDelete []UID
 	toMove   []Record
-	recorded map[UID]bool
+	recorded map[UID]bool // what this run recorded, kept only while there are fingerprint candidates
 	group    group // taken messages not yet durable
 	lost     bool  // a group could not be made durable: the mark stays
 	refused  []error
@@ -122,7 +122,7 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 	if err != nil {
 		return rep, err
 	}
-	r.announce(r.toOpen(list))
+	r.announce(list)
 	err = r.deliverAll(list)
 	if ferr := r.flush(); ferr != nil {
 		err = errors.Join(err, ferr)
@@ -182,7 +182,7 @@ func isFlushError(err error) bool {
 // start checks the retention against mb and plans the run.
 func (f *Fetcher) start(ctx context.Context, mb Mailbox, h Handler, rep *Report) (*fetch, error) {
 	rep.Mailbox = mb.Name()
-	r := &fetch{f: f, ctx: ctx, mb: mb, h: h, name: rep.Mailbox, desc: driver.Describe(mb), rep: rep, recorded: map[UID]bool{},
+	r := &fetch{f: f, ctx: ctx, mb: mb, h: h, name: rep.Mailbox, desc: driver.Describe(mb), rep: rep,
 		known: map[UID]Record{}, byHash: map[[sha256.Size]byte]Record{}}
 	r.log = f.log().With("mailbox", rep.Mailbox)
 	var err error
@@ -248,32 +248,33 @@ func (f *Fetcher) check(mb Mailbox, desc driver.Description) (policy, error) {
 	return p, nil
 }
 
-// toOpen returns the listed messages the run will open: those the State
-// does not know, within MaxSize.
-func (r *fetch) toOpen(list []MessageInfo) []MessageInfo {
-	var out []MessageInfo
-	for _, m := range list {
-		if _, ok := r.known[m.UID]; !ok && r.f.fits(m) {
-			out = append(out, m)
-		}
-	}
-	return out
+// opens reports whether the run will open a listed message: the State
+// does not know it, and it is within MaxSize.
+func (r *fetch) opens(m MessageInfo) bool {
+	_, known := r.known[m.UID]
+	return !known && r.f.fits(m)
 }
 
 // announce reports the work of this run (the messages it will open) once
 // the listing is known, and tells a Prefetcher what comes.
-func (r *fetch) announce(pending []MessageInfo) {
+func (r *fetch) announce(list []MessageInfo) {
 	r.done = Progress{Mailbox: r.name}
-	uids := make([]UID, len(pending))
-	for i, m := range pending {
-		uids[i] = m.UID
-		r.done.Messages++
-		r.done.Bytes += max(m.Size, 0)
+	for _, m := range list {
+		if r.opens(m) {
+			r.done.Messages++
+			r.done.Bytes += max(m.Size, 0)
+		}
 	}
 	if r.f.Progress != nil {
 		r.f.Progress(r.done)
 	}
 	if pf, ok := r.mb.(driver.Prefetcher); ok {
+		uids := make([]UID, 0, r.done.Messages)
+		for _, m := range list {
+			if r.opens(m) {
+				uids = append(uids, m.UID)
+			}
+		}
 		pf.WillOpen(uids...)
 	}
 }

@@ -210,8 +210,8 @@ func (f *Fetcher) newMail(ctx context.Context, mb Mailbox, ignore map[UID]bool) 
 	if err != nil {
 		return false, err
 	}
-	for _, m := range r.toOpen(list) {
-		if !ignore[m.UID] {
+	for _, m := range list {
+		if r.opens(m) && !ignore[m.UID] {
 			return true, nil
 		}
 	}
