@@ -19,6 +19,11 @@
 //     and killed with SIGKILL at random moments, then run to completion;
 //     the Maildir must hold every message, duplicates bounded by the
 //     number of kills;
+//   - a killed process at every step of a group commit: the test binary
+//     fetches in groups into a Maildir and is killed after a handler,
+//     before and after the sink's flush, before and after the State's
+//     Put, and (by the server) at the first deletion and at the commit;
+//     a clean run then finishes, and at most one group is delivered twice;
 //   - the state under stress: a state file torn at random offsets, a full
 //     disk, and two processes on one state file.
 //
