@@ -588,7 +588,7 @@ func testStateReopen(t *testing.T, s mailaccess.State, reopen func(*testing.T, m
 }
 
 func testStateConcurrent(t *testing.T, s mailaccess.State) {
-	const workers, rounds = 8, 40
+	const workers, rounds = 8, 25
 	is, incremental := s.(mailaccess.IncrementalState)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -685,7 +685,7 @@ func mapValues(m map[mailaccess.UID]mailaccess.Record) []mailaccess.Record {
 // records too, so a half-applied one would show old and new versions
 // side by side.
 func testStateCancelledPut(t *testing.T, s mailaccess.State) {
-	const n = 2000
+	const n = 1000
 	batch := func(version int) []mailaccess.Record {
 		recs := make([]mailaccess.Record, n)
 		for i := range recs {
@@ -722,7 +722,7 @@ func testStateCancelledPut(t *testing.T, s mailaccess.State) {
 	// before it starts, late ones after it finished, the ones between in
 	// the middle (where a State may stop, but only as a whole).
 	stored, refused := 0, 0
-	for i, d := range []time.Duration{0, 10 * time.Microsecond, 50 * time.Microsecond, 200 * time.Microsecond, time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond, 100 * time.Millisecond} {
+	for i, d := range []time.Duration{0, 20 * time.Microsecond, 200 * time.Microsecond, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond} {
 		mb := fmt.Sprintf("cancelled/during/%d", i)
 		old := batch(0)[:n/2]
 		put(t, s, mb, old...)

@@ -97,36 +97,3 @@ func TestPostgresConformance(t *testing.T) {
 		return o(t)
 	})
 }
-
-// The State on a *sql.DB that the application owns (here pgx's, with a
-// table prefix of its own): Close leaves the database open, and a new
-// State on it sees what the first stored.
-func TestPostgresOwnDBConformance(t *testing.T) {
-	conformance(t, func(t *testing.T) opened {
-		db := sqlDB(t, "pgx", newPostgres(t))
-		var o func(t *testing.T) opened
-		o = func(t *testing.T) opened {
-			s, err := sqlstate.Open(ctxT(t), db, &sqlstate.Options{TablePrefix: "app_mail_"})
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			return opened{s, o}
-		}
-		return o(t)
-	})
-}
-
-func TestSQLiteOwnDBConformance(t *testing.T) {
-	conformance(t, func(t *testing.T) opened {
-		db := sqlDB(t, "sqlite", filepath.Join(t.TempDir(), "app.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
-		var o func(t *testing.T) opened
-		o = func(t *testing.T) opened {
-			s, err := sqlstate.Open(ctxT(t), db, nil)
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			return opened{s, o}
-		}
-		return o(t)
-	})
-}

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
 )
 
 // migrations are the schema's versions: migrations[i] takes a database
@@ -132,9 +135,21 @@ func (s *State) checkSchema(ctx context.Context) error {
 	if err == nil && v > schemaVersion {
 		return s.newer(v)
 	}
-	// No version table yet, an older version, or an error that migrate
-	// meets again and reports.
+	if err != nil && !noTable(err) {
+		return err
+	}
+	// No version table yet, or an older version.
 	return s.migrate(ctx)
+}
+
+// noTable reports whether err says that a table does not exist.
+func noTable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "42P01" // undefined_table
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && strings.Contains(se.Error(), "no such table")
 }
 
 func (s *State) newer(v int) error {

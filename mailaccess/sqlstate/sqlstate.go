@@ -181,10 +181,11 @@ func open(ctx context.Context, db *sql.DB, d dialect, opts *Options, owned bool,
 	}
 	s := &State{db: db, owned: owned, d: d, prefix: prefix, secrets: secrets, writer: make(chan struct{}, 1)}
 	s.q = newQueries(d, prefix)
+	parent := ctx
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	if err := s.checkSchema(ctx); err != nil {
-		return nil, s.fail("open", err)
+		return nil, s.fail(parent, "open", err)
 	}
 	return s, nil
 }
@@ -196,7 +197,7 @@ func (s *State) Close() error {
 	if s.closed.Swap(true) || !s.owned {
 		return nil
 	}
-	return s.fail("close", s.db.Close())
+	return s.fail(context.Background(), "close", s.db.Close())
 }
 
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -215,14 +216,21 @@ func stateError(op string, err error) error {
 
 // fail turns an error of the database into the State's error: it matches
 // mailaccess.ErrState, also mailaccess.ErrUnavailable when the database
-// could not be reached or was busy (so that mailaccess.IsTemporary says
-// that retrying can help), and never shows a password of the DSN.
-func (s *State) fail(op string, err error) error {
+// could not be reached, was busy or did not answer in time (so that
+// mailaccess.IsTemporary says that retrying can help), and never shows a
+// password of the DSN. ctx is the caller's context: when it has ended,
+// the error is its end, never temporary.
+func (s *State) fail(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, mailaccess.ErrState) {
-		if unavailable(err) {
+		if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+			// The package's own limit ended the call (OpenPostgres's
+			// connect timeout, or the minute of opTimeout), not the
+			// caller: the database did not answer in time.
+			err = fmt.Errorf("%w: the database did not answer in time (%s)", mailaccess.ErrUnavailable, err.Error())
+		} else if ctx.Err() == nil && unavailable(err) {
 			err = fmt.Errorf("%w: %w", mailaccess.ErrUnavailable, err)
 		}
 		err = stateError(op, err)

@@ -25,10 +25,13 @@ const (
 // queries are the statements of one dialect and table prefix.
 type queries struct {
 	version, records, lookup, count, put, forget, mark, setMark string
-	// durable, on PostgreSQL, begins every write transaction: it makes
-	// the commit wait for the WAL flush even where the session's
+	// lock, on PostgreSQL, begins every write transaction. It takes a
+	// lock on the mailbox (an advisory lock on a hash of the prefix and
+	// the mailbox name, $1), so that the writes of one mailbox take turns
+	// instead of deadlocking on its rows and counts; and it makes the
+	// commit wait for the WAL flush even where the session's
 	// synchronous_commit is off, since Put promises durability.
-	durable string
+	lock string
 }
 
 const recordColumns = "uid, epoch, delivered_ns, size, sha256, copied_to"
@@ -56,7 +59,7 @@ func newQueries(d dialect, prefix string) queries {
 		q.forget = "DELETE FROM {p}records WHERE mailbox = $1 AND uid = ANY($2::text[])"
 		q.put = "INSERT INTO {p}records (mailbox, " + recordColumns + ") SELECT $1, " + recordColumns +
 			" FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bytea[], $7::text[]) AS r(" + recordColumns + ")" + upsert
-		q.durable = "SELECT set_config('synchronous_commit', 'local', true) WHERE current_setting('synchronous_commit') = 'off'"
+		q.lock = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END"
 	}
 	for _, p := range []*string{&q.version, &q.records, &q.lookup, &q.count, &q.put, &q.forget, &q.mark, &q.setMark} {
 		*p = strings.ReplaceAll(*p, "{p}", prefix)
@@ -93,25 +96,25 @@ func (s *State) begin(ctx context.Context) (context.Context, context.CancelFunc,
 
 // Records returns every record of the mailbox, in no particular order.
 func (s *State) Records(ctx context.Context, mailbox string) ([]mailaccess.Record, error) {
-	ctx, cancel, err := s.begin(ctx)
+	c, cancel, err := s.begin(ctx)
 	if err != nil {
-		return nil, s.fail("records", err)
+		return nil, s.fail(ctx, "records", err)
 	}
 	defer cancel()
 	if !storable(mailbox) {
 		return nil, nil
 	}
-	recs, err := s.query(ctx, s.q.records, mailbox)
-	return recs, s.fail("records", err)
+	recs, err := s.query(c, s.q.records, mailbox)
+	return recs, s.fail(ctx, "records", err)
 }
 
 // Lookup returns the records of those of uids that have one, in no
 // particular order, each once. It reads only those records (an index
 // lookup per UID).
 func (s *State) Lookup(ctx context.Context, mailbox string, uids ...mailaccess.UID) ([]mailaccess.Record, error) {
-	ctx, cancel, err := s.begin(ctx)
+	c, cancel, err := s.begin(ctx)
 	if err != nil {
-		return nil, s.fail("lookup", err)
+		return nil, s.fail(ctx, "lookup", err)
 	}
 	defer cancel()
 	set := uidSet(uids)
@@ -120,10 +123,10 @@ func (s *State) Lookup(ctx context.Context, mailbox string, uids ...mailaccess.U
 	}
 	arg, err := s.uidsArg(set)
 	if err != nil {
-		return nil, s.fail("lookup", err)
+		return nil, s.fail(ctx, "lookup", err)
 	}
-	recs, err := s.query(ctx, s.q.lookup, mailbox, arg)
-	return recs, s.fail("lookup", err)
+	recs, err := s.query(c, s.q.lookup, mailbox, arg)
+	return recs, s.fail(ctx, "lookup", err)
 }
 
 // uidSet returns the storable UIDs of uids, each once.
@@ -192,27 +195,27 @@ func (s *State) Put(ctx context.Context, mailbox string, recs ...mailaccess.Reco
 	if len(recs) == 0 {
 		return nil
 	}
-	ctx, cancel, err := s.begin(ctx)
+	c, cancel, err := s.begin(ctx)
 	if err != nil {
-		return s.fail("put", err)
+		return s.fail(ctx, "put", err)
 	}
 	defer cancel()
 	rows, err := putRows(mailbox, recs)
 	if err != nil {
-		return s.fail("put", err)
+		return s.fail(ctx, "put", err)
 	}
-	return s.fail("put", s.write(ctx, func(tx *sql.Tx) error {
+	return s.fail(ctx, "put", s.write(c, mailbox, func(tx *sql.Tx) error {
 		if s.d == postgres {
-			_, err := tx.ExecContext(ctx, s.q.put, mailbox, rows.uid, rows.epoch, rows.delivered, rows.size, rows.sha256, rows.copied)
+			_, err := tx.ExecContext(c, s.q.put, mailbox, rows.uid, rows.epoch, rows.delivered, rows.size, rows.sha256, rows.copied)
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, s.q.put)
+		stmt, err := tx.PrepareContext(c, s.q.put)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for i := range rows.uid {
-			if _, err := stmt.ExecContext(ctx, mailbox, rows.uid[i], rows.epoch[i], rows.delivered[i], rows.size[i], rows.sha256[i], rows.copied[i]); err != nil {
+			if _, err := stmt.ExecContext(c, mailbox, rows.uid[i], rows.epoch[i], rows.delivered[i], rows.size[i], rows.sha256[i], rows.copied[i]); err != nil {
 				return err
 			}
 		}
@@ -264,10 +267,10 @@ func putRows(mailbox string, recs []mailaccess.Record) (columns, error) {
 	return c, nil
 }
 
-// write runs f in a transaction and commits it. On SQLite the State's
-// writes take turns; on PostgreSQL the transaction first makes sure that
-// its commit is durable.
-func (s *State) write(ctx context.Context, f func(tx *sql.Tx) error) error {
+// write runs f in a transaction on mailbox and commits it. On SQLite the
+// State's writes take turns; on PostgreSQL the writes of one mailbox do,
+// and the commit is made durable (see queries.lock).
+func (s *State) write(ctx context.Context, mailbox string, f func(tx *sql.Tx) error) error {
 	if s.d == sqliteDB {
 		select {
 		case s.writer <- struct{}{}:
@@ -281,8 +284,8 @@ func (s *State) write(ctx context.Context, f func(tx *sql.Tx) error) error {
 		return err
 	}
 	defer tx.Rollback()
-	if s.q.durable != "" {
-		if _, err := tx.ExecContext(ctx, s.q.durable); err != nil {
+	if s.q.lock != "" {
+		if _, err := tx.ExecContext(ctx, s.q.lock, s.prefix+mailbox); err != nil {
 			return err
 		}
 	}
@@ -295,9 +298,9 @@ func (s *State) write(ctx context.Context, f func(tx *sql.Tx) error) error {
 // Forget removes the records of these UIDs; an unknown UID is not an
 // error.
 func (s *State) Forget(ctx context.Context, mailbox string, uids ...mailaccess.UID) error {
-	ctx, cancel, err := s.begin(ctx)
+	c, cancel, err := s.begin(ctx)
 	if err != nil {
-		return s.fail("forget", err)
+		return s.fail(ctx, "forget", err)
 	}
 	defer cancel()
 	set := uidSet(uids)
@@ -306,44 +309,44 @@ func (s *State) Forget(ctx context.Context, mailbox string, uids ...mailaccess.U
 	}
 	arg, err := s.uidsArg(set)
 	if err != nil {
-		return s.fail("forget", err)
+		return s.fail(ctx, "forget", err)
 	}
-	return s.fail("forget", s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q.forget, mailbox, arg)
+	return s.fail(ctx, "forget", s.write(c, mailbox, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(c, s.q.forget, mailbox, arg)
 		return err
 	}))
 }
 
 // Mark returns the mailbox's mark, or "" when it has none.
 func (s *State) Mark(ctx context.Context, mailbox string) (mailaccess.UID, error) {
-	ctx, cancel, err := s.begin(ctx)
+	c, cancel, err := s.begin(ctx)
 	if err != nil {
-		return "", s.fail("mark", err)
+		return "", s.fail(ctx, "mark", err)
 	}
 	defer cancel()
 	if !storable(mailbox) {
 		return "", nil
 	}
 	var uid string
-	err = s.db.QueryRowContext(ctx, s.q.mark, mailbox).Scan(&uid)
+	err = s.db.QueryRowContext(c, s.q.mark, mailbox).Scan(&uid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
-	return mailaccess.UID(uid), s.fail("mark", err)
+	return mailaccess.UID(uid), s.fail(ctx, "mark", err)
 }
 
 // SetMark stores the mailbox's mark durably, replacing the one it had.
 func (s *State) SetMark(ctx context.Context, mailbox string, uid mailaccess.UID) error {
-	ctx, cancel, err := s.begin(ctx)
+	c, cancel, err := s.begin(ctx)
 	if err != nil {
-		return s.fail("set mark", err)
+		return s.fail(ctx, "set mark", err)
 	}
 	defer cancel()
 	if err := errors.Join(text("mailbox name", mailbox), text("mark", string(uid))); err != nil {
-		return s.fail("set mark", err)
+		return s.fail(ctx, "set mark", err)
 	}
-	return s.fail("set mark", s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q.setMark, mailbox, string(uid))
+	return s.fail(ctx, "set mark", s.write(c, mailbox, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(c, s.q.setMark, mailbox, string(uid))
 		return err
 	}))
 }
@@ -353,9 +356,9 @@ func (s *State) SetMark(ctx context.Context, mailbox string, uid mailaccess.UID)
 // whatever the number of records: the counts are kept up to date by the
 // database, in the transactions that change the records.
 func (s *State) Count(ctx context.Context, mailbox, epoch string) (total, inEpoch int, err error) {
-	ctx, cancel, err := s.begin(ctx)
+	c, cancel, err := s.begin(ctx)
 	if err != nil {
-		return 0, 0, s.fail("count", err)
+		return 0, 0, s.fail(ctx, "count", err)
 	}
 	defer cancel()
 	if !storable(mailbox) {
@@ -367,8 +370,8 @@ func (s *State) Count(ctx context.Context, mailbox, epoch string) (total, inEpoc
 		epoch = ""
 	}
 	var t, e int64
-	if err := s.db.QueryRowContext(ctx, s.q.count, mailbox, epoch).Scan(&t, &e); err != nil {
-		return 0, 0, s.fail("count", err)
+	if err := s.db.QueryRowContext(c, s.q.count, mailbox, epoch).Scan(&t, &e); err != nil {
+		return 0, 0, s.fail(ctx, "count", err)
 	}
 	if !known {
 		e = 0
