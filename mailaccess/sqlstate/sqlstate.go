@@ -152,7 +152,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*State, error
 	secrets := dsnPasswords(dsn)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, scrub(stateError("open", fmt.Errorf("%w: %w", mailaccess.ErrInvalidArgument, err)), secrets)
+		return nil, stateError("open", fmt.Errorf("%w: %w", mailaccess.ErrInvalidArgument, scrub(err, secrets)))
 	}
 	if cfg.Password != "" {
 		secrets = append(secrets, cfg.Password)
@@ -224,18 +224,19 @@ func (s *State) fail(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, mailaccess.ErrState) {
-		if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-			// The package's own limit ended the call (OpenPostgres's
-			// connect timeout, or the minute of opTimeout), not the
-			// caller: the database did not answer in time.
-			err = fmt.Errorf("%w: the database did not answer in time (%s)", mailaccess.ErrUnavailable, err.Error())
-		} else if ctx.Err() == nil && unavailable(err) {
-			err = fmt.Errorf("%w: %w", mailaccess.ErrUnavailable, err)
-		}
-		err = stateError(op, err)
+	if errors.Is(err, mailaccess.ErrState) {
+		return err
 	}
-	return scrub(err, s.secrets)
+	err = scrub(err, s.secrets)
+	if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		// The package's own limit ended the call (OpenPostgres's connect
+		// timeout, or the minute of opTimeout), not the caller: the
+		// database did not answer in time.
+		err = fmt.Errorf("%w: the database did not answer in time (%s)", mailaccess.ErrUnavailable, err.Error())
+	} else if ctx.Err() == nil && unavailable(err) {
+		err = fmt.Errorf("%w: %w", mailaccess.ErrUnavailable, err)
+	}
+	return stateError(op, err)
 }
 
 // unavailable reports whether err says that the database could not be
