@@ -40,17 +40,26 @@
 //
 // # The schema
 //
-// Three tables, named with a prefix ("unimail_" unless Options.TablePrefix
+// Four tables, named with a prefix ("unimail_" unless Options.TablePrefix
 // says otherwise):
 //
-//	unimail_records         mailbox, uid (the primary key), epoch, delivered_ns
-//	                        (Unix time in nanoseconds), size, sha256 (32 bytes),
-//	                        copied_to ("" when none); indexed by (mailbox, epoch)
+//	unimail_records         mailbox and uid (the primary key), epoch,
+//	                        delivered_ns (Unix time in nanoseconds), size,
+//	                        sha256 (32 bytes), copied_to ("" when none)
 //	unimail_marks           mailbox (the primary key), uid
+//	unimail_counts          mailbox and epoch (the primary key), n: the number
+//	                        of records, kept by triggers on unimail_records
 //	unimail_schema_version  version: the schema's version, one row
 //
-// Mailbox names, UIDs, epochs and folders are text (valid UTF-8 without
-// NUL; on PostgreSQL with the "C" collation, compared byte for byte).
+// Lookup and Forget are lookups by the records' primary key, Count reads
+// the counts of one mailbox (a row per epoch), and Records reads one
+// mailbox's range of the primary key. Mailbox names, UIDs, epochs and
+// folders are text: valid UTF-8 without NUL (Put and SetMark refuse
+// other strings, which then are no record's), compared byte for byte (on
+// PostgreSQL with the "C" collation). On PostgreSQL a mailbox name and a
+// UID together may not exceed some 2,700 bytes, the limit of an index
+// entry.
+//
 // The package creates the tables, and migrates them when a later version
 // of it changes the schema, in one transaction under a lock, so that
 // processes opening the database at the same time do not race; a

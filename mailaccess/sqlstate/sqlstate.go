@@ -46,11 +46,12 @@ var _ mailaccess.IncrementalState = (*State)(nil)
 // Options tunes Open, OpenSQLite and OpenPostgres. A nil *Options means
 // the defaults.
 type Options struct {
-	// TablePrefix begins the names of the package's tables:
-	// <prefix>records, <prefix>marks and <prefix>schema_version. Empty
-	// means "unimail_". States with different prefixes in one database
-	// are independent. It must be a lower-case SQL identifier: a letter
-	// or underscore, then letters, digits or underscores, at most 40.
+	// TablePrefix begins the names of the package's tables
+	// (<prefix>records, <prefix>marks, <prefix>counts and
+	// <prefix>schema_version) and of its triggers. Empty means
+	// "unimail_". States with different prefixes in one database are
+	// independent. It must be a lower-case SQL identifier: a letter or
+	// underscore, then letters, digits or underscores, at most 40.
 	TablePrefix string
 }
 
