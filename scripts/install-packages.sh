@@ -6,14 +6,34 @@
 # for example "dovecot:dovecot-imapd,dovecot-pop3d". It runs apt-get as
 # root, or through sudo, and never lets a package start a system-wide
 # daemon (a policy-rc.d that refuses every start, removed afterwards).
-# A command counts as present when it is in $PATH or in /usr/sbin.
+# A command counts as present when it is in $PATH or in /usr/sbin. A
+# COMMAND that is an absolute path may hold shell wildcards, for commands
+# outside $PATH such as "/usr/lib/postgresql/*/bin/initdb:postgresql":
+# it counts as present when one of its matches is executable.
 set -eu
+
+# present COMMAND: whether COMMAND is installed.
+present() {
+	case $1 in
+	/*)
+		# Unquoted, so that the shell expands the wildcards; a pattern
+		# without matches stays as it is and is not executable.
+		for f in $1; do
+			[ -x "$f" ] && return 0
+		done
+		return 1
+		;;
+	*)
+		command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]
+		;;
+	esac
+}
 
 missing=""
 for spec in "$@"; do
 	cmd=${spec%%:*}
 	pkgs=$(echo "${spec#*:}" | tr ',' ' ')
-	if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+	if ! present "$cmd"; then
 		missing="$missing $pkgs"
 	fi
 done

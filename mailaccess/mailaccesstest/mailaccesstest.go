@@ -10,6 +10,11 @@
 // Connections go through a fault-injecting TCP proxy, so the suite needs
 // no knowledge of the protocol to cut a conversation at every command and
 // response boundary.
+//
+// TestState is the conformance suite of a mailaccess.State (and of its
+// IncrementalState methods): MemoryState, FileState and the SQL State of
+// package sqlstate pass it, and so should a State that a program keeps in
+// its own database.
 package mailaccesstest
 
 import (
