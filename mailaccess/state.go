@@ -106,7 +106,7 @@ func (s *MemoryState) Forget(_ context.Context, mailbox string, uids ...UID) err
 // then lists only the messages after the mark, and a KeepOnServer run
 // reads only their records, so that a run with nothing new costs the same
 // on a mailbox of ten messages and on one of a hundred thousand.
-// MemoryState and FileState implement it.
+// MemoryState, FileState and package sqlstate's State implement it.
 type IncrementalState interface {
 	State
 	// Mark returns the mailbox's mark, or "" when it has none.
