@@ -83,8 +83,8 @@ type fetch struct {
 	toDelete []UID
 	toMove   []Record
 	recorded map[UID]bool // what this run recorded, kept only while there are fingerprint candidates
-	group    group // taken messages not yet durable
-	lost     bool  // a group could not be made durable: the mark stays
+	group    group        // taken messages not yet durable
+	lost     bool         // a group could not be made durable: the mark stays
 	refused  []error
 	stopped  bool // StopOnError met a refusal
 	closed   bool // Close was called: the session is over
