@@ -12,7 +12,7 @@ require (
 
 require (
 	golang.org/x/oauth2 v0.38.0
-	golang.org/x/sys v0.46.0 // indirect
+	golang.org/x/sys v0.46.0
 	golang.org/x/term v0.44.0
 	golang.org/x/text v0.14.0 // indirect
 )

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,7 +32,8 @@ var ErrMboxLocked = errors.New("mbox is locked by another program")
 // the message, fsyncs the file, and unlocks: other programs may read and
 // rewrite the mbox between two deliveries. A Deliver that fails (reading
 // the message, writing, or syncing) truncates the file back to the size it
-// had, so no partial message stays.
+// had, so no partial message stays. Batch delivers in groups instead:
+// one lock and one fsync for many messages (see MboxBatch).
 type Mbox struct {
 	path string
 	// LockTimeout bounds how long Deliver waits for a lock that another
@@ -139,54 +141,205 @@ func (m *Mbox) lock(f *os.File) (unlock func(), err error) {
 // (MAILER-DAEMON when there is none usable) and the time now, and makes it
 // durable (fsync) before it returns. It returns the number of bytes of
 // the message read from r. On an error, including an error reading r, the
-// file is truncated back to its size before the call.
+// file is truncated back to its size before the call. It is a group of
+// one message: Add, then Flush.
 func (m *Mbox) Deliver(r io.Reader, now time.Time) (n int64, err error) {
-	f, err := os.OpenFile(m.path, os.O_RDWR, 0)
+	b := m.Batch()
+	n, err = b.Add(r, now)
 	if err != nil {
-		return 0, fmt.Errorf("mbox: %w", err)
+		b.Discard()
+		return n, err
 	}
-	defer f.Close()
-	unlock, err := m.lock(f)
+	return n, b.Flush()
+}
+
+// MboxBatch appends messages to an mbox in groups (group commit), for a
+// program that can wait for a whole group to be durable before it counts
+// any of its messages as delivered, as a mailaccess.Fetcher with a Flush
+// does. The first Add of a group opens the file and takes its locks
+// (flock and dotlock, as Deliver does); each Add appends one message
+// without a sync; Flush makes the group durable with one fsync and
+// releases the locks. So the mbox stays locked from the first message of
+// a group to its Flush (or Discard): other programs that honour the
+// locks wait meanwhile, and a second MboxBatch on the same file waits
+// for the first one's Flush.
+//
+// A Flush that fails truncates the file back to its size before the
+// group, so that no message of a group that the caller does not count
+// as delivered stays in the file, and a later delivery of the same
+// messages does not put them in twice. An Add that fails (reading the
+// message, or writing it) cuts the file back to its size before that
+// message; the group keeps the messages added before it. Discard
+// truncates the group away and releases the locks. A process killed
+// during a group leaves what it appended in the file (the locks go with
+// the process, except the dotlock file, which then needs removing by
+// hand): the caller, which had not counted those messages, delivers
+// them again, so they come twice.
+//
+// An MboxBatch may be used by several goroutines at once; its Adds are
+// appended one after the other.
+type MboxBatch struct {
+	m      *Mbox
+	mu     sync.Mutex
+	f      *os.File // open and locked while a group is under way
+	unlock func()
+	start  int64 // the file's size before the group
+	end    int64 // the file's size after the last message added
+	n      int   // messages in the group
+	broken error // a failed Add that could not cut its message off
+}
+
+// Batch returns a new, empty group of deliveries into m. It takes no
+// lock until its first Add.
+func (m *Mbox) Batch() *MboxBatch { return &MboxBatch{m: m} }
+
+// Add appends the message read from r as Deliver does, without a sync:
+// it is durable only once Flush returns nil. The first Add of a group
+// waits for the locks (up to LockTimeout). It returns the number of
+// bytes of the message read from r.
+func (b *MboxBatch) Add(r io.Reader, now time.Time) (n int64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.broken != nil {
+		return 0, b.broken
+	}
+	if b.f == nil {
+		if err := b.open(); err != nil {
+			return 0, err
+		}
+	}
+	end, n, err := b.m.appendMessage(b.f, b.end, r, now)
+	if err == nil {
+		b.end = end
+		b.n++
+		return n, nil
+	}
+	if terr := b.cut(b.end); terr != nil {
+		b.broken = fmt.Errorf("mbox %s: a failed message could not be cut off: %w", b.m.path, terr)
+		return n, errors.Join(err, b.broken)
+	}
+	if b.n == 0 {
+		b.release()
+	}
+	return n, err
+}
+
+// Pending returns the number of messages added and not yet flushed or
+// discarded.
+func (b *MboxBatch) Pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n
+}
+
+// Flush makes the group durable (one fsync) and releases the locks. On
+// an error the file is truncated back to its size before the group.
+// Flush with nothing added does nothing.
+func (b *MboxBatch) Flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.f == nil {
+		return nil
+	}
+	defer b.release()
+	err := b.broken
+	if err == nil {
+		if err = fileSync(b.f); err != nil {
+			err = fmt.Errorf("mbox %s: %w", b.m.path, err)
+		}
+	}
 	if err != nil {
-		return 0, err
+		if terr := b.cut(b.start); terr != nil {
+			err = errors.Join(err, terr)
+		}
 	}
-	defer unlock()
+	return err
+}
+
+// Discard truncates the messages added since the last Flush away and
+// releases the locks. It returns how many there were, and the error of
+// the truncation.
+func (b *MboxBatch) Discard() (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.f == nil {
+		return 0, nil
+	}
+	n := b.n
+	err := b.cut(b.start)
+	b.release()
+	return n, err
+}
+
+// open opens the file, takes the locks, and starts a group at its end.
+func (b *MboxBatch) open() error {
+	f, err := os.OpenFile(b.m.path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("mbox: %w", err)
+	}
+	unlock, err := b.m.lock(f)
+	if err != nil {
+		f.Close()
+		return err
+	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return 0, fmt.Errorf("mbox %s: %w", m.path, err)
+		unlock()
+		f.Close()
+		return fmt.Errorf("mbox %s: %w", b.m.path, err)
 	}
-	defer func() {
-		if err != nil {
-			if terr := f.Truncate(size); terr != nil {
-				err = errors.Join(err, fmt.Errorf("mbox %s: truncating back to %d bytes: %w", m.path, size, terr))
-			} else {
-				f.Sync()
-			}
-		}
-	}()
+	b.f, b.unlock, b.start, b.end, b.n, b.broken = f, unlock, size, size, 0, nil
+	return nil
+}
 
+// release ends the group: it releases the locks and closes the file.
+func (b *MboxBatch) release() {
+	b.unlock()
+	b.f.Close()
+	b.f, b.unlock, b.n, b.broken = nil, nil, 0, nil
+}
+
+// cut truncates the file to size, syncs that, and places the next write
+// there.
+func (b *MboxBatch) cut(size int64) error {
+	if err := b.f.Truncate(size); err != nil {
+		return fmt.Errorf("mbox %s: truncating back to %d bytes: %w", b.m.path, size, err)
+	}
+	fileSync(b.f)
+	if _, err := b.f.Seek(size, io.SeekStart); err != nil {
+		return fmt.Errorf("mbox %s: %w", b.m.path, err)
+	}
+	return nil
+}
+
+// appendMessage writes the message read from r into f at its offset,
+// which is size, the end of the file, with its separator line and its
+// mboxrd quoting. It returns the file's new size and the number of bytes
+// read from r.
+func (m *Mbox) appendMessage(f *os.File, size int64, r io.Reader, now time.Time) (end, n int64, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	header, herr := peekHeader(br)
 	if herr != nil && !errors.Is(herr, io.EOF) {
-		return 0, herr
+		return size, 0, herr
 	}
-	var out io.Writer = f
+	cw := &countWriter{w: f}
+	var out io.Writer = cw
 	if m.failAfter > 0 {
-		out = &failingWriter{w: f, left: m.failAfter}
+		out = &failingWriter{w: cw, left: m.failAfter}
 	}
 	bw := bufio.NewWriterSize(out, 64<<10)
 	// Start on a fresh line, after an empty one, whatever the previous
 	// writer left.
 	sep, err := separatorPrefix(f, size)
 	if err != nil {
-		return 0, fmt.Errorf("mbox %s: %w", m.path, err)
+		return size, 0, fmt.Errorf("mbox %s: %w", m.path, err)
 	}
 	bw.WriteString(sep)
 	bw.WriteString(FromLine(envelopeSender(header), now))
 	q := &fromQuoter{w: bw}
 	n, err = io.Copy(q, br)
 	if err != nil {
-		return n, err
+		return size + cw.n, n, err
 	}
 	q.flush()
 	if !q.endsWithNewline() {
@@ -194,12 +347,21 @@ func (m *Mbox) Deliver(r io.Reader, now time.Time) (n int64, err error) {
 	}
 	bw.WriteByte('\n')
 	if err = bw.Flush(); err != nil {
-		return n, fmt.Errorf("mbox %s: %w", m.path, err)
+		return size + cw.n, n, fmt.Errorf("mbox %s: %w", m.path, err)
 	}
-	if err = f.Sync(); err != nil {
-		return n, fmt.Errorf("mbox %s: %w", m.path, err)
-	}
-	return n, nil
+	return size + cw.n, n, nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n += int64(k)
+	return k, err
 }
 
 // separatorPrefix returns what must come before a new "From " line so that
