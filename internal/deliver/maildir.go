@@ -13,18 +13,20 @@
 // Maildir.Batch and Mbox.Batch commit in groups instead, for a program
 // that counts a message as delivered only once its whole group is
 // durable, as a mailaccess.Fetcher with a Flush does: Add writes a
-// message without making it durable, Flush makes every message added
-// since the last Flush durable at once and only then publishes them (a
-// Maildir group is renamed into new/ after one syncfs, and new/ fsynced
-// once; an mbox group, appended under one lock, takes one fsync). A
-// Flush that fails takes its whole group back (nothing in new/, the mbox
-// truncated to its size before the group), so that delivering the group
-// again later does not put anything in twice. Until a Flush returns nil
-// no message of its group may be counted as delivered: a crash or a kill
-// before the Flush leaves Maildir messages in tmp/ only, which readers
-// ignore, and leaves mbox messages appended but not durable, so the
-// program delivers them again (in an mbox, that can make them appear
-// twice; in a Maildir, only a crash in the middle of a Flush can).
+// message without making it durable and without publishing it (into the
+// Maildir's tmp/; for an mbox, into a temporary file), and Flush makes
+// every message added since the last Flush durable at once and only then
+// publishes them: a Maildir group after one syncfs, renamed into new/,
+// and new/ fsynced once; an mbox group appended under one lock and made
+// durable by one fsync. A Flush that fails takes its whole group back
+// (nothing in new/, the mbox truncated to its size before the group), so
+// that delivering the group again later does not put anything in twice.
+// Until a Flush returns nil no message of its group may be counted as
+// delivered. A crash or a kill before the Flush leaves nothing of the
+// group where mail readers look (Maildir files stay in tmp/, which
+// readers ignore), so the program delivers it again, once; only a crash
+// in the middle of a Flush, or between a Flush and the moment the
+// program records the group, can make messages appear twice.
 package deliver
 
 import (

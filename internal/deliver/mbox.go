@@ -141,87 +141,120 @@ func (m *Mbox) lock(f *os.File) (unlock func(), err error) {
 // (MAILER-DAEMON when there is none usable) and the time now, and makes it
 // durable (fsync) before it returns. It returns the number of bytes of
 // the message read from r. On an error, including an error reading r, the
-// file is truncated back to its size before the call. It is a group of
-// one message: Add, then Flush.
+// file is truncated back to its size before the call.
 func (m *Mbox) Deliver(r io.Reader, now time.Time) (n int64, err error) {
-	b := m.Batch()
-	n, err = b.Add(r, now)
+	f, unlock, size, err := m.openLocked()
 	if err != nil {
-		b.Discard()
+		return 0, err
+	}
+	defer f.Close()
+	defer unlock()
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, m.truncate(f, size))
+		}
+	}()
+	// Start on a fresh line, after an empty one, whatever the previous
+	// writer left.
+	sep, err := separatorPrefix(f, size)
+	if err != nil {
+		return 0, fmt.Errorf("mbox %s: %w", m.path, err)
+	}
+	if _, n, err = m.appendMessage(f, sep, r, now); err != nil {
 		return n, err
 	}
-	return n, b.Flush()
+	if err = fileSync(f); err != nil {
+		return n, fmt.Errorf("mbox %s: %w", m.path, err)
+	}
+	return n, nil
+}
+
+// openLocked opens the mbox, takes its locks, and returns it positioned
+// at its end, with its size.
+func (m *Mbox) openLocked() (f *os.File, unlock func(), size int64, err error) {
+	f, err = os.OpenFile(m.path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("mbox: %w", err)
+	}
+	if unlock, err = m.lock(f); err != nil {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	if size, err = f.Seek(0, io.SeekEnd); err != nil {
+		unlock()
+		f.Close()
+		return nil, nil, 0, fmt.Errorf("mbox %s: %w", m.path, err)
+	}
+	return f, unlock, size, nil
+}
+
+// truncate cuts f back to size, on the way out of a failed delivery, and
+// syncs that.
+func (m *Mbox) truncate(f *os.File, size int64) error {
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("mbox %s: truncating back to %d bytes: %w", m.path, size, err)
+	}
+	fileSync(f)
+	return nil
 }
 
 // MboxBatch appends messages to an mbox in groups (group commit), for a
 // program that can wait for a whole group to be durable before it counts
 // any of its messages as delivered, as a mailaccess.Fetcher with a Flush
-// does. The first Add of a group opens the file and takes its locks
-// (flock and dotlock, as Deliver does); each Add appends one message
-// without a sync; Flush makes the group durable with one fsync and
-// releases the locks. So the mbox stays locked from the first message of
-// a group to its Flush (or Discard): other programs that honour the
-// locks wait meanwhile, and a second MboxBatch on the same file waits
-// for the first one's Flush.
+// does. Add quotes each message and writes it, with its separator line,
+// into a private temporary file (in the system's temporary directory,
+// removed from its directory as soon as it is created); Flush locks the
+// mbox (flock and dotlock, as Deliver does), appends the whole group,
+// makes it durable with one fsync, and unlocks. So the mbox is locked
+// only while a group is appended, not while its messages arrive, and a
+// process killed before a Flush leaves nothing of that group in the
+// mbox (the caller, which had not counted those messages, delivers them
+// again, once).
 //
-// A Flush that fails truncates the file back to its size before the
-// group, so that no message of a group that the caller does not count
-// as delivered stays in the file, and a later delivery of the same
-// messages does not put them in twice. An Add that fails (reading the
-// message, or writing it) cuts the file back to its size before that
-// message; the group keeps the messages added before it. Discard
-// truncates the group away and releases the locks. A process killed
-// during a group leaves what it appended in the file (the locks go with
-// the process, except the dotlock file, which then needs removing by
-// hand): the caller, which had not counted those messages, delivers
-// them again, so they come twice.
+// A Flush that fails (the locks, the append or the fsync) truncates the
+// mbox back to its size before the group, so that no message of a group
+// that the caller does not count as delivered stays in it, and a later
+// delivery of the same messages does not put them in twice; the group is
+// dropped either way. An Add that fails (reading the message, or writing
+// it) leaves the group as it was. Discard drops the group.
 //
 // An MboxBatch may be used by several goroutines at once; its Adds are
-// appended one after the other.
+// written one after the other.
 type MboxBatch struct {
-	m      *Mbox
-	mu     sync.Mutex
-	f      *os.File // open and locked while a group is under way
-	unlock func()
-	start  int64 // the file's size before the group
-	end    int64 // the file's size after the last message added
-	n      int   // messages in the group
-	broken error // a failed Add that could not cut its message off
+	m     *Mbox
+	mu    sync.Mutex
+	spool *os.File // the group's messages, as they go into the mbox
+	size  int64    // the bytes of spool that hold them
+	n     int      // messages in the group
 }
 
-// Batch returns a new, empty group of deliveries into m. It takes no
-// lock until its first Add.
+// Batch returns a new, empty group of deliveries into m.
 func (m *Mbox) Batch() *MboxBatch { return &MboxBatch{m: m} }
 
-// Add appends the message read from r as Deliver does, without a sync:
-// it is durable only once Flush returns nil. The first Add of a group
-// waits for the locks (up to LockTimeout). It returns the number of
-// bytes of the message read from r.
+// Add quotes the message read from r as Deliver does and adds it to the
+// group: it reaches the mbox at the next Flush, and is durable only once
+// that Flush returns nil. It returns the number of bytes of the message
+// read from r.
 func (b *MboxBatch) Add(r io.Reader, now time.Time) (n int64, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.broken != nil {
-		return 0, b.broken
-	}
-	if b.f == nil {
-		if err := b.open(); err != nil {
-			return 0, err
+	if b.spool == nil {
+		f, err := os.CreateTemp("", "unimail-mbox-group-*")
+		if err != nil {
+			return 0, fmt.Errorf("mbox %s: %w", b.m.path, err)
 		}
+		os.Remove(f.Name())
+		b.spool = f
 	}
-	end, n, err := b.m.appendMessage(b.f, b.end, r, now)
-	if err == nil {
-		b.end = end
-		b.n++
-		return n, nil
+	// What a failed message wrote past b.size is ignored, and overwritten
+	// by the next one.
+	written, n, err := b.m.appendMessage(io.NewOffsetWriter(b.spool, b.size), "", r, now)
+	if err != nil {
+		return n, err
 	}
-	if terr := b.cut(b.end); terr != nil {
-		b.broken = fmt.Errorf("mbox %s: a failed message could not be cut off: %w", b.m.path, terr)
-		return n, errors.Join(err, b.broken)
-	}
-	if b.n == 0 {
-		b.release()
-	}
-	return n, err
+	b.size += written
+	b.n++
+	return n, nil
 }
 
 // Pending returns the number of messages added and not yet flushed or
@@ -232,114 +265,87 @@ func (b *MboxBatch) Pending() int {
 	return b.n
 }
 
-// Flush makes the group durable (one fsync) and releases the locks. On
-// an error the file is truncated back to its size before the group.
-// Flush with nothing added does nothing.
-func (b *MboxBatch) Flush() error {
+// Flush appends the group to the mbox under its locks and makes it
+// durable (one fsync); the group is then empty. On an error the mbox is
+// truncated back to its size before the group, and the group is
+// dropped. Flush with nothing added does nothing.
+func (b *MboxBatch) Flush() (err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.f == nil {
+	if b.n == 0 {
 		return nil
 	}
-	defer b.release()
-	err := b.broken
-	if err == nil {
-		if err = fileSync(b.f); err != nil {
-			err = fmt.Errorf("mbox %s: %w", b.m.path, err)
-		}
-	}
+	defer b.reset()
+	f, unlock, size, err := b.m.openLocked()
 	if err != nil {
-		if terr := b.cut(b.start); terr != nil {
-			err = errors.Join(err, terr)
-		}
-	}
-	return err
-}
-
-// Discard truncates the messages added since the last Flush away and
-// releases the locks. It returns how many there were, and the error of
-// the truncation.
-func (b *MboxBatch) Discard() (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.f == nil {
-		return 0, nil
-	}
-	n := b.n
-	err := b.cut(b.start)
-	b.release()
-	return n, err
-}
-
-// open opens the file, takes the locks, and starts a group at its end.
-func (b *MboxBatch) open() error {
-	f, err := os.OpenFile(b.m.path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("mbox: %w", err)
-	}
-	unlock, err := b.m.lock(f)
-	if err != nil {
-		f.Close()
 		return err
 	}
-	size, err := f.Seek(0, io.SeekEnd)
+	defer f.Close()
+	defer unlock()
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, b.m.truncate(f, size))
+		}
+	}()
+	sep, err := separatorPrefix(f, size)
 	if err != nil {
-		unlock()
-		f.Close()
 		return fmt.Errorf("mbox %s: %w", b.m.path, err)
 	}
-	b.f, b.unlock, b.start, b.end, b.n, b.broken = f, unlock, size, size, 0, nil
-	return nil
-}
-
-// release ends the group: it releases the locks and closes the file.
-func (b *MboxBatch) release() {
-	b.unlock()
-	b.f.Close()
-	b.f, b.unlock, b.n, b.broken = nil, nil, 0, nil
-}
-
-// cut truncates the file to size, syncs that, and places the next write
-// there.
-func (b *MboxBatch) cut(size int64) error {
-	if err := b.f.Truncate(size); err != nil {
-		return fmt.Errorf("mbox %s: truncating back to %d bytes: %w", b.m.path, size, err)
+	var out io.Writer = f
+	if b.m.failAfter > 0 {
+		out = &failingWriter{w: f, left: b.m.failAfter}
 	}
-	fileSync(b.f)
-	if _, err := b.f.Seek(size, io.SeekStart); err != nil {
+	if _, err = io.WriteString(out, sep); err == nil {
+		_, err = io.Copy(out, io.NewSectionReader(b.spool, 0, b.size))
+	}
+	if err == nil {
+		err = fileSync(f)
+	}
+	if err != nil {
 		return fmt.Errorf("mbox %s: %w", b.m.path, err)
 	}
 	return nil
 }
 
-// appendMessage writes the message read from r into f at its offset,
-// which is size, the end of the file, with its separator line and its
-// mboxrd quoting. It returns the file's new size and the number of bytes
-// read from r.
-func (m *Mbox) appendMessage(f *os.File, size int64, r io.Reader, now time.Time) (end, n int64, err error) {
+// Discard drops the group: none of the messages added since the last
+// Flush reaches the mbox. It returns how many there were.
+func (b *MboxBatch) Discard() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.n
+	b.reset()
+	return n
+}
+
+// reset empties the group and closes its temporary file.
+func (b *MboxBatch) reset() {
+	if b.spool != nil {
+		b.spool.Close()
+	}
+	b.spool, b.size, b.n = nil, 0, 0
+}
+
+// appendMessage writes the message read from r to w, after sep, with its
+// separator line and its mboxrd quoting. It returns the number of bytes
+// written to w and the number read from r.
+func (m *Mbox) appendMessage(w io.Writer, sep string, r io.Reader, now time.Time) (written, n int64, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	header, herr := peekHeader(br)
 	if herr != nil && !errors.Is(herr, io.EOF) {
-		return size, 0, herr
+		return 0, 0, herr
 	}
-	cw := &countWriter{w: f}
+	cw := &countWriter{w: w}
 	var out io.Writer = cw
 	if m.failAfter > 0 {
 		out = &failingWriter{w: cw, left: m.failAfter}
 	}
 	bw := bufio.NewWriterSize(out, 64<<10)
-	// Start on a fresh line, after an empty one, whatever the previous
-	// writer left.
-	sep, err := separatorPrefix(f, size)
-	if err != nil {
-		return size, 0, fmt.Errorf("mbox %s: %w", m.path, err)
-	}
 	bw.WriteString(sep)
 	bw.WriteString(FromLine(envelopeSender(header), now))
 	q := &fromQuoter{w: bw}
 	n, err = io.Copy(q, br)
 	if err != nil {
-		return size + cw.n, n, err
+		return cw.n, n, err
 	}
 	q.flush()
 	if !q.endsWithNewline() {
@@ -347,9 +353,9 @@ func (m *Mbox) appendMessage(f *os.File, size int64, r io.Reader, now time.Time)
 	}
 	bw.WriteByte('\n')
 	if err = bw.Flush(); err != nil {
-		return size + cw.n, n, fmt.Errorf("mbox %s: %w", m.path, err)
+		return cw.n, n, fmt.Errorf("mbox %s: %w", m.path, err)
 	}
-	return size + cw.n, n, nil
+	return cw.n, n, nil
 }
 
 // countWriter counts the bytes written through it.

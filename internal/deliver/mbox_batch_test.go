@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// A group is appended under one lock, with the quoting and separators of
-// Deliver: the mbox reads back byte for byte, and another writer waits
-// for the Flush.
+// A group reaches the mbox only at its Flush, appended under one lock,
+// with the quoting and separators of Deliver: the mbox reads back byte
+// for byte. Meanwhile the mbox is neither changed nor locked.
 func TestMboxBatch(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mbox")
 	// An existing mbox whose last message lacks its empty line.
@@ -34,6 +34,7 @@ func TestMboxBatch(t *testing.T) {
 		[]byte("Subject: c\n\nFrom LF only\n\n\nFrom again\n"),
 		[]byte("Subject: d\r\n\r\n" + strings.Repeat("From a long line\r\n", 10000)),
 	}
+	before, _ := os.ReadFile(path)
 	b := m.Batch()
 	for _, msg := range msgs {
 		n, err := b.Add(iotest.HalfReader(bytes.NewReader(msg)), mboxDate)
@@ -44,23 +45,24 @@ func TestMboxBatch(t *testing.T) {
 	if b.Pending() != len(msgs) {
 		t.Fatalf("Pending = %d", b.Pending())
 	}
-	// The group holds the locks: another writer cannot get in.
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, before) {
+		t.Fatal("the mbox changed before the Flush")
+	}
+	// The mbox is not locked while the group gathers: another writer
+	// delivers meanwhile, and the group comes after its message.
 	other, err := OpenMbox(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other.LockTimeout = 100 * time.Millisecond
-	if _, err := other.Deliver(strings.NewReader("Subject: other\r\n\r\n"), mboxDate); !errors.Is(err, ErrMboxLocked) {
-		t.Fatalf("Deliver during a group: %v, want ErrMboxLocked", err)
+	if _, err := other.Deliver(strings.NewReader("Subject: other\r\n\r\n"), mboxDate); err != nil {
+		t.Fatalf("Deliver while a group gathers: %v", err)
 	}
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("dotlock left after the Flush: %v", err)
-	}
-	if _, err := other.Deliver(strings.NewReader("Subject: other\r\n\r\n"), mboxDate); err != nil {
-		t.Fatalf("Deliver after the Flush: %v", err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -70,20 +72,20 @@ func TestMboxBatch(t *testing.T) {
 	if err != nil || len(got) != len(msgs)+2 {
 		t.Fatalf("SplitMbox: %d messages, %v; want %d", len(got), err, len(msgs)+2)
 	}
-	if string(got[0].Body) != "Subject: old\n\nbody\n" || string(got[len(got)-1].Body) != "Subject: other\r\n\r\n" {
-		t.Fatalf("first and last: %q, %q", got[0].Body, got[len(got)-1].Body)
+	if string(got[0].Body) != "Subject: old\n\nbody\n" || string(got[1].Body) != "Subject: other\r\n\r\n" {
+		t.Fatalf("first two: %q, %q", got[0].Body, got[1].Body)
 	}
 	for i, msg := range msgs {
 		want := msg
 		if !bytes.HasSuffix(want, []byte("\n")) {
 			want = append(bytes.Clone(want), '\n')
 		}
-		if !bytes.Equal(got[i+1].Body, want) {
-			t.Fatalf("message %d: %d bytes back, want %d", i, len(got[i+1].Body), len(want))
+		if !bytes.Equal(got[i+2].Body, want) {
+			t.Fatalf("message %d: %d bytes back, want %d", i, len(got[i+2].Body), len(want))
 		}
 	}
-	if got[1].From != "bounce@example.org Sat Mar  7 08:05:01 2026" {
-		t.Fatalf("separator line %q", got[1].From)
+	if got[2].From != "bounce@example.org Sat Mar  7 08:05:01 2026" {
+		t.Fatalf("separator line %q", got[2].From)
 	}
 	if !strings.Contains(string(data), "\n\nFrom bounce@example.org ") || !strings.Contains(string(data), "\n>From here\r\n>>From there\r\n") {
 		t.Fatalf("separator or quoting lost:\n%.400s", data)
@@ -126,19 +128,82 @@ func TestMboxBatchAddFails(t *testing.T) {
 	if err != nil || len(got) != 2 || string(got[0].Body) != "Subject: one\r\n\r\n1\r\n" || string(got[1].Body) != "Subject: two\r\n\r\n2\r\n" {
 		t.Fatalf("after failed Adds: %q, %v", got, err)
 	}
-	// A failure on the first message of a group leaves no lock behind.
+	// A group whose only message failed appends nothing.
 	if _, err := b.Add(iotest.ErrReader(errors.New("gone")), mboxDate); err == nil {
 		t.Fatal("Add of a failing reader succeeded")
 	}
-	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("dotlock left after a failed first Add: %v", err)
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(after, data) {
-		t.Fatal("a failed first Add changed the mbox")
+		t.Fatal("a failed Add changed the mbox")
 	}
 }
 
-// Discard takes the group out of the file and releases the locks.
+// A Flush that cannot take the locks, or whose append fails half-way,
+// leaves the mbox as it was and drops the group; the next group goes
+// through.
+func TestMboxBatchFlushFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mbox")
+	m, err := OpenMbox(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.LockTimeout = 100 * time.Millisecond
+	if _, err := m.Deliver(strings.NewReader("Subject: kept\r\n\r\nkept\r\n"), mboxDate); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	big := "Subject: big\r\n\r\n" + strings.Repeat("From line that is quoted\r\n", 20000)
+	b := m.Batch()
+	add := func() {
+		t.Helper()
+		for _, s := range []string{"Subject: 1\r\n\r\n", big} {
+			if _, err := b.Add(strings.NewReader(s), mboxDate); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// Another program holds the dotlock.
+	add()
+	if err := os.WriteFile(path+".lock", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(); !errors.Is(err, ErrMboxLocked) {
+		t.Fatalf("Flush under another dotlock: %v, want ErrMboxLocked", err)
+	}
+	os.Remove(path + ".lock")
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) || b.Pending() != 0 {
+		t.Fatalf("after a Flush refused the lock: %d bytes, want %d; %d pending", len(after), len(before), b.Pending())
+	}
+
+	// The disk fails in the middle of the append.
+	add()
+	m.failAfter = 100 << 10
+	if err := b.Flush(); err == nil {
+		t.Fatal("Flush succeeded with a failing write")
+	}
+	m.failAfter = 0
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Fatalf("after a failed append: %d bytes, want %d", len(after), len(before))
+	}
+	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dotlock left after a failed Flush: %v", err)
+	}
+
+	add()
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	got, err := SplitMbox(data)
+	if err != nil || len(got) != 3 || string(got[2].Body) != big {
+		t.Fatalf("after the failures: %d messages, %v", len(got), err)
+	}
+}
+
+// Discard drops the group: nothing of it reaches the mbox.
 func TestMboxBatchDiscard(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mbox")
 	m, err := OpenMbox(path)
@@ -155,14 +220,11 @@ func TestMboxBatchDiscard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, err := b.Discard(); n != 3 || err != nil {
-		t.Fatalf("Discard = %d, %v", n, err)
+	if n := b.Discard(); n != 3 {
+		t.Fatalf("Discard = %d", n)
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
 		t.Fatalf("the mbox holds %d bytes after Discard, want %d", len(after), len(before))
-	}
-	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("dotlock left after Discard: %v", err)
 	}
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
