@@ -17,8 +17,8 @@
 //     one with UNIMAIL_FAULT_SEED;
 //   - a killed process: examples/retrieve is built, run against Dovecot
 //     and killed with SIGKILL at random moments, then run to completion;
-//     the Maildir must hold every message, duplicates bounded by the
-//     number of kills;
+//     the Maildir must hold every message, duplicates bounded by one
+//     group (retrieve's -batch) per kill;
 //   - the state under stress: a state file torn at random offsets, a full
 //     disk, and two processes on one state file.
 //
@@ -26,7 +26,8 @@
 // is either still on the server or was delivered (the handler took it and
 // the State recorded it); the server holds what the retention says; and
 // the number of messages delivered more than once is within the bound of
-// the safety contract (none at all without a crash).
+// the safety contract: one group per interrupted run (none at all without
+// a crash or a failed write).
 //
 // # Running
 //
