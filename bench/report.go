@@ -136,7 +136,7 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 	p("- **raw-list**: for comparison, a full listing: `UID FETCH 1:* (UID RFC822.SIZE)`.")
 	p("- **library**: `mailaccess.Fetcher` (KeepOnServer) over `imap.Dial` or `pop.Dial`, with a handler that copies each message to `io.Discard`; no State (nil) except in the incremental profiles, which use a `mailaccess.FileState` on tmpfs.")
 	p("- **library, GOMAXPROCS=1**: the same in a process that runs Go code on one thread only, as `examples/retrieve` does: the difference is what handing each message from go-imap's reader goroutine to the caller's costs when the other CPU serves the mail.")
-	p("- **retrieve**: the `examples/retrieve` binary (built once) into a fresh Maildir on tmpfs, with its file state, so every message is written, fsynced and renamed.")
+	p("- **retrieve**: the `examples/retrieve` binary (built once) into a fresh Maildir on tmpfs, with its file state; messages are made durable in groups (the Fetcher's Batch: 256 messages, 8 MiB or one second by default): each message is written into tmp/, and each group takes one syncfs, a rename per message, one fsync of new/ and one write and fsync of the state. *retrieve -batch N* is the same with groups of at most N messages.")
 	if meta.Mbsync != "" {
 		p("- **mbsync**: mbsync (isync), the fastest peer in the design notes, as `mbsync -c <file> -q <channel>` with a configuration written for each run into a fresh directory on tmpfs: IMAPS to the same Dovecot, trusting only the test certificate and verifying the host name (as `localhost`, which resolves to 127.0.0.1, since mbsync matches DNS names only), `Sync Pull New` of INBOX into a fresh Maildir there with `Create Near` and `Expunge None`, nothing pushed back; its exit status and the Maildir are checked, with each message's octets counted as on the server (mbsync stores LF line ends and adds an `X-TUID` header line, which the count undoes).")
 	}
@@ -154,7 +154,7 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 		p("| client | protocol | wall (s) | msgs/s | MiB/s | peak RSS (MiB) | x raw | x raw in-process |")
 		p("|---|---|---:|---:|---:|---:|---:|---:|")
 		for _, c := range r.Cases {
-			p("| %s | %s | %.3f | %.0f | %.1f | %.1f | %s | %s |", c.Kind, strings.ToUpper(c.Proto), c.Wall.Seconds(),
+			p("| %s | %s | %.3f | %.0f | %.1f | %.1f | %s | %s |", c.Client(), strings.ToUpper(c.Proto), c.Wall.Seconds(),
 				float64(c.Messages)/c.Wall.Seconds(), mib(c.Bytes)/c.Wall.Seconds(), mib(c.MaxRSS), ratio(c.Ratio), ratio(c.InProcRatio))
 		}
 	}

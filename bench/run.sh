@@ -6,7 +6,7 @@
 #
 #   ./bench/run.sh [-runs N] [-profiles LIST] [-incremental-sizes LIST]
 #                  [-incremental-runs N] [-client-timeout D] [-o FILE] [-json FILE]
-#                  [-cpuprofile DIR] [-long]
+#                  [-retrieve-batches LIST] [-cpuprofile DIR] [-long]
 #
 #   -runs N                measured runs per case after one warm-up
 #                          (default 5; env BENCH_RUNS)
@@ -18,6 +18,9 @@
 #                          (default 3; env BENCH_INCREMENTAL_RUNS)
 #   -client-timeout D      idle timeout of the library and retrieve instead
 #                          of their default, such as 10m (env BENCH_CLIENT_TIMEOUT)
+#   -retrieve-batches L    also measure retrieve with -batch set to each of
+#                          these counts, such as 64,256,1024 (profiles that
+#                          are not incremental; env BENCH_RETRIEVE_BATCHES)
 #   -o FILE                where the Markdown goes (default BENCHMARKS.md;
 #                          "-" prints it only)
 #   -json FILE             also write the raw results as JSON
@@ -43,6 +46,7 @@ profiles=${BENCH_PROFILES:-all}
 sizes=${BENCH_INCREMENTAL_SIZES:-1000,10000,100000}
 incr_runs=${BENCH_INCREMENTAL_RUNS:-3}
 client_timeout=${BENCH_CLIENT_TIMEOUT:-}
+retrieve_batches=${BENCH_RETRIEVE_BATCHES:-}
 out=BENCHMARKS.md
 json=""
 cpuprofile=""
@@ -61,6 +65,7 @@ while [ $# -gt 0 ]; do
 	-incremental-sizes | --incremental-sizes) sizes=$2; shift 2 ;;
 	-incremental-runs | --incremental-runs) incr_runs=$2; shift 2 ;;
 	-client-timeout | --client-timeout) client_timeout=$2; shift 2 ;;
+	-retrieve-batches | --retrieve-batches) retrieve_batches=$2; shift 2 ;;
 	-o) out=$2; shift 2 ;;
 	-json | --json) json=$2; shift 2 ;;
 	-cpuprofile | --cpuprofile) cpuprofile=$2; shift 2 ;;
@@ -148,6 +153,7 @@ if [ "$profiles" != "none" ]; then
 	[ "$out" = "-" ] || set -- "$@" -o "$out"
 	[ -z "$json" ] || set -- "$@" -json "$json"
 	[ -z "$client_timeout" ] || set -- "$@" -client-timeout "$client_timeout"
+	[ -z "$retrieve_batches" ] || set -- "$@" -retrieve-batches "$retrieve_batches"
 	[ -z "$cpuprofile" ] || set -- "$@" -cpuprofile "$cpuprofile"
 	"$bin/unimail-bench" "$@"
 	[ "$out" = "-" ] || echo "run.sh: results written to $out" >&2

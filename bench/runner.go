@@ -33,14 +33,26 @@ type Case struct {
 	Proto string `json:"proto"`
 	// Phase is "" for a stateless fetch, or PhaseFirst or PhaseNoNew.
 	Phase string `json:"phase,omitempty"`
+	// Batch, for retrieve, is its -batch (the messages made durable
+	// together); 0 leaves retrieve's default.
+	Batch int `json:"batch,omitempty"`
 }
 
 func (c Case) String() string {
-	s := c.Kind + " " + c.Proto
+	s := c.Client() + " " + c.Proto
 	if c.Phase != "" {
 		s += " " + c.Phase
 	}
 	return s
+}
+
+// Client names the measured client: its kind, and retrieve's -batch when
+// it is set.
+func (c Case) Client() string {
+	if c.Batch > 0 {
+		return fmt.Sprintf("%s -batch %d", c.Kind, c.Batch)
+	}
+	return c.Kind
 }
 
 // baseline is the case this one is compared with: the raw fetch, or the
@@ -145,6 +157,10 @@ type Runner struct {
 	// Retrieve is the built examples/retrieve binary; "" leaves the
 	// retrieve cases out.
 	Retrieve string
+	// RetrieveBatches adds, to the profiles that are not incremental, a
+	// retrieve case per value, run with -batch set to it (the number of
+	// messages made durable together), next to retrieve with its default.
+	RetrieveBatches []int
 	// Mbsync is the mbsync (isync 1.4) binary (see MbsyncPath); "" leaves
 	// the mbsync cases out. They are IMAP cases of the profiles that are
 	// not incremental: each run writes a configuration file (mode 0600,
@@ -340,6 +356,9 @@ func (r *Runner) cases(p Profile) []Case {
 		out = append(out, Case{Kind: KindRaw, Proto: proto}, Case{Kind: KindLibrary, Proto: proto}, Case{Kind: KindLibraryOneThread, Proto: proto})
 		if r.Retrieve != "" {
 			out = append(out, Case{Kind: KindRetrieve, Proto: proto})
+			for _, b := range r.RetrieveBatches {
+				out = append(out, Case{Kind: KindRetrieve, Proto: proto, Batch: b})
+			}
 		}
 		if r.Mbsync != "" && proto == IMAP {
 			out = append(out, Case{Kind: KindMbsync, Proto: proto})
@@ -376,7 +395,7 @@ func (m *measure) prepareNoNew(ctx context.Context) error {
 	}
 	m.r.logf("%s: library first run into the no-new state: %.2fs", m.p.Name, s.Wall.Seconds())
 	if m.r.Retrieve != "" {
-		out, s, err := m.retrieve(ctx, t, m.fullMaildir())
+		out, s, err := m.retrieve(ctx, t, m.fullMaildir(), 0)
 		if err != nil {
 			return fmt.Errorf("preparing the Maildir of a complete run: %w", err)
 		}
@@ -432,11 +451,14 @@ func (m *measure) one(ctx context.Context, c Case, last bool) (Sample, error) {
 		dir := m.fullMaildir()
 		if c.Phase != PhaseNoNew {
 			dir = filepath.Join(m.work, "maildir-"+c.Proto)
+			if c.Batch > 0 {
+				dir += "-batch" + strconv.Itoa(c.Batch)
+			}
 			if err := os.RemoveAll(dir); err != nil {
 				return s, err
 			}
 		}
-		out, s, err = m.retrieve(ctx, t, dir)
+		out, s, err = m.retrieve(ctx, t, dir, c.Batch)
 		if err == nil && c.Phase != PhaseNoNew {
 			err = checkMaildir(dir, m.n)
 		}
@@ -501,8 +523,9 @@ func (m *measure) child(ctx context.Context, j Job) (Outcome, Sample, error) {
 }
 
 // retrieve runs examples/retrieve (KeepOnServer) into the Maildir dir,
-// with its state file in the Maildir (its default).
-func (m *measure) retrieve(ctx context.Context, t Target, dir string) (Outcome, Sample, error) {
+// with its state file in the Maildir (its default), and with -batch batch
+// unless it is 0.
+func (m *measure) retrieve(ctx context.Context, t Target, dir string, batch int) (Outcome, Sample, error) {
 	scheme := "imaps"
 	if t.Proto == POP3 {
 		scheme = "pop3s"
@@ -511,6 +534,9 @@ func (m *measure) retrieve(ctx context.Context, t Target, dir string) (Outcome, 
 	args := []string{"-maildir", dir, "-retention", "keep", "-ca", t.CAFile}
 	if t.Timeout > 0 {
 		args = append(args, "-timeout", t.Timeout.String())
+	}
+	if batch > 0 {
+		args = append(args, "-batch", strconv.Itoa(batch))
 	}
 	cmd := exec.Command(m.r.Retrieve, append(args, url)...)
 	cmd.Env = append(os.Environ(), PasswordEnv+"="+benchPassword)

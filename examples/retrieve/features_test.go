@@ -396,6 +396,7 @@ func TestUsageErrors(t *testing.T) {
 		{"two token sources", "", []string{"-mbox", mbox, "-oauth2-token-file", tok, "-oauth2-token-command", "true", url}, "exclude each other"},
 		{"token with PLAIN", "", []string{"-mbox", mbox, "-oauth2-token-file", tok, "imaps://alice;AUTH=PLAIN@127.0.0.1:1"}, "XOAUTH2 or ;AUTH=OAUTHBEARER"},
 		{"bad interval", password, []string{"-mbox", mbox, "-watch", "-interval", "0s", url}, "-interval"},
+		{"negative batch", password, []string{"-mbox", mbox, "-batch", "-1", url}, "-batch"},
 		{"unknown flag", password, []string{"-mbox", mbox, "-password", "x", url}, "flag provided but not defined"},
 	}
 	for _, c := range cases {
@@ -413,7 +414,7 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q", code, out)
 	}
 	for _, want := range []string{
-		"-maildir", "-mbox", "-state", "-retention", "-ca", "-insecure-cleartext", "-max-size", "-password-file",
+		"-maildir", "-mbox", "-state", "-retention", "-ca", "-insecure-cleartext", "-max-size", "-batch", "-password-file",
 		"-oauth2-token-file", "-oauth2-token-command", "-timeout", "-watch", "-interval", "-q", "-v", "-trace",
 		"pop3s://", "pop3://", "imaps://", "imap://", ";AUTH=", "UNIMAIL_PASSWORD",
 		"0  success", "1  the run failed", "2  bad usage", "3  authentication failed", "4  TLS failed", "5  some messages",

@@ -1,6 +1,32 @@
 // Package deliver writes delivered messages durably into a local
-// destination, for examples/retrieve and the tests that check what it
-// delivers.
+// destination, a Maildir or an mbox file, for examples/retrieve and the
+// tests that check what it delivers.
+//
+// # One message at a time, or in groups
+//
+// Maildir.Deliver and Mbox.Deliver make each message durable before they
+// return: a Maildir message is written into tmp/, fsynced, renamed into
+// new/, and new/ is fsynced; an mbox message is appended under the
+// mbox's locks and the file fsynced. That costs two syncs (Maildir) or
+// one (mbox) per message.
+//
+// Maildir.Batch and Mbox.Batch commit in groups instead, for a program
+// that counts a message as delivered only once its whole group is
+// durable, as a mailaccess.Fetcher with a Flush does: Add writes a
+// message without making it durable and without publishing it (into the
+// Maildir's tmp/; for an mbox, into a temporary file), and Flush makes
+// every message added since the last Flush durable at once and only then
+// publishes them: a Maildir group after one syncfs, renamed into new/,
+// and new/ fsynced once; an mbox group appended under one lock and made
+// durable by one fsync. A Flush that fails takes its whole group back
+// (nothing in new/, the mbox truncated to its size before the group), so
+// that delivering the group again later does not put anything in twice.
+// Until a Flush returns nil no message of its group may be counted as
+// delivered. A crash or a kill before the Flush leaves nothing of the
+// group where mail readers look (Maildir files stay in tmp/, which
+// readers ignore), so the program delivers it again, once; only a crash
+// in the middle of a Flush, or between a Flush and the moment the
+// program records the group, can make messages appear twice.
 package deliver
 
 import (
@@ -35,6 +61,9 @@ import (
 // renamed meanwhile keeps receiving until a delivery fails. Elsewhere
 // each delivery opens the directories by name.
 //
+// Batch delivers in groups instead, with one sync for many messages (see
+// MaildirBatch).
+//
 // A Maildir may be used by several goroutines at once.
 type Maildir struct {
 	dir  string
@@ -62,6 +91,10 @@ var counter atomic.Uint64
 const bufSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// fileSync fsyncs an open file or directory: a variable so that the
+// tests can count the syncs and make them fail.
+var fileSync = (*os.File).Sync
 
 // errClosed is what Deliver returns after Close.
 var errClosed = errors.New("maildir closed")
@@ -196,9 +229,9 @@ func (m *Maildir) create() (d *dirs, name string, f tmpFile, err error) {
 // (including an error reading r) nothing is left in new/ and the
 // temporary file is removed.
 func (m *Maildir) Deliver(r io.Reader) (path string, n int64, err error) {
-	d, name, f, err := m.create()
+	d, name, f, n, err := m.write(r)
 	if err != nil {
-		return "", 0, err
+		return "", n, err
 	}
 	defer func() {
 		if err != nil {
@@ -207,24 +240,6 @@ func (m *Maildir) Deliver(r io.Reader) (path string, n int64, err error) {
 		}
 		m.release(d, err != nil)
 	}()
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	for eof := false; !eof; {
-		k, rerr := fill(r, buf)
-		switch {
-		case rerr == io.EOF:
-			eof = true
-		case rerr != nil:
-			return "", n, rerr
-		}
-		if k > 0 {
-			if err = f.write(buf[:k]); err != nil {
-				return "", n, err
-			}
-			n += int64(k)
-		}
-	}
 	if err = f.sync(); err != nil {
 		return "", n, err
 	}
@@ -237,6 +252,43 @@ func (m *Maildir) Deliver(r io.Reader) (path string, n int64, err error) {
 		return "", n, err
 	}
 	return filepath.Join(m.dir, "new", name), n, nil
+}
+
+// write copies r into a new file in tmp/ and returns it open, with the
+// directories it is in (a reference that the caller gives back with
+// release). On an error the file is already closed and removed, and the
+// reference given back.
+func (m *Maildir) write(r io.Reader) (d *dirs, name string, f tmpFile, n int64, err error) {
+	d, name, f, err = m.create()
+	if err != nil {
+		return nil, "", closedFile, 0, err
+	}
+	defer func() {
+		if err != nil {
+			f.close()
+			d.sys.remove(name)
+			m.release(d, true)
+		}
+	}()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for eof := false; !eof; {
+		k, rerr := fill(r, buf)
+		switch {
+		case rerr == io.EOF:
+			eof = true
+		case rerr != nil:
+			return d, name, f, n, rerr
+		}
+		if k > 0 {
+			if err = f.write(buf[:k]); err != nil {
+				return d, name, f, n, err
+			}
+			n += int64(k)
+		}
+	}
+	return d, name, f, n, nil
 }
 
 // fill reads from r until buf is full, r is at its end (io.EOF) or r
@@ -287,7 +339,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = fileSync(d)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}

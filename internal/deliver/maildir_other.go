@@ -36,27 +36,45 @@ func (d *sysDirs) create(name string) (tmpFile, error) {
 // delivery.
 func (d *sysDirs) remove(name string) { os.Remove(filepath.Join(d.tmp, name)) }
 
+// syncEachFile says whether MaildirBatch.Add fsyncs each file it
+// writes: here it does, since there is no syncfs to make a group durable
+// at once.
+const syncEachFile = true
+
 // publish renames tmp/name to new/name and fsyncs new/. When the fsync
 // fails, it removes new/name again: the delivery failed, and the message
 // will come again.
 func (d *sysDirs) publish(name string) error {
-	path := filepath.Join(d.new, name)
-	if err := os.Rename(filepath.Join(d.tmp, name), path); err != nil {
+	if err := d.rename(name); err != nil {
 		return err
 	}
-	if err := syncDir(d.new); err != nil {
-		os.Remove(path)
+	if err := d.syncNew(); err != nil {
+		d.unpublish(name)
 		return err
 	}
 	return nil
 }
+
+// rename renames tmp/name to new/name.
+func (d *sysDirs) rename(name string) error {
+	return os.Rename(filepath.Join(d.tmp, name), filepath.Join(d.new, name))
+}
+
+// unpublish removes new/name, on the way out of a failed publication.
+func (d *sysDirs) unpublish(name string) { os.Remove(filepath.Join(d.new, name)) }
+
+// syncNew fsyncs new/.
+func (d *sysDirs) syncNew() error { return syncDir(d.new) }
+
+// syncGroup has nothing to do: each file was fsynced as it was written.
+func (d *sysDirs) syncGroup() error { return nil }
 
 func (f tmpFile) write(b []byte) error {
 	_, err := f.f.Write(b)
 	return err
 }
 
-func (f tmpFile) sync() error { return f.f.Sync() }
+func (f tmpFile) sync() error { return fileSync(f.f) }
 
 func (f tmpFile) close() error {
 	if f.f == nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,7 +32,8 @@ var ErrMboxLocked = errors.New("mbox is locked by another program")
 // the message, fsyncs the file, and unlocks: other programs may read and
 // rewrite the mbox between two deliveries. A Deliver that fails (reading
 // the message, writing, or syncing) truncates the file back to the size it
-// had, so no partial message stays.
+// had, so no partial message stays. Batch delivers in groups instead:
+// one lock and one fsync for many messages (see MboxBatch).
 type Mbox struct {
 	path string
 	// LockTimeout bounds how long Deliver waits for a lock that another
@@ -141,52 +143,209 @@ func (m *Mbox) lock(f *os.File) (unlock func(), err error) {
 // the message read from r. On an error, including an error reading r, the
 // file is truncated back to its size before the call.
 func (m *Mbox) Deliver(r io.Reader, now time.Time) (n int64, err error) {
-	f, err := os.OpenFile(m.path, os.O_RDWR, 0)
-	if err != nil {
-		return 0, fmt.Errorf("mbox: %w", err)
-	}
-	defer f.Close()
-	unlock, err := m.lock(f)
+	f, unlock, size, err := m.openLocked()
 	if err != nil {
 		return 0, err
 	}
+	defer f.Close()
 	defer unlock()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return 0, fmt.Errorf("mbox %s: %w", m.path, err)
-	}
 	defer func() {
 		if err != nil {
-			if terr := f.Truncate(size); terr != nil {
-				err = errors.Join(err, fmt.Errorf("mbox %s: truncating back to %d bytes: %w", m.path, size, terr))
-			} else {
-				f.Sync()
-			}
+			err = errors.Join(err, m.truncate(f, size))
 		}
 	}()
-
-	br := bufio.NewReaderSize(r, 64<<10)
-	header, herr := peekHeader(br)
-	if herr != nil && !errors.Is(herr, io.EOF) {
-		return 0, herr
-	}
-	var out io.Writer = f
-	if m.failAfter > 0 {
-		out = &failingWriter{w: f, left: m.failAfter}
-	}
-	bw := bufio.NewWriterSize(out, 64<<10)
 	// Start on a fresh line, after an empty one, whatever the previous
 	// writer left.
 	sep, err := separatorPrefix(f, size)
 	if err != nil {
 		return 0, fmt.Errorf("mbox %s: %w", m.path, err)
 	}
+	if _, n, err = m.appendMessage(f, sep, r, now); err != nil {
+		return n, err
+	}
+	if err = fileSync(f); err != nil {
+		return n, fmt.Errorf("mbox %s: %w", m.path, err)
+	}
+	return n, nil
+}
+
+// openLocked opens the mbox, takes its locks, and returns it positioned
+// at its end, with its size.
+func (m *Mbox) openLocked() (f *os.File, unlock func(), size int64, err error) {
+	f, err = os.OpenFile(m.path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("mbox: %w", err)
+	}
+	if unlock, err = m.lock(f); err != nil {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	if size, err = f.Seek(0, io.SeekEnd); err != nil {
+		unlock()
+		f.Close()
+		return nil, nil, 0, fmt.Errorf("mbox %s: %w", m.path, err)
+	}
+	return f, unlock, size, nil
+}
+
+// truncate cuts f back to size, on the way out of a failed delivery, and
+// syncs that.
+func (m *Mbox) truncate(f *os.File, size int64) error {
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("mbox %s: truncating back to %d bytes: %w", m.path, size, err)
+	}
+	fileSync(f)
+	return nil
+}
+
+// MboxBatch appends messages to an mbox in groups (group commit), for a
+// program that can wait for a whole group to be durable before it counts
+// any of its messages as delivered, as a mailaccess.Fetcher with a Flush
+// does. Add quotes each message and writes it, with its separator line,
+// into a private temporary file (in the system's temporary directory,
+// removed from its directory as soon as it is created); Flush locks the
+// mbox (flock and dotlock, as Deliver does), appends the whole group,
+// makes it durable with one fsync, and unlocks. So the mbox is locked
+// only while a group is appended, not while its messages arrive, and a
+// process killed before a Flush leaves nothing of that group in the
+// mbox (the caller, which had not counted those messages, delivers them
+// again, once).
+//
+// A Flush that fails (the locks, the append or the fsync) truncates the
+// mbox back to its size before the group, so that no message of a group
+// that the caller does not count as delivered stays in it, and a later
+// delivery of the same messages does not put them in twice; the group is
+// dropped either way. An Add that fails (reading the message, or writing
+// it) leaves the group as it was. Discard drops the group.
+//
+// An MboxBatch may be used by several goroutines at once; its Adds are
+// written one after the other.
+type MboxBatch struct {
+	m     *Mbox
+	mu    sync.Mutex
+	spool *os.File // the group's messages, as they go into the mbox
+	size  int64    // the bytes of spool that hold them
+	n     int      // messages in the group
+}
+
+// Batch returns a new, empty group of deliveries into m.
+func (m *Mbox) Batch() *MboxBatch { return &MboxBatch{m: m} }
+
+// Add quotes the message read from r as Deliver does and adds it to the
+// group: it reaches the mbox at the next Flush, and is durable only once
+// that Flush returns nil. It returns the number of bytes of the message
+// read from r.
+func (b *MboxBatch) Add(r io.Reader, now time.Time) (n int64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.spool == nil {
+		f, err := os.CreateTemp("", "unimail-mbox-group-*")
+		if err != nil {
+			return 0, fmt.Errorf("mbox %s: %w", b.m.path, err)
+		}
+		os.Remove(f.Name())
+		b.spool = f
+	}
+	// What a failed message wrote past b.size is ignored, and overwritten
+	// by the next one.
+	written, n, err := b.m.appendMessage(io.NewOffsetWriter(b.spool, b.size), "", r, now)
+	if err != nil {
+		return n, err
+	}
+	b.size += written
+	b.n++
+	return n, nil
+}
+
+// Pending returns the number of messages added and not yet flushed or
+// discarded.
+func (b *MboxBatch) Pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n
+}
+
+// Flush appends the group to the mbox under its locks and makes it
+// durable (one fsync); the group is then empty. On an error the mbox is
+// truncated back to its size before the group, and the group is
+// dropped. Flush with nothing added does nothing.
+func (b *MboxBatch) Flush() (err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n == 0 {
+		return nil
+	}
+	defer b.reset()
+	f, unlock, size, err := b.m.openLocked()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	defer unlock()
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, b.m.truncate(f, size))
+		}
+	}()
+	sep, err := separatorPrefix(f, size)
+	if err != nil {
+		return fmt.Errorf("mbox %s: %w", b.m.path, err)
+	}
+	var out io.Writer = f
+	if b.m.failAfter > 0 {
+		out = &failingWriter{w: f, left: b.m.failAfter}
+	}
+	if _, err = io.WriteString(out, sep); err == nil {
+		_, err = io.Copy(out, io.NewSectionReader(b.spool, 0, b.size))
+	}
+	if err == nil {
+		err = fileSync(f)
+	}
+	if err != nil {
+		return fmt.Errorf("mbox %s: %w", b.m.path, err)
+	}
+	return nil
+}
+
+// Discard drops the group: none of the messages added since the last
+// Flush reaches the mbox. It returns how many there were.
+func (b *MboxBatch) Discard() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.n
+	b.reset()
+	return n
+}
+
+// reset empties the group and closes its temporary file.
+func (b *MboxBatch) reset() {
+	if b.spool != nil {
+		b.spool.Close()
+	}
+	b.spool, b.size, b.n = nil, 0, 0
+}
+
+// appendMessage writes the message read from r to w, after sep, with its
+// separator line and its mboxrd quoting. It returns the number of bytes
+// written to w and the number read from r.
+func (m *Mbox) appendMessage(w io.Writer, sep string, r io.Reader, now time.Time) (written, n int64, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	header, herr := peekHeader(br)
+	if herr != nil && !errors.Is(herr, io.EOF) {
+		return 0, 0, herr
+	}
+	cw := &countWriter{w: w}
+	var out io.Writer = cw
+	if m.failAfter > 0 {
+		out = &failingWriter{w: cw, left: m.failAfter}
+	}
+	bw := bufio.NewWriterSize(out, 64<<10)
 	bw.WriteString(sep)
 	bw.WriteString(FromLine(envelopeSender(header), now))
 	q := &fromQuoter{w: bw}
 	n, err = io.Copy(q, br)
 	if err != nil {
-		return n, err
+		return cw.n, n, err
 	}
 	q.flush()
 	if !q.endsWithNewline() {
@@ -194,12 +353,21 @@ func (m *Mbox) Deliver(r io.Reader, now time.Time) (n int64, err error) {
 	}
 	bw.WriteByte('\n')
 	if err = bw.Flush(); err != nil {
-		return n, fmt.Errorf("mbox %s: %w", m.path, err)
+		return cw.n, n, fmt.Errorf("mbox %s: %w", m.path, err)
 	}
-	if err = f.Sync(); err != nil {
-		return n, fmt.Errorf("mbox %s: %w", m.path, err)
-	}
-	return n, nil
+	return cw.n, n, nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n += int64(k)
+	return k, err
 }
 
 // separatorPrefix returns what must come before a new "From " line so that

@@ -17,8 +17,8 @@
 //     one with UNIMAIL_FAULT_SEED;
 //   - a killed process: examples/retrieve is built, run against Dovecot
 //     and killed with SIGKILL at random moments, then run to completion;
-//     the Maildir must hold every message, duplicates bounded by the
-//     number of kills;
+//     the Maildir must hold every message, duplicates bounded by one
+//     group (retrieve's -batch) per kill;
 //   - a killed process at every step of a group commit: the test binary
 //     fetches in groups into a Maildir and is killed after a handler,
 //     before and after the sink's flush, before and after the State's
@@ -31,7 +31,8 @@
 // is either still on the server or was delivered (the handler took it and
 // the State recorded it); the server holds what the retention says; and
 // the number of messages delivered more than once is within the bound of
-// the safety contract (none at all without a crash).
+// the safety contract: one group per interrupted run (none at all without
+// a crash or a failed write).
 //
 // # Running
 //

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,12 +90,20 @@ func (a *account) url() string {
 // retrieveCmd is one run of the retrieve command.
 type retrieveCmd struct {
 	bin, maildir, state, retention, url, ca string
+	// batch, when above zero, is retrieve's -batch: the most messages
+	// made durable together, and so the most that one interrupted run
+	// can leave twice in the Maildir.
+	batch int
 }
 
 func (r retrieveCmd) command(ctx context.Context) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	os.MkdirAll(filepath.Dir(r.maildir), 0o700)
 	os.MkdirAll(filepath.Dir(r.state), 0o700)
-	cmd := exec.CommandContext(ctx, r.bin, "-maildir", r.maildir, "-state", r.state, "-retention", r.retention, "-ca", r.ca, "-timeout", "10s", r.url)
+	args := []string{"-maildir", r.maildir, "-state", r.state, "-retention", r.retention, "-ca", r.ca, "-timeout", "10s"}
+	if r.batch > 0 {
+		args = append(args, "-batch", strconv.Itoa(r.batch))
+	}
+	cmd := exec.CommandContext(ctx, r.bin, append(args, r.url)...)
 	cmd.Env = append(os.Environ(), "UNIMAIL_PASSWORD="+password)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

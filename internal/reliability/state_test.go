@@ -59,9 +59,11 @@ func dovecotAccount(t *testing.T, protocol string) *account {
 // TestTornStateRetrieve kills retrieve runs at random moments, cuts their
 // state file at a random offset (as a crash in the middle of a write, or
 // worse, would leave it), and runs again to completion: nothing is lost,
-// and every extra copy in the Maildir is accounted for by a kill or by a
-// record that the cut removed.
+// and every extra copy in the Maildir is accounted for by a kill (one
+// group of tornBatch messages at most) or by a record that the cut
+// removed.
 func TestTornStateRetrieve(t *testing.T) {
+	const tornBatch = 8
 	bin := retrieveBinary(t)
 	rounds := 6
 	if long() {
@@ -81,7 +83,7 @@ func TestTornStateRetrieve(t *testing.T) {
 				for _, ret := range []string{"keep", "delete"} {
 					a.d.Seed(t, user, "INBOX", msgs)
 					base := filepath.Join(dir, ret+strconv.Itoa(round))
-					rc := retrieveCmd{bin: bin, maildir: filepath.Join(base, "Maildir"), state: filepath.Join(base, "state"), retention: ret, url: a.url(), ca: a.ca}
+					rc := retrieveCmd{bin: bin, maildir: filepath.Join(base, "Maildir"), state: filepath.Join(base, "state"), retention: ret, url: a.url(), ca: a.ca, batch: tornBatch}
 					// A run killed somewhere in its work (or not, if it
 					// is quick).
 					cmd, _, _ := rc.command(t.Context())
@@ -116,7 +118,7 @@ func TestTornStateRetrieve(t *testing.T) {
 					if _, err := rc.complete(t.Context()); err != nil {
 						t.Fatalf("round %d %s: the run after a cut at %d of %d bytes: %v", round, ret, cut, len(data), err)
 					}
-					n, err := checkMaildir(msgs, a.d.Messages(t, user, "INBOX"), rc.maildir, true, ret, k+lost)
+					n, err := checkMaildir(msgs, a.d.Messages(t, user, "INBOX"), rc.maildir, true, ret, k*tornBatch+lost)
 					if err != nil {
 						t.Fatalf("round %d %s (seed %d), kill %d, state cut at %d of %d bytes (%d records removed): %v", round, ret, seed, k, cut, len(data), lost, err)
 					}
@@ -125,7 +127,7 @@ func TestTornStateRetrieve(t *testing.T) {
 					dups += n
 				}
 			}
-			t.Logf("%s: %d runs, %d kills, %d records removed by cuts; 0 messages lost, %d duplicates (bound %d)", protocol, 2*rounds, kills, removed, dups, kills+removed)
+			t.Logf("%s: %d runs, %d kills, %d records removed by cuts; 0 messages lost, %d duplicates (bound %d)", protocol, 2*rounds, kills, removed, dups, kills*tornBatch+removed)
 		})
 	}
 }
@@ -207,23 +209,34 @@ func TestTornLastLine(t *testing.T) {
 	t.Logf("last line of %d bytes torn at each of its %d offsets: the journal opened every time, and only its record's message came again", len(data)-start, len(data)-start+1)
 }
 
-// TestStateWriteFails makes the State fail after a few records, as on a
+// TestStateWriteFails makes the State fail after a few groups, as on a
 // full disk, with the in-process servers: the write error ends the run
 // with ErrState, nothing unrecorded is deleted or moved, and a run with
-// a working State finishes with at most the one message whose record
-// failed delivered twice.
+// a working State finishes with at most the one group whose records
+// failed delivered twice. It runs with groups of one message (so that
+// the State fails after 0, 1 or 3 records, and the bound is one
+// message), and with the default groups failing at once (the bound is
+// then every message of the run, one group).
 func TestStateWriteFails(t *testing.T) {
 	for _, srv := range []struct {
 		protocol string
 		new      func(t *testing.T) memServer
 	}{{"pop3", newPopMem}, {"imap", newIMAPMem}} {
 		for _, ret := range retentions(srv.protocol) {
-			for _, after := range []int{0, 1, 3} {
+			for _, c := range []struct {
+				after int
+				batch mailaccess.Batch
+			}{{0, mailaccess.Batch{Messages: 1}}, {1, mailaccess.Batch{Messages: 1}}, {3, mailaccess.Batch{Messages: 1}}, {0, mailaccess.Batch{}}} {
+				after := c.after
 				sc := newScenario(ret)
 				if after >= len(sc.more) {
 					continue
 				}
-				t.Run(fmt.Sprintf("%s/%s/after%d", srv.protocol, ret, after), func(t *testing.T) {
+				bound, name := 1, fmt.Sprintf("%s/%s/after%d", srv.protocol, ret, after)
+				if c.batch.Messages == 0 {
+					bound, name = len(sc.more), name+"/default-groups"
+				}
+				t.Run(name, func(t *testing.T) {
 					msgs := sc.all()
 					s := srv.new(t)
 					l := newLedger()
@@ -236,7 +249,7 @@ func TestStateWriteFails(t *testing.T) {
 					if after == 0 {
 						st.failAfter = -1 // fail at once
 					}
-					err := runOnce(t.Context(), s, ret, &failing{st}, l, 10*time.Second, sc.at)
+					err := runOnceBatch(t.Context(), s, ret, &failing{st}, l, 10*time.Second, sc.at, c.batch)
 					if !errors.Is(err, mailaccess.ErrState) || !errors.Is(err, errDiskFull) {
 						t.Fatalf("run with a failing State: %v, want ErrState wrapping the write error", err)
 					}
@@ -247,14 +260,14 @@ func TestStateWriteFails(t *testing.T) {
 						t.Fatal(err)
 					}
 					st.failAfter = 0
-					if err := retry(t.Context(), func() error { return runOnce(t.Context(), s, ret, st, l, 10*time.Second, sc.at) }); err != nil {
+					if err := retry(t.Context(), func() error { return runOnceBatch(t.Context(), s, ret, st, l, 10*time.Second, sc.at, c.batch) }); err != nil {
 						t.Fatalf("run with a working State: %v", err)
 					}
-					dups, err := checkDone(ret, msgs, s.inbox(), s.folder(), l, sc.kept, 1)
+					dups, err := checkDone(ret, msgs, s.inbox(), s.folder(), l, sc.kept, bound)
 					if err != nil {
 						t.Fatal(err)
 					}
-					t.Logf("%d duplicate (bound 1)", dups)
+					t.Logf("%d duplicates (bound %d)", dups, bound)
 				})
 			}
 		}
@@ -276,8 +289,10 @@ func (f *failing) Put(ctx context.Context, mailbox string, recs ...mailaccess.Re
 // up in the middle of the run: the write error ends the run (exit 1, the
 // error on stderr), no message is deleted that the journal does not
 // record, and once there is room again a run finishes with at most one
-// message (the one whose record failed) delivered twice.
+// group (whose records failed) delivered twice. retrieve runs with groups
+// of fullBatch messages, so that the disk fills after some groups.
 func TestFullDisk(t *testing.T) {
+	const fullBatch = 8
 	bin := retrieveBinary(t)
 	small := filepath.Join(t.TempDir(), "small")
 	if err := os.Mkdir(small, 0o700); err != nil {
@@ -301,7 +316,7 @@ func TestFullDisk(t *testing.T) {
 			state := filepath.Join(small, protocol+".state")
 			filler := filepath.Join(small, "filler")
 			leave := fillDisk(t, filler, int64(os.Getpagesize()))
-			rc := retrieveCmd{bin: bin, maildir: filepath.Join(fastDir(t), "Maildir"), state: state, retention: "delete", url: a.url(), ca: a.ca}
+			rc := retrieveCmd{bin: bin, maildir: filepath.Join(fastDir(t), "Maildir"), state: state, retention: "delete", url: a.url(), ca: a.ca, batch: fullBatch}
 
 			cmd, _, errb := rc.command(t.Context())
 			err := cmd.Run()
@@ -347,13 +362,13 @@ func TestFullDisk(t *testing.T) {
 			if _, err := rc.complete(t.Context()); err != nil {
 				t.Fatalf("run with room again: %v", err)
 			}
-			dups, err := checkMaildir(msgs, a.d.Messages(t, user, "INBOX"), rc.maildir, true, "delete", 1)
+			dups, err := checkMaildir(msgs, a.d.Messages(t, user, "INBOX"), rc.maildir, true, "delete", fullBatch)
 			if err != nil {
 				t.Fatal(err)
 			}
 			os.Remove(state)
 			os.Remove(state + ".lock")
-			t.Logf("%s: the disk filled after %d of %d messages (%q); nothing unrecorded deleted; %d duplicate after the rerun (bound 1)", protocol, deleted, len(msgs), firstErr, dups)
+			t.Logf("%s: the disk filled after %d of %d messages (%q); nothing unrecorded deleted; %d duplicates after the rerun (bound %d, one group)", protocol, deleted, len(msgs), firstErr, dups, fullBatch)
 		})
 	}
 }

@@ -404,11 +404,16 @@ func testFaultAtEveryStepOf(t *testing.T, protocol string, newServer func(*testi
 
 // runOnce dials and fetches once.
 func runOnce(ctx context.Context, s memServer, ret mailaccess.Retention, st mailaccess.State, l *ledger, timeout time.Duration, now time.Time) error {
+	return runOnceBatch(ctx, s, ret, st, l, timeout, now, mailaccess.Batch{})
+}
+
+// runOnceBatch is runOnce with the Fetcher's Batch set to batch.
+func runOnceBatch(ctx context.Context, s memServer, ret mailaccess.Retention, st mailaccess.State, l *ledger, timeout time.Duration, now time.Time, batch mailaccess.Batch) error {
 	mb, err := s.dial(ctx, timeout)
 	if err != nil {
 		return err
 	}
-	_, err = (&mailaccess.Fetcher{Retention: ret, State: st, Now: fixed(now)}).Fetch(ctx, mb, l.handle)
+	_, err = (&mailaccess.Fetcher{Retention: ret, State: st, Now: fixed(now), Batch: batch}).Fetch(ctx, mb, l.handle)
 	return err
 }
 

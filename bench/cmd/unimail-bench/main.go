@@ -22,6 +22,7 @@
 //	              [-incremental-sizes 1000,10000,100000] [-incremental-runs 3]
 //	              [-o BENCHMARKS.md]
 //	              [-json results.json] [-retrieve PATH | -no-retrieve]
+//	              [-retrieve-batches 64,256,1024]
 //	              [-mbsync PATH | -no-mbsync]
 //	              [-launcher PATH] [-client-timeout D] [-case-timeout 20m] [-cpuprofile DIR] [-workdir DIR]
 //	              [-command TEXT] [-commit TEXT]
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	retrieve := fs.String("retrieve", "", "examples/retrieve binary to measure (default: built from the module in the current directory)")
 	launcher := fs.String("launcher", "", "bench/cmd/spawn binary that starts and measures each process (default: built from the module in the current directory)")
 	noRetrieve := fs.Bool("no-retrieve", false, "leave examples/retrieve out")
+	retrieveBatches := fs.String("retrieve-batches", "", "also measure retrieve with -batch set to each of these comma-separated `counts` (profiles that are not incremental)")
 	mbsync := fs.String("mbsync", "", "mbsync (isync) binary to measure over IMAP (default: mbsync in $PATH; without one, the mbsync cases are left out)")
 	noMbsync := fs.Bool("no-mbsync", false, "leave mbsync out")
 	clientTimeout := fs.Duration("client-timeout", 0, "idle timeout of the library and retrieve instead of their default (0: the default)")
@@ -92,6 +94,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if *runs < 1 || *incrRuns < 1 {
 		fmt.Fprintln(stderr, "unimail-bench: -runs and -incremental-runs must be at least 1")
+		return 2
+	}
+	batches, err := bench.ParseSizes(*retrieveBatches)
+	if err != nil {
+		fmt.Fprintf(stderr, "unimail-bench: -retrieve-batches: %v\n", err)
 		return 2
 	}
 	incr, err := bench.ParseSizes(*sizes)
@@ -182,6 +189,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		ExeArgs:         []string{"-child"},
 		Launcher:        []string{*launcher},
 		Retrieve:        *retrieve,
+		RetrieveBatches: batches,
 		Mbsync:          *mbsync,
 		Runs:            *runs,
 		IncrementalRuns: *incrRuns,
