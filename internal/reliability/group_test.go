@@ -225,7 +225,8 @@ func killIf(cond bool) {
 
 // TestGroupChild is the fetching process of TestKillGroupSteps; it runs
 // only as that test's child. It fetches into a Maildir with its own
-// State, in groups of groupSize, and kills itself at the step it is told.
+// State, in groups of groupSize through the Maildir's group commit (the
+// sink of examples/retrieve), and kills itself at the step it is told.
 func TestGroupChild(t *testing.T) {
 	step := os.Getenv("UNIMAIL_GROUP_CHILD")
 	if step == "" {
@@ -258,6 +259,8 @@ func TestGroupChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	batch := md.Batch()
+	defer batch.Discard()
 	handled, flushes := 0, 0
 	f := &mailaccess.Fetcher{
 		Retention: ret,
@@ -266,12 +269,13 @@ func TestGroupChild(t *testing.T) {
 		Flush: func(ctx context.Context) error {
 			flushes++
 			killIf(step == "flush-before" && flushes == groupKillCall)
+			_, err := batch.Flush()
 			killIf(step == "flush-after" && flushes == groupKillCall)
-			return nil
+			return err
 		},
 	}
 	_, err = f.Fetch(ctx, mb, func(ctx context.Context, m *mailaccess.Message) error {
-		if _, _, err := md.Deliver(m.Body); err != nil {
+		if _, err := batch.Add(m.Body); err != nil {
 			return err
 		}
 		handled++
