@@ -39,10 +39,11 @@ func TestResponseDeadlineBeatsTrickle(t *testing.T) {
 
 func TestResponseDeadlineGrowsWithData(t *testing.T) {
 	// A large listing may take several idle periods, as long as it moves
-	// at least 64 KiB per period.
+	// at least 64 KiB per period. (A period of 300 ms leaves a loaded
+	// machine room to move 80 KiB through a pipe.)
 	client, server := net.Pipe()
 	t.Cleanup(func() { client.Close(); server.Close() })
-	const idle = 100 * time.Millisecond
+	const idle = 300 * time.Millisecond
 	line := strings.Repeat("1 x\r\n", 1<<14) // 80 KiB
 	go func() {
 		for range 4 {
@@ -108,10 +109,12 @@ func TestBodyDeadlineIsProgress(t *testing.T) {
 
 func TestIdleDeadlineWithinExtendedResponse(t *testing.T) {
 	// A listing that has earned a long overall deadline still fails on the
-	// idle deadline when it stops moving.
+	// idle deadline when it stops moving. The period is long enough that
+	// a loaded machine moves 200 KiB through a pipe well within the
+	// overall deadline it earns (five periods).
 	client, server := net.Pipe()
 	t.Cleanup(func() { client.Close(); server.Close() })
-	const idle = 100 * time.Millisecond
+	const idle = 500 * time.Millisecond
 	go func() {
 		_, _ = server.Write([]byte(strings.Repeat("1 x\r\n", 40<<10))) // 200 KiB: four more periods
 		_, _ = io.Copy(io.Discard, server)
