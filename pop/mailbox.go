@@ -387,8 +387,9 @@ const maxUIDLen = 512
 
 // parseUIDL parses the body of a UIDL response: "n uid" lines.
 func parseUIDL(body []byte) (map[int]string, error) {
-	uids := make(map[int]string)
-	seen := make(map[string]int)
+	hint := listingHint(body)
+	uids := make(map[int]string, hint)
+	seen := make(map[string]int, hint)
 	lineNo := 0
 	for l := range bytes.Lines(body) {
 		lineNo++
@@ -420,8 +421,9 @@ func parseUIDL(body []byte) (map[int]string, error) {
 // allows more after the size). It returns the sizes and the message
 // numbers in the server's order.
 func parseLIST(body []byte) (map[int]int64, []int, error) {
-	sizes := make(map[int]int64)
-	var order []int
+	hint := listingHint(body)
+	sizes := make(map[int]int64, hint)
+	order := make([]int, 0, hint)
 	lineNo := 0
 	for l := range bytes.Lines(body) {
 		lineNo++
@@ -444,6 +446,13 @@ func parseLIST(body []byte) (map[int]int64, []int, error) {
 		order = append(order, n)
 	}
 	return sizes, order, nil
+}
+
+// listingHint is how many lines a listing body has, as the size to make
+// its maps with (rather than growing them line by line), at most 1<<17 so
+// that a body of garbage does not make large ones.
+func listingHint(body []byte) int {
+	return min(bytes.Count(body, []byte{'\n'}), 1<<17)
 }
 
 // fields puts the first len(f) fields of line (split as strings.Fields
