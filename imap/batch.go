@@ -67,11 +67,13 @@ type window struct {
 	strays int64            // Mailbox.strays when the window was sent
 	// pending is a message that arrived while an earlier UID was asked
 	// for; the decoder waits on its literal until it is taken or drained.
-	pending *windowMsg
+	// Its msg is nil when there is none.
+	pending windowMsg
 	stale   bool // from an announcement that WillOpen replaced
 }
 
-// windowMsg is a message of a window whose body literal is open.
+// windowMsg is a message of a window whose body literal is open. It is
+// passed by value: a message costs no allocation of its own here.
 type windowMsg struct {
 	uid imap.UID
 	msg *imapclient.FetchMessageData
@@ -115,7 +117,7 @@ func (m *Mailbox) WillOpen(uids ...mailaccess.UID) {
 // batchable says whether uid can be fetched in a window: its size is
 // known and at most ChunkSize.
 func (m *Mailbox) batchable(uid imap.UID) bool {
-	size, ok := m.sizes[uid]
+	size, ok := m.size(uid)
 	return ok && size >= 0 && size <= m.opts.ChunkSize
 }
 
@@ -127,7 +129,8 @@ func (m *Mailbox) sendWindows() {
 		n, runs, bytes := 0, 0, int64(0)
 		for n < len(pf.queue) && n < windowMessages {
 			uid := pf.queue[n]
-			if !m.batchable(uid) || (n > 0 && (uid <= pf.queue[n-1] || bytes+m.sizes[uid] > windowBytes)) {
+			size, _ := m.size(uid)
+			if !m.batchable(uid) || (n > 0 && (uid <= pf.queue[n-1] || bytes+size > windowBytes)) {
 				break
 			}
 			if n == 0 || uid != pf.queue[n-1]+1 {
@@ -136,7 +139,7 @@ func (m *Mailbox) sendWindows() {
 				}
 				runs++
 			}
-			bytes += m.sizes[uid]
+			bytes += size
 			n++
 		}
 		uids := slices.Clone(pf.queue[:n])
@@ -212,15 +215,15 @@ func (m *Mailbox) readWindow(r *messageReader) error {
 	want := w.index[r.uid]
 	for {
 		wm := w.pending
-		w.pending = nil
-		if wm == nil {
+		w.pending = windowMsg{}
+		if wm.msg == nil {
 			var err error
 			wm, err = m.nextWindowMsg(w)
 			if err != nil {
 				return err
 			}
 		}
-		if wm == nil {
+		if wm.msg == nil {
 			// The window ended without the message.
 			err := m.endWindow()
 			if err != nil && !errors.Is(err, errExpungeIssued) {
@@ -260,7 +263,7 @@ func (m *Mailbox) readWindow(r *messageReader) error {
 			if size := wm.lit.Size(); size > m.opts.ChunkSize {
 				m.conn.Kill(errors.New("oversized literal"))
 				_ = m.discardMsg(wm)
-				return mailerr.New(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server announced a body of "+strconv.FormatInt(size, 10)+" octets for a message listed at "+strconv.FormatInt(m.sizes[r.uid], 10)))
+				return mailerr.New(fetchOp, mailaccess.ErrProtocol, "", errors.New("the server announced a body of "+strconv.FormatInt(size, 10)+" octets for a message listed at "+strconv.FormatInt(listedSize(m, r.uid), 10)))
 			}
 			r.msg, r.lit, r.size, r.got, r.last = wm.msg, wm.lit, wm.lit.Size(), 0, true
 			return nil
@@ -275,6 +278,12 @@ func (m *Mailbox) readWindow(r *messageReader) error {
 			return m.notFound(r.uid)
 		}
 	}
+}
+
+// listedSize is the listed size of uid, 0 when it is not listed.
+func listedSize(m *Mailbox, uid imap.UID) int64 {
+	size, _ := m.size(uid)
+	return size
 }
 
 // errExpungeIssued marks a window that ended with NO [EXPUNGEISSUED].
@@ -298,18 +307,18 @@ func (m *Mailbox) strayError(uid imap.UID) error {
 		errors.New("the server answered the UID FETCH with a body that could not be matched to UID "+strconv.FormatUint(uint64(uid), 10)+" (the UID after the literal?); the message is not known to be gone"))
 }
 
-// nextWindowMsg returns the next message of w that has a body, nil at the
-// end of the window. Messages without a body (a FETCH of flags only, as a
+// nextWindowMsg returns the next message of w that has a body, one with a
+// nil msg at the end of the window. Messages without a body (a FETCH of flags only, as a
 // server sends for a message another client expunged) are passed over.
-func (m *Mailbox) nextWindowMsg(w *window) (*windowMsg, error) {
-	stop := m.control()
-	defer stop()
+func (m *Mailbox) nextWindowMsg(w *window) (windowMsg, error) {
+	m.control()
+	defer m.endControl()
 	for {
 		msg := w.cmd.Next()
 		if msg == nil {
-			return nil, nil
+			return windowMsg{}, nil
 		}
-		wm := &windowMsg{msg: msg}
+		wm := windowMsg{msg: msg}
 		body := false
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
@@ -328,7 +337,7 @@ func (m *Mailbox) nextWindowMsg(w *window) (*windowMsg, error) {
 			return wm, nil
 		}
 		if err := m.conn.Reason(); err != nil {
-			return nil, m.connError(fetchOp, err)
+			return windowMsg{}, m.connError(fetchOp, err)
 		}
 	}
 }
@@ -340,7 +349,7 @@ func isWholeBody(bs imapclient.FetchItemDataBodySection) bool {
 
 // discardMsg reads the rest of a window message. A literal that ends short
 // of its size means the connection failed: it is killed.
-func (m *Mailbox) discardMsg(wm *windowMsg) error {
+func (m *Mailbox) discardMsg(wm windowMsg) error {
 	if wm.lit != nil {
 		n, err := io.Copy(io.Discard, wm.lit)
 		if err == nil && n != wm.lit.Size() {
@@ -352,8 +361,8 @@ func (m *Mailbox) discardMsg(wm *windowMsg) error {
 			return m.fail(fetchOp, err, nil)
 		}
 	}
-	stop := m.control()
-	defer stop()
+	m.control()
+	defer m.endControl()
 	for item := wm.msg.Next(); item != nil; item = wm.msg.Next() {
 	}
 	return nil
@@ -365,9 +374,9 @@ func (m *Mailbox) discardMsg(wm *windowMsg) error {
 func (m *Mailbox) endWindow() error {
 	w := m.pf.windows[0]
 	m.pf.windows = m.pf.windows[1:]
-	stop := m.control()
+	m.control()
 	err := w.cmd.Close()
-	stop()
+	m.endControl()
 	var ie *imap.Error
 	if errors.As(err, &ie) && m.conn.Reason() == nil && ie.Code == codeExpungeIssued {
 		return errExpungeIssued
@@ -380,9 +389,9 @@ func (m *Mailbox) endWindow() error {
 // going to be opened); a lost connection is not.
 func (m *Mailbox) dropWindow() error {
 	w := m.pf.windows[0]
-	if w.pending != nil {
+	if w.pending.msg != nil {
 		wm := w.pending
-		w.pending = nil
+		w.pending = windowMsg{}
 		if err := m.discardMsg(wm); err != nil {
 			return err
 		}
@@ -392,7 +401,7 @@ func (m *Mailbox) dropWindow() error {
 		if err != nil {
 			return err
 		}
-		if wm == nil {
+		if wm.msg == nil {
 			break
 		}
 		if err := m.discardMsg(wm); err != nil {
@@ -453,7 +462,7 @@ func (m *Mailbox) releaseWindows() {
 		if m.litFailed.Load() {
 			break
 		}
-		if w.pending != nil && w.pending.lit != nil {
+		if w.pending.lit != nil {
 			_, _ = io.Copy(io.Discard, w.pending.lit)
 			m.litFailed.Store(true)
 			break

@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -52,7 +51,6 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		name:        mailboxName(o.Auth.Username, host, o.Folder),
 		changed:     make(chan struct{}, 1),
 		marks:       make(map[imap.UID]struct{}),
-		sizes:       make(map[imap.UID]int64),
 		idleRestart: idleRestartInterval,
 		secrets:     []string{o.Auth.Password},
 		tracer:      newTracer(o.Trace, o.Auth.Password),
@@ -65,6 +63,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		return nil, err
 	}
 	m.conn = imapconn.New(raw)
+	m.total, m.ctl = m.conn.NewAlarm(), m.conn.NewAlarm()
 	if err := m.open(ctx, host); err != nil {
 		m.log.Warn("imap dial failed", "err", err)
 		m.conn.Kill(errSessionClosed)
@@ -173,7 +172,7 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		// which waits for one, is given a stand-in (without capabilities,
 		// so that it asks for them anew).
 		m.wire = m.newWire(tc)
-		m.client = imapclient.New(&greetedConn{Conn: m.wire, r: io.MultiReader(strings.NewReader("* OK TLS is on\r\n"), m.wire)}, copts)
+		m.client = imapclient.New(&greetedConn{Conn: m.wire, pre: []byte("* OK TLS is on\r\n")}, copts)
 	default:
 		m.wire = m.newWire(m.conn)
 	}
@@ -183,7 +182,7 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 	if m.client == nil {
 		var seen []byte
 		if seen, err = peekGreeting(m.wire); err == nil {
-			m.client = imapclient.New(&greetedConn{Conn: m.wire, r: io.MultiReader(bytes.NewReader(seen), m.wire)}, copts)
+			m.client = imapclient.New(&greetedConn{Conn: m.wire, pre: seen}, copts)
 		}
 	}
 	if err == nil {
@@ -234,14 +233,22 @@ func peekGreeting(r io.Reader) ([]byte, error) {
 	return line, e
 }
 
-// greetedConn is the connection after STARTTLS with a stand-in greeting
-// in front of what the server sends.
+// greetedConn is the connection with what was read of it before go-imap
+// took over (the greeting, or a stand-in after STARTTLS) in front of what
+// the server sends next.
 type greetedConn struct {
 	net.Conn
-	r io.Reader
+	pre []byte // not yet read again
 }
 
-func (c *greetedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *greetedConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
 
 // maxPreTLSLine bounds the lines read before STARTTLS.
 const maxPreTLSLine = 8 << 10

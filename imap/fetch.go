@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"sync"
 
@@ -61,7 +62,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, 
 	if !current {
 		return nil, mailerr.New(op, mailaccess.ErrNotFound, "", errors.New("the folder's UIDVALIDITY is now "+strconv.FormatUint(uint64(m.uidValidity), 10)+": UID "+string(uid)+" names no message any more"))
 	}
-	size, known := m.sizes[n]
+	size, known := m.size(n)
 	r := &messageReader{
 		ctx:     ctx,
 		m:       m,
@@ -97,7 +98,7 @@ type messageReader struct {
 	m       *Mailbox
 	uid     imap.UID
 	chunked bool
-	g       *guard
+	g       guard
 
 	mu     sync.Mutex
 	offset int64 // offset of the current chunk in the message
@@ -121,8 +122,8 @@ func (r *messageReader) start() error {
 		section.Partial = &imap.SectionPartial{Offset: r.offset, Size: m.opts.ChunkSize}
 	}
 	strays := m.strays.Load()
-	stop := m.control()
-	defer stop()
+	m.control()
+	defer m.endControl()
 	cmd := m.client.Fetch(imap.UIDSetNum(r.uid), &imap.FetchOptions{
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{section},
@@ -197,7 +198,7 @@ func (r *messageReader) oversized(size int64, partial bool) bool {
 	if !r.chunked || partial {
 		return size > r.m.opts.ChunkSize
 	}
-	listed, ok := r.m.sizes[r.uid]
+	listed, ok := r.m.size(r.uid)
 	return ok && listed >= 0 && size > listed
 }
 
@@ -214,8 +215,8 @@ func (emptyLiteral) Size() int64              { return 0 }
 // response ends at its closing parenthesis, and the window's tagged status
 // is read by the next Open (or by the next command).
 func (r *messageReader) finishCmd() error {
-	stop := r.m.control()
-	defer stop()
+	r.m.control()
+	defer r.m.endControl()
 	for item := r.msg.Next(); item != nil; item = r.msg.Next() {
 	}
 	cmd := r.cmd
@@ -372,6 +373,24 @@ func (r *messageReader) drop() {
 func (r *messageReader) release(err error) {
 	r.err = err
 	r.g.end()
+	r.logOutcome(err)
+	r.m.mu.Lock()
+	if r.m.reader == r {
+		r.m.reader = nil
+	}
+	r.m.mu.Unlock()
+}
+
+// logOutcome logs how the reading ended: at Debug, or at Warn for a
+// failure. Nothing is formatted for a level the logger does not want.
+func (r *messageReader) logOutcome(err error) {
+	level := slog.LevelDebug
+	if err != io.EOF && err != errReaderClosed && !errors.Is(err, mailaccess.ErrNotFound) {
+		level = slog.LevelWarn
+	}
+	if !r.m.log.Enabled(context.Background(), level) {
+		return
+	}
 	uid := r.m.makeUID(r.uid)
 	switch {
 	case err == io.EOF:
@@ -383,9 +402,4 @@ func (r *messageReader) release(err error) {
 	default:
 		r.m.log.Warn("imap fetch", "uid", string(uid), "outcome", "failed", "err", err)
 	}
-	r.m.mu.Lock()
-	if r.m.reader == r {
-		r.m.reader = nil
-	}
-	r.m.mu.Unlock()
 }

@@ -45,7 +45,9 @@ type Mailbox struct {
 	strays  atomic.Int64  // FETCH bodies the client could not match
 
 	marks map[imap.UID]struct{} // deletion marks of the current epoch
-	sizes map[imap.UID]int64    // RFC822.SIZE from the last List
+	// listed is the last List: each message's UID and RFC822.SIZE, in
+	// ascending UID order without repeats (see size).
+	listed []listedMsg
 
 	uidNext imap.UID // UIDNEXT from SELECT, 0 when not sent
 	// selectCount is the message count of SELECT.
@@ -58,6 +60,9 @@ type Mailbox struct {
 	log       *slog.Logger
 	tracer    *tracer // nil: no trace
 	wire      *wire   // the plaintext connection under the client
+	// total bounds the operations of a guard with boundTotal, ctl the
+	// control waits (see control).
+	total, ctl *imapconn.Alarm
 
 	mu     sync.Mutex
 	reader *messageReader // the open reader of Open, if any
@@ -94,22 +99,34 @@ const (
 // guard bounds one operation by its context and by Options.Timeout. go-imap
 // has no context, so both end the operation by killing the connection,
 // which fails every pending command.
+//
+// A guard is a value: beginning and ending one allocates nothing. The
+// context is bound to the connection (imapconn.Conn.Bind, whose
+// registration with the context serves every operation of a session that
+// uses it), the total bound is the session's Alarm.
 type guard struct {
-	m     *Mailbox
+	m    *Mailbox
+	bind imapconn.Binding
+	// stop ends a registration of the guard's own, for a guard begun
+	// while another one had the connection's binding.
 	stop  func() bool
-	timer *time.Timer
-	stall bool
+	total bool // m.total is armed
+	stall bool // the stall watchdog is on
 }
 
 // begin starts the guard of one operation: ctx, and Options.Timeout as b
 // says. A negative Options.Timeout leaves ctx as the only bound.
-func (m *Mailbox) begin(ctx context.Context, b bound) *guard {
-	g := &guard{m: m}
-	g.stop = context.AfterFunc(ctx, func() { m.conn.Kill(mailerr.ContextErr(ctx)) })
+func (m *Mailbox) begin(ctx context.Context, b bound) guard {
+	g := guard{m: m}
+	var ok bool
+	if g.bind, ok = m.conn.Bind(ctx); !ok {
+		g.stop = context.AfterFunc(ctx, func() { m.conn.Kill(mailerr.ContextErr(ctx)) })
+	}
 	switch d := m.opts.Timeout; {
 	case d <= 0:
 	case b == boundTotal:
-		g.timer = time.AfterFunc(d, func() { m.conn.Kill(&mailerr.TimeoutError{After: d}) })
+		m.total.Arm(d)
+		g.total = true
 	case b == boundStall:
 		m.conn.Watch(d)
 		g.stall = true
@@ -138,25 +155,34 @@ func (m *Mailbox) settleOp(ctx context.Context, op string, end bool) error {
 
 // control bounds a wait for the control part of a response (status
 // lines, the items of a FETCH before and after its literal) by
-// Options.Timeout in total, however slowly bytes trickle in; it returns
-// the function that ends the bound. Message literals are bounded by the
-// stall watchdog of the operation's guard instead.
-func (m *Mailbox) control() (stop func()) {
-	d := m.opts.Timeout
-	if d <= 0 {
-		return func() {}
+// Options.Timeout in total, however slowly bytes trickle in, until
+// endControl. Message literals are bounded by the stall watchdog of the
+// operation's guard instead. The bound is the session's Alarm m.ctl: a
+// wait costs no timer or closure of its own.
+func (m *Mailbox) control() {
+	if d := m.opts.Timeout; d > 0 {
+		m.ctl.Arm(d)
 	}
-	t := time.AfterFunc(d, func() { m.conn.Kill(&mailerr.TimeoutError{After: d}) })
-	return func() { t.Stop() }
 }
 
+// endControl ends the bound started by control.
+func (m *Mailbox) endControl() { m.ctl.Disarm() }
+
+// end ends the guard. A second call does nothing.
 func (g *guard) end() {
-	g.stop()
-	if g.timer != nil {
-		g.timer.Stop()
+	if g.stop != nil {
+		g.stop()
+		g.stop = nil
+	}
+	g.bind.Unbind()
+	g.bind = imapconn.Binding{}
+	if g.total {
+		g.m.total.Disarm()
+		g.total = false
 	}
 	if g.stall {
 		g.m.conn.Unwatch()
+		g.stall = false
 	}
 }
 
@@ -309,7 +335,7 @@ func (m *Mailbox) ListAfter(ctx context.Context, after mailaccess.UID) ([]mailac
 		case <-m.changed:
 		default:
 		}
-		clear(m.sizes)
+		m.listed = m.listed[:0]
 		m.log.Debug("imap list after: nothing new", "after", string(after), "uidnext", uint32(m.uidNext))
 		return []mailaccess.MessageInfo{}, nil
 	}
@@ -356,14 +382,15 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 	})
 	// The answers come in sequence order, which is UID order; a server
 	// that repeats a message (an unsolicited FETCH of its flags during
-	// the listing) or strays from that order is handled after.
-	type entry struct {
-		uid  imap.UID
-		info mailaccess.MessageInfo
-	}
-	var entries []entry
+	// the listing) or strays from that order is handled after. The UIDs
+	// and sizes go to listed, the rest to infos, in the same order.
+	var (
+		listed []listedMsg
+		infos  []mailaccess.MessageInfo
+	)
 	if from == 1 {
-		entries = make([]entry, 0, n) // a whole listing: every message
+		// A whole listing: every message.
+		listed, infos = make([]listedMsg, 0, n), make([]mailaccess.MessageInfo, 0, n)
 	}
 	sorted := true
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -380,55 +407,122 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 			}
 		}
 		if uid >= from {
-			if k := len(entries); k > 0 && entries[k-1].uid >= uid {
+			if k := len(listed); k > 0 && listed[k-1].uid >= uid {
 				sorted = false
 			}
-			entries = append(entries, entry{uid, info})
+			listed = append(listed, listedMsg{uid: uid, size: info.Size})
+			infos = append(infos, info)
 		}
 	}
 	if err := cmd.Close(); err != nil {
 		var ie *imap.Error
-		if n, ok := m.numMessages(); errors.As(err, &ie) && ok && n == 0 && len(entries) == 0 {
+		if n, ok := m.numMessages(); errors.As(err, &ie) && ok && n == 0 && len(listed) == 0 {
 			// Some servers refuse "1:*" in an empty folder.
-			clear(m.sizes)
+			m.listed = m.listed[:0]
 			return []mailaccess.MessageInfo{}, nil
 		}
 		return nil, m.fail(op, err, nil)
 	}
 	if !sorted {
-		slices.SortStableFunc(entries, func(a, b entry) int { return cmp.Compare(a.uid, b.uid) })
-		// Merge the repeats of a UID: what one answer lacks, another may
-		// have said.
-		w := 0
-		for _, e := range entries {
-			if w > 0 && entries[w-1].uid == e.uid {
-				prev := &entries[w-1].info
-				if e.info.Size >= 0 {
-					prev.Size = e.info.Size
-				}
-				if !e.info.Date.IsZero() {
-					prev.Date = e.info.Date
-				}
-				continue
-			}
-			entries[w] = e
-			w++
-		}
-		entries = entries[:w]
+		listed, infos = mergeListing(listed, infos)
 	}
-
-	clear(m.sizes)
-	out := make([]mailaccess.MessageInfo, len(entries))
-	for i, e := range entries {
-		e.info.UID = m.makeUID(e.uid)
-		out[i] = e.info
-		m.sizes[e.uid] = e.info.Size
+	m.setUIDs(infos, listed)
+	m.listed = listed
+	if k := len(listed); k > 0 && listed[k-1].uid >= m.uidNext {
+		m.uidNext = listed[k-1].uid + 1
 	}
-	if k := len(entries); k > 0 && entries[k-1].uid >= m.uidNext {
-		m.uidNext = entries[k-1].uid + 1
+	out := infos
+	if out == nil {
+		out = []mailaccess.MessageInfo{}
 	}
 	m.log.Debug("imap listed", "op", op, "from", uint32(from), "messages", len(out))
 	return out, nil
+}
+
+// listedMsg is one message of a listing: its UID and RFC822.SIZE (-1
+// when the server did not send it).
+type listedMsg struct {
+	uid  imap.UID
+	size int64
+}
+
+// size returns the RFC822.SIZE of uid in the last listing; ok is false
+// when uid is not in it.
+func (m *Mailbox) size(uid imap.UID) (size int64, ok bool) {
+	i, ok := slices.BinarySearchFunc(m.listed, uid, func(e listedMsg, u imap.UID) int { return cmp.Compare(e.uid, u) })
+	if !ok {
+		return 0, false
+	}
+	return m.listed[i].size, true
+}
+
+// mergeListing puts a listing that strayed from UID order (listed and
+// infos, in the same order) in UID order and merges the repeats of a
+// UID: what one answer lacks, another may have said.
+func mergeListing(listed []listedMsg, infos []mailaccess.MessageInfo) ([]listedMsg, []mailaccess.MessageInfo) {
+	type entry struct {
+		uid  imap.UID
+		info mailaccess.MessageInfo
+	}
+	entries := make([]entry, len(listed))
+	for i := range listed {
+		entries[i] = entry{listed[i].uid, infos[i]}
+	}
+	slices.SortStableFunc(entries, func(a, b entry) int { return cmp.Compare(a.uid, b.uid) })
+	w := 0
+	for _, e := range entries {
+		if w > 0 && entries[w-1].uid == e.uid {
+			prev := &entries[w-1].info
+			if e.info.Size >= 0 {
+				prev.Size = e.info.Size
+			}
+			if !e.info.Date.IsZero() {
+				prev.Date = e.info.Date
+			}
+			continue
+		}
+		entries[w] = e
+		w++
+	}
+	listed, infos = listed[:0], infos[:0]
+	for _, e := range entries[:w] {
+		listed = append(listed, listedMsg{uid: e.uid, size: e.info.Size})
+		infos = append(infos, e.info)
+	}
+	return listed, infos
+}
+
+// uidBlock is the number of UIDs of a listing whose strings share one
+// allocation.
+const uidBlock = 64
+
+// setUIDs sets the UID of each message of infos to "UIDVALIDITY/UID" (as
+// makeUID makes it), from listed, which holds the same messages in the
+// same order. The strings of uidBlock messages are made in one
+// allocation rather than two each.
+func (m *Mailbox) setUIDs(infos []mailaccess.MessageInfo, listed []listedMsg) {
+	if len(infos) == 0 {
+		return
+	}
+	prefix := strconv.AppendUint(nil, uint64(m.uidValidity), 10)
+	prefix = append(prefix, '/')
+	buf := make([]byte, 0, uidBlock*(len(prefix)+10))
+	var ends [uidBlock]int
+	for i := 0; i < len(infos); i += uidBlock {
+		j := min(i+uidBlock, len(infos))
+		buf = buf[:0]
+		for k := i; k < j; k++ {
+			buf = append(buf, prefix...)
+			buf = strconv.AppendUint(buf, uint64(listed[k].uid), 10)
+			ends[k-i] = len(buf)
+		}
+		block := string(buf)
+		start := 0
+		for k := i; k < j; k++ {
+			infos[k].UID = mailaccess.UID(block[start:ends[k-i]])
+			start = ends[k-i]
+		}
+	}
 }
 
 // warn logs err at Warn when it is not nil, and returns it.

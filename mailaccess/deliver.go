@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 )
 
 func (r *fetch) problem(uid UID, err error) {
@@ -63,10 +64,13 @@ func (r *fetch) one(info MessageInfo) error {
 		}
 		return err
 	}
-	m := &meter{r: body, max: r.f.MaxSize}
+	d := &delivery{m: meter{r: body, max: r.f.MaxSize}}
+	m := &d.m
 	if r.f.State != nil {
 		// The fingerprint is kept only in a State.
-		m.h = sha256.New()
+		m.h = hashers.Get().(*hasher)
+		m.h.Reset()
+		defer m.release()
 	}
 	var src io.Reader = m
 	var sp *spool
@@ -81,8 +85,7 @@ func (r *fetch) one(info MessageInfo) error {
 			return r.readFailed(info, m, err, log)
 		}
 		defer sp.close()
-		var sum [sha256.Size]byte
-		copy(sum[:], m.sum())
+		sum := m.sum()
 		if old, ok := r.byHash[sum]; ok {
 			if old.Epoch == r.desc.UIDEpoch && !r.desc.SessionUIDs {
 				r.rep.UIDReset = true // renumbered without an epoch change
@@ -93,7 +96,8 @@ func (r *fetch) one(info MessageInfo) error {
 		}
 		src = sp.reader()
 	}
-	msg := &Message{Mailbox: r.name, Info: info, Body: src}
+	d.msg = Message{Mailbox: r.name, Info: info, Body: src}
+	msg := &d.msg
 	herr := r.h(r.ctx, msg)
 	if herr == nil && sp == nil {
 		// The handler has the message: read what it left unread, for
@@ -121,9 +125,10 @@ func (r *fetch) one(info MessageInfo) error {
 		r.step(false, true, m.n)
 		return nil
 	}
-	var sum [sha256.Size]byte
-	copy(sum[:], m.sum())
-	log.Info("delivered", "bytes", m.n)
+	sum := m.sum()
+	if log.enabled(slog.LevelInfo) {
+		log.Info("delivered", "bytes", m.n)
+	}
 	r.step(true, true, m.n)
 	return r.take(Record{UID: info.UID, Epoch: r.desc.UIDEpoch, Delivered: r.f.now(), Size: m.n, SHA256: sum}, false)
 }
@@ -158,16 +163,37 @@ func (m msgLog) log(level slog.Level, msg string, args []any) {
 	m.l.Log(m.ctx, level, msg, append([]any{"uid", string(m.uid), "size", m.size}, args...)...)
 }
 
+// enabled reports whether events of the level are logged: a caller on
+// the path of every message asks first, so that its arguments are not
+// made for nothing.
+func (m msgLog) enabled(level slog.Level) bool { return m.l.Enabled(m.ctx, level) }
+
 // Info logs at Info.
 func (m msgLog) Info(msg string, args ...any) { m.log(slog.LevelInfo, msg, args) }
 
 // Warn logs at Warn.
 func (m msgLog) Warn(msg string, args ...any) { m.log(slog.LevelWarn, msg, args) }
 
+// delivery is what the hand-over of one message needs: the Message and
+// the meter behind its Body, in one allocation.
+type delivery struct {
+	msg Message
+	m   meter
+}
+
+// hasher is a SHA-256 state with room for its sum. One serves message
+// after message (hashers), Reset for each.
+type hasher struct {
+	hash.Hash
+	buf [sha256.Size]byte
+}
+
+var hashers = sync.Pool{New: func() any { return &hasher{Hash: sha256.New()} }}
+
 // meter counts, hashes and limits the bytes of one message.
 type meter struct {
 	r   io.Reader
-	h   hash.Hash
+	h   *hasher // nil when not hashing
 	n   int64
 	max int64
 	err error
@@ -200,12 +226,21 @@ func (m *meter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// sum returns the SHA-256 of the bytes read, or nil when not hashing.
-func (m *meter) sum() []byte {
-	if m.h == nil {
-		return nil
+// sum returns the SHA-256 of the bytes read, or zeros when not hashing.
+func (m *meter) sum() (sum [sha256.Size]byte) {
+	if m.h != nil {
+		copy(sum[:], m.h.Sum(m.h.buf[:0]))
 	}
-	return m.h.Sum(nil)
+	return sum
+}
+
+// release gives the hasher back, once the message is done with: a Body
+// read after that (which a Handler must not do) hashes nothing.
+func (m *meter) release() {
+	if m.h != nil {
+		hashers.Put(m.h)
+		m.h = nil
+	}
 }
 
 // spool holds one whole message, in memory up to spoolMem and in a

@@ -145,9 +145,9 @@ func (d *dialer) Dial(_, _ string) (net.Conn, error) {
 		d.w.AddSecret(d.o.Auth.Password, d.token)
 	}
 	d.log.Debug("connected", "security", d.o.Security.String())
-	unbind := d.w.Bind(d.ctx)
+	b := d.w.Bind(d.ctx)
 	err = d.handshake()
-	unbind()
+	b.Unbind()
 	if err != nil {
 		_ = d.w.Close()
 		return nil, err

@@ -59,6 +59,7 @@ type Mailbox struct {
 	rd         *messageReader
 	plan       []planned         // messages the caller will Open next (WillOpen)
 	inflight   []planned         // RETRs sent whose answers are not read yet
+	cmd        []byte            // a command line being sent, reused
 	dead       *mailaccess.Error // the failure that ended the session
 	log        *slog.Logger
 
@@ -82,7 +83,7 @@ func (m *Mailbox) afterLogin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer end()
+	defer end.Unbind()
 	if m.caps.known {
 		res, err := m.run(opCapabilities, []command{{name: "CAPA", multi: true, maxTotal: maxCapaBytes}})
 		if err != nil {
@@ -143,22 +144,22 @@ var errEnded = errors.New("the session has ended")
 // begin starts a call: it closes a message reader still open, refuses a
 // session that has ended or failed, and binds ctx to the connection until
 // end is called.
-func (m *Mailbox) begin(ctx context.Context, op string) (end func(), err error) {
+func (m *Mailbox) begin(ctx context.Context, op string) (end popwire.Binding, err error) {
 	m.mu.Lock()
 	ended := m.ended
 	m.mu.Unlock()
 	if ended {
-		return nil, mailerr.New(op, mailaccess.ErrConnection, "", errEnded)
+		return popwire.Binding{}, mailerr.New(op, mailaccess.ErrConnection, "", errEnded)
 	}
 	if ctx.Err() != nil && m.dead == nil {
-		return nil, ctxErr(op, ctx)
+		return popwire.Binding{}, ctxErr(op, ctx)
 	}
 	if m.rd != nil {
 		// A reader left open is drained under this call's context.
 		_ = m.rd.closeWith(ctx)
 	}
 	if m.dead != nil {
-		return nil, m.deadErr(op)
+		return popwire.Binding{}, m.deadErr(op)
 	}
 	return m.w.Bind(ctx), nil
 }
@@ -185,11 +186,14 @@ type command struct {
 	maxTotal int64 // limit of a multi-line body
 }
 
-func (c command) line() string {
+// appendLine appends the command line, with its CRLF, to b.
+func (c command) appendLine(b []byte) []byte {
+	b = append(b, c.name...)
 	if c.arg > 0 {
-		return c.name + " " + strconv.Itoa(c.arg)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(c.arg), 10)
 	}
-	return c.name
+	return append(b, '\r', '\n')
 }
 
 // result is the outcome of one command: +OK (with the body of a
@@ -234,14 +238,12 @@ func (m *Mailbox) run(op string, cmds []command) ([]result, error) {
 	// and no deadlock when both directions' buffers fill.
 	var batch []byte
 	for _, c := range cmds {
-		batch = append(batch, c.line()...)
-		batch = append(batch, '\r', '\n')
+		batch = c.appendLine(batch)
 	}
 	wait := m.w.WriteAsync(batch)
 	for _, c := range cmds {
 		m.g.Expect(popwire.MaxListLine, c.maxTotal)
-		_, err := m.c.ReadOne()
-		r, err := m.outcome(op, nil, err)
+		r, err := m.outcome(op, nil, m.g.ReadStatus())
 		if err == nil && r.ok && c.multi {
 			r, err = m.readBody(op, c)
 		}
@@ -276,16 +278,15 @@ func (m *Mailbox) outcome(op string, body *bytes.Buffer, err error) (result, err
 	if werr := m.w.Err(); werr != nil {
 		return result{}, m.fail(op, werr)
 	}
-	st := m.g.Status()
 	switch {
-	case strings.HasPrefix(st, "-ERR"):
-		return result{err: parseErr(st)}, nil
-	case strings.HasPrefix(st, "+OK") && err == nil:
+	case m.g.StatusErr():
+		return result{err: parseErr(m.g.Status())}, nil
+	case m.g.StatusOK() && err == nil:
 		return result{ok: true, body: body}, nil
 	}
 	// Cannot happen while the Gate checks every status line; kept so that
 	// a surprise is a clear error rather than a desynchronized session.
-	return result{}, m.fail(op, m.w.Fail(popwire.Protocolf("unexpected response state (status %q)", safetext.Sanitize(st))))
+	return result{}, m.fail(op, m.w.Fail(popwire.Protocolf("unexpected response state (status %q)", safetext.Sanitize(m.g.Status()))))
 }
 
 // List returns the messages of the mail drop in the server's order, with
@@ -300,7 +301,7 @@ func (m *Mailbox) List(ctx context.Context) (_ []mailaccess.MessageInfo, err err
 	if err != nil {
 		return nil, err
 	}
-	defer end()
+	defer end.Unbind()
 	if err := m.settle(opList); err != nil {
 		return nil, err
 	}
@@ -363,13 +364,15 @@ func (m *Mailbox) fetchListing() error {
 	list := make([]mailaccess.MessageInfo, 0, len(order))
 	byUID := make(map[mailaccess.UID]entry, len(order))
 	for _, n := range order {
-		uid := mailaccess.UID("#" + strconv.Itoa(n))
+		var uid mailaccess.UID
 		if uids != nil {
 			u, ok := uids[n]
 			if !ok {
 				return mailerr.New(op, mailaccess.ErrProtocol, "", fmt.Errorf("message %d is in LIST but not in UIDL", n))
 			}
 			uid = mailaccess.UID(u)
+		} else {
+			uid = mailaccess.UID("#" + strconv.Itoa(n))
 		}
 		list = append(list, mailaccess.MessageInfo{UID: uid, Size: sizes[n]})
 		byUID[uid] = entry{num: n, size: sizes[n]}
@@ -384,20 +387,21 @@ const maxUIDLen = 512
 
 // parseUIDL parses the body of a UIDL response: "n uid" lines.
 func parseUIDL(body []byte) (map[int]string, error) {
-	uids := make(map[int]string)
-	seen := make(map[string]int)
+	hint := listingHint(body)
+	uids := make(map[int]string, hint)
+	seen := make(map[string]int, hint)
 	lineNo := 0
 	for l := range bytes.Lines(body) {
 		lineNo++
-		f := strings.Fields(string(popwire.TrimEOL(l)))
-		if len(f) != 2 {
+		var f [2][]byte
+		if fields(f[:], popwire.TrimEOL(l)) != 2 {
 			return nil, fmt.Errorf("UIDL line %d is not \"number uid\"", lineNo)
 		}
-		n, ok := msgNum(f[0])
+		n, ok := msgNum(string(f[0]))
 		if !ok {
 			return nil, fmt.Errorf("UIDL line %d has no valid message number", lineNo)
 		}
-		u := f[1]
+		u := string(f[1])
 		if len(u) > maxUIDLen || strings.ContainsFunc(u, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
 			return nil, fmt.Errorf("UIDL line %d has a unique-id outside RFC 1939's characters or longer than %d", lineNo, maxUIDLen)
 		}
@@ -417,21 +421,22 @@ func parseUIDL(body []byte) (map[int]string, error) {
 // allows more after the size). It returns the sizes and the message
 // numbers in the server's order.
 func parseLIST(body []byte) (map[int]int64, []int, error) {
-	sizes := make(map[int]int64)
-	var order []int
+	hint := listingHint(body)
+	sizes := make(map[int]int64, hint)
+	order := make([]int, 0, hint)
 	lineNo := 0
 	for l := range bytes.Lines(body) {
 		lineNo++
-		f := strings.Fields(string(popwire.TrimEOL(l)))
-		if len(f) < 2 {
+		var f [2][]byte
+		if fields(f[:], popwire.TrimEOL(l)) < 2 {
 			return nil, nil, fmt.Errorf("LIST line %d is not \"number size\"", lineNo)
 		}
-		n, ok := msgNum(f[0])
+		n, ok := msgNum(string(f[0]))
 		if !ok {
 			return nil, nil, fmt.Errorf("LIST line %d has no valid message number", lineNo)
 		}
-		size, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil || size < 0 || !digits(f[1]) {
+		size, err := strconv.ParseInt(string(f[1]), 10, 64)
+		if err != nil || size < 0 || !digits(string(f[1])) {
 			return nil, nil, fmt.Errorf("LIST line %d has no valid size", lineNo)
 		}
 		if _, dup := sizes[n]; dup {
@@ -441,6 +446,28 @@ func parseLIST(body []byte) (map[int]int64, []int, error) {
 		order = append(order, n)
 	}
 	return sizes, order, nil
+}
+
+// listingHint is how many lines a listing body has, as the size to make
+// its maps with (rather than growing them line by line), at most 1<<17 so
+// that a body of garbage does not make large ones.
+func listingHint(body []byte) int {
+	return min(bytes.Count(body, []byte{'\n'}), 1<<17)
+}
+
+// fields puts the first len(f) fields of line (split as strings.Fields
+// splits) into f and returns how many fields there are, counting at most
+// one beyond len(f). Unlike strings.Fields, it makes nothing.
+func fields(f [][]byte, line []byte) int {
+	n := 0
+	for field := range bytes.FieldsSeq(line) {
+		if n == len(f) {
+			return n + 1
+		}
+		f[n] = field
+		n++
+	}
+	return n
 }
 
 func msgNum(s string) (int, bool) {
@@ -510,7 +537,7 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser
 	kept := false
 	defer func() {
 		if !kept {
-			end()
+			end.Unbind()
 		}
 	}()
 	if err := m.ensureListing(); err != nil {
@@ -532,43 +559,53 @@ func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (_ io.ReadCloser
 		return nil, mailerr.New(op, mailaccess.ErrNotFound, res.err.display(), nil)
 	}
 	m.retrieved++
-	limit, what := m.bodyLimit(e)
-	m.rd = &messageReader{m: m, ctx: ctx, dot: m.w.DotReader(limit, what), uid: uid, size: e.size, unbind: end}
+	r := &messageReader{m: m, ctx: ctx, uid: uid, size: e.size, bound: end}
+	m.w.StartDot(&r.dot, bodyLimit(e), r)
+	m.rd = r
 	kept = true
-	return m.rd, nil
+	return r, nil
 }
 
 // bodyLimit returns how many octets the body of RETR e may have before the
-// server counts as lying, and why.
-func (m *Mailbox) bodyLimit(e entry) (int64, string) {
+// server counts as lying (listedAs says why).
+func bodyLimit(e entry) int64 {
 	limit := e.size
 	if limit > (1<<62-readSlack)/2 {
-		limit = 1<<62 - readSlack
-	} else {
-		limit = 2*limit + readSlack
+		return 1<<62 - readSlack
 	}
-	return limit, "listed with " + strconv.FormatInt(e.size, 10) + " octets"
+	return 2*limit + readSlack
 }
 
-// messageReader streams one message; see Open.
+// listedAs describes the limit of bodyLimit for a message listed with
+// that many octets.
+type listedAs int64
+
+func (n listedAs) String() string {
+	return "listed with " + strconv.FormatInt(int64(n), 10) + " octets"
+}
+
+// messageReader streams one message; see Open. It is also the
+// description of its body's limit (String), so that its DotReader needs
+// nothing made for each message.
 type messageReader struct {
 	m      *Mailbox
 	ctx    context.Context
-	dot    *popwire.DotReader
+	dot    popwire.DotReader
 	uid    mailaccess.UID
-	size   int64  // as listed
-	unbind func() // ends the binding of ctx made by Open, or nil
+	size   int64           // as listed
+	bound  popwire.Binding // the binding of ctx made by Open, or none
 	err    error
 	closed bool
 	logged bool
 }
 
+// String describes the limit of the message's body (see bodyLimit).
+func (r *messageReader) String() string { return listedAs(r.size).String() }
+
 // release ends the binding of the reader's context to the connection.
 func (r *messageReader) release() {
-	if r.unbind != nil {
-		r.unbind()
-		r.unbind = nil
-	}
+	r.bound.Unbind()
+	r.bound = popwire.Binding{}
 }
 
 // logEnd logs the retrieval's outcome, once.
@@ -597,8 +634,8 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	if r.unbind == nil {
-		r.unbind = r.m.w.Bind(r.ctx)
+	if r.bound == (popwire.Binding{}) {
+		r.bound = r.m.w.Bind(r.ctx)
 	}
 	n, err := r.dot.Read(p)
 	if err != nil {
@@ -638,9 +675,9 @@ func (r *messageReader) closeWith(ctx context.Context) error {
 		r.logEnd("complete")
 		return nil
 	}
-	unbind := r.m.w.Bind(ctx)
-	_, err := io.Copy(io.Discard, r.dot)
-	unbind()
+	b := r.m.w.Bind(ctx)
+	_, err := io.Copy(io.Discard, &r.dot)
+	b.Unbind()
 	if err != nil {
 		r.err = r.m.fail(opFetch, err)
 		r.logEnd("failed while draining after an early close")
@@ -672,7 +709,7 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) (err error
 	if err != nil {
 		return err
 	}
-	defer end()
+	defer end.Unbind()
 	if err := m.settle(op); err != nil {
 		return err
 	}
@@ -813,14 +850,14 @@ func (m *Mailbox) quit(ctx context.Context, op string, pending bool) error {
 	if ctx.Err() != nil {
 		return notSent(ctxErr(op, ctx))
 	}
-	unbind := m.w.Bind(ctx)
+	b := m.w.Bind(ctx)
 	if err := m.settle(op); err != nil {
-		unbind()
+		b.Unbind()
 		return notSent(err)
 	}
 	m.g.Expect(popwire.MaxListLine, 0)
 	qerr := m.c.Quit()
-	unbind()
+	b.Unbind()
 	if werr := m.w.Err(); werr != nil {
 		e := wireErr(op, werr)
 		m.dead = e

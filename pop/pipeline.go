@@ -105,7 +105,10 @@ func (m *Mailbox) retr(op string, cur planned) (result, error) {
 			bytes += p.e.size
 			m.plan = m.plan[1:]
 			m.inflight = append(m.inflight, p)
-			_ = m.c.Send(command{name: "RETR", arg: p.e.num}.line()) // corked: only buffers
+			// Corked: only buffered, in the Gate (go-pop3's Send would
+			// make a string per command).
+			m.cmd = command{name: "RETR", arg: p.e.num}.appendLine(m.cmd[:0])
+			_, _ = m.g.Write(m.cmd)
 		}
 		if err := m.g.Uncork(); err != nil {
 			return result{}, m.fail(op, err)
@@ -113,8 +116,7 @@ func (m *Mailbox) retr(op string, cur planned) (result, error) {
 	}
 	m.inflight = m.inflight[1:]
 	m.g.Expect(popwire.MaxListLine, 0)
-	_, err := m.c.ReadOne()
-	return m.outcome(op, nil, err)
+	return m.outcome(op, nil, m.g.ReadStatus())
 }
 
 // settle reads and discards the answers to RETRs sent ahead that the
@@ -126,8 +128,7 @@ func (m *Mailbox) settle(op string) error {
 		p := m.inflight[0]
 		m.inflight = m.inflight[1:]
 		m.g.Expect(popwire.MaxListLine, 0)
-		_, err := m.c.ReadOne()
-		r, err := m.outcome(op, nil, err)
+		r, err := m.outcome(op, nil, m.g.ReadStatus())
 		if err != nil {
 			return err
 		}
@@ -135,8 +136,9 @@ func (m *Mailbox) settle(op string) error {
 			continue
 		}
 		m.retrieved++
-		limit, what := m.bodyLimit(p.e)
-		if _, err := io.Copy(io.Discard, m.w.DotReader(limit, what)); err != nil {
+		var dot popwire.DotReader
+		m.w.StartDot(&dot, bodyLimit(p.e), listedAs(p.e.size))
+		if _, err := io.Copy(io.Discard, &dot); err != nil {
 			return m.fail(op, err)
 		}
 	}

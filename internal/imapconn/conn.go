@@ -1,8 +1,12 @@
 // Package imapconn provides the net.Conn wrapper under the IMAP driver's
 // client: it can be killed from any goroutine with a recorded reason (which
 // is how context cancellation and timeouts reach a library that has no
-// context), and it has a stall watchdog that kills the connection when a
-// read or write makes no progress for a given time.
+// context), it has a stall watchdog that kills the connection when a read
+// or write makes no progress for a given time, a binding of the caller's
+// context (Bind) and alarms that bound a wait in total (Alarm). The
+// binding and the alarms are made to be started and ended for every
+// message of a session without allocating: one registration with the
+// context and one timer serve them all.
 //
 // The wrapper sits under TLS, on the raw transport, so that killing it
 // unblocks every layer above at once. It ignores the deadlines that the
@@ -15,6 +19,7 @@
 package imapconn
 
 import (
+	"context"
 	"net"
 	"sync"
 	"time"
@@ -32,6 +37,17 @@ type Conn struct {
 	since    time.Time     // start of the current wait without progress
 	timer    *time.Timer
 	reason   error // why the connection was killed, or nil
+
+	// The context bound by Bind, or nil, with its Done channel and the
+	// generation of the binding (so that a stale Unbind does nothing).
+	bound     context.Context
+	boundDone <-chan struct{}
+	gen       uint64
+	// The registration with context.AfterFunc, which outlives a binding:
+	// watchDone is the Done channel it waits on, watchStop ends it.
+	watchDone <-chan struct{}
+	watchStop func() bool
+	down      bool // Kill or Close was called: register nothing more
 }
 
 // New wraps c.
@@ -98,7 +114,11 @@ func (c *Conn) Kill(reason error) {
 		c.reason = reason
 	}
 	c.stopLocked()
+	stop := c.downLocked()
 	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	c.Conn.Close()
 }
 
@@ -107,8 +127,157 @@ func (c *Conn) Kill(reason error) {
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	c.stopLocked()
+	stop := c.downLocked()
 	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	return c.Conn.Close()
+}
+
+// downLocked marks the connection as ended and returns the function that
+// ends the registration with a context, if there is one, to be called
+// without c.mu held.
+func (c *Conn) downLocked() func() bool {
+	c.down = true
+	stop := c.watchStop
+	c.watchStop, c.watchDone = nil, nil
+	return stop
+}
+
+// Binding is a context bound to the connection by Bind. The zero Binding
+// is bound to nothing.
+type Binding struct {
+	c   *Conn
+	gen uint64
+}
+
+// Bind makes the end of ctx kill the connection, with
+// mailerr.ContextErr(ctx) as the reason, until the Binding's Unbind is
+// called. One context is bound at a time: while another binding is in
+// place, ok is false and nothing is bound. A ctx that has already ended
+// kills the connection at once (from another goroutine, as
+// context.AfterFunc does).
+//
+// The registration with the context (context.AfterFunc) outlives the
+// binding: binding again a context with the same Done channel, as every
+// call of a session does, registers nothing and allocates nothing. When
+// the context ends while nothing is bound to it, nothing happens (and the
+// registration is gone: the next Bind registers anew). The registration
+// ends when a context with another Done channel is bound, and at Kill
+// and Close.
+func (c *Conn) Bind(ctx context.Context) (b Binding, ok bool) {
+	done := ctx.Done()
+	c.mu.Lock()
+	if c.bound != nil {
+		c.mu.Unlock()
+		return Binding{}, false
+	}
+	c.gen++
+	c.bound, c.boundDone = ctx, done
+	b = Binding{c: c, gen: c.gen}
+	var stop func() bool
+	if done != nil && done != c.watchDone && !c.down {
+		stop = c.watchStop
+		c.watchDone = done
+		c.watchStop = context.AfterFunc(ctx, func() { c.ended(done) })
+	}
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	return b, true
+}
+
+// ended runs when a context whose Done channel is done has ended: it
+// kills the connection if such a context is bound.
+func (c *Conn) ended(done <-chan struct{}) {
+	c.mu.Lock()
+	if c.watchDone == done {
+		c.watchDone, c.watchStop = nil, nil
+	}
+	ctx := c.bound
+	hit := ctx != nil && c.boundDone == done
+	c.mu.Unlock()
+	if hit {
+		c.Kill(mailerr.ContextErr(ctx))
+	}
+}
+
+// Unbind ends the binding: the end of its context no longer kills the
+// connection. It does nothing on the zero Binding, or when called again.
+func (b Binding) Unbind() {
+	c := b.c
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.gen == b.gen {
+		c.bound, c.boundDone = nil, nil
+	}
+	c.mu.Unlock()
+}
+
+// Alarm bounds a wait in total: once armed, it kills the connection with a
+// *mailerr.TimeoutError (Stall false) unless it is disarmed within the
+// duration given to Arm, however steadily bytes move. One timer serves
+// every arming, so that a bound per message costs no allocation.
+type Alarm struct {
+	c     *Conn
+	mu    sync.Mutex
+	t     *time.Timer
+	depth int           // Arm calls not yet disarmed
+	d     time.Duration // the bound of the outermost arming
+	since time.Time     // when it was armed
+}
+
+// NewAlarm returns a disarmed Alarm for c.
+func (c *Conn) NewAlarm() *Alarm { return &Alarm{c: c} }
+
+// Arm starts the bound of d. Arm calls nest: an Arm while armed keeps the
+// bound already running (which, for the same d, ends first), and the
+// alarm is disarmed by the Disarm that matches the first Arm.
+func (a *Alarm) Arm(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.depth++
+	if a.depth > 1 {
+		return
+	}
+	a.d, a.since = d, time.Now()
+	if a.t == nil {
+		a.t = time.AfterFunc(d, a.fire)
+	} else {
+		a.t.Reset(d)
+	}
+}
+
+// Disarm ends the bound started by the matching Arm. It does nothing on
+// an alarm that is not armed.
+func (a *Alarm) Disarm() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.depth == 0 {
+		return
+	}
+	a.depth--
+	if a.depth == 0 {
+		a.t.Stop()
+	}
+}
+
+// fire runs when the timer expires. It may be the late run of an earlier
+// arming (Reset re-armed the timer while it ran), so the bound is checked
+// again: the timer is already set for the current one.
+func (a *Alarm) fire() {
+	a.mu.Lock()
+	if a.depth == 0 || time.Since(a.since) < a.d {
+		a.mu.Unlock()
+		return
+	}
+	d := a.d
+	a.mu.Unlock()
+	a.c.Kill(&mailerr.TimeoutError{After: d})
 }
 
 // Reason returns the reason given to the first Kill, or nil when the

@@ -45,13 +45,20 @@ type Conn struct {
 	idle time.Duration
 
 	mu       sync.Mutex
-	gen      uint64          // binding generation, so a stale AfterFunc does nothing
+	gen      uint64          // binding generation, so a stale Unbind does nothing
 	ctx      context.Context // bound context, or nil
+	done     <-chan struct{} // its Done channel
 	canceled bool            // the bound context is done and the deadline is in the past
-	err      error           // first I/O error, sticky
-	hard     time.Time       // absolute limit on reads (SetReadLimit), or zero
-	armedR   time.Time       // the read deadline last set on raw
-	armedW   time.Time       // the write deadline last set on raw
+	// The registration with context.AfterFunc, which outlives a binding
+	// (see Bind): watchDone is the Done channel it waits on, watchStop
+	// ends it.
+	watchDone <-chan struct{}
+	watchStop func() bool
+	closed    bool      // Close was called: register nothing more
+	err       error     // first I/O error, sticky
+	hard      time.Time // absolute limit on reads (SetReadLimit), or zero
+	armedR    time.Time // the read deadline last set on raw
+	armedW    time.Time // the write deadline last set on raw
 }
 
 // NewConn wraps raw. idle is the idle deadline of every Read and Write;
@@ -60,45 +67,76 @@ func NewConn(raw net.Conn, idle time.Duration) *Conn {
 	return &Conn{raw: raw, idle: idle}
 }
 
-// Bind makes ctx govern every Read and Write until unbind is called: when
-// ctx ends, pending and later I/O fails at once with an error matching
-// context.Cause(ctx). After unbind returns, a context that ends has no
-// effect.
-func (c *Conn) Bind(ctx context.Context) (unbind func()) {
+// Binding is a context bound to a Conn by Bind; Unbind ends it. The zero
+// Binding is bound to nothing.
+type Binding struct {
+	c   *Conn
+	gen uint64
+}
+
+// Bind makes ctx govern every Read and Write until the Binding's Unbind
+// is called: when ctx ends, pending and later I/O fails at once with an
+// error matching context.Cause(ctx). After Unbind returns, a context that
+// ends has no effect. A new Bind replaces the binding in place.
+//
+// The registration with the context (context.AfterFunc) outlives the
+// binding: binding again a context with the same Done channel, as every
+// call of a session does, registers nothing and allocates nothing. It
+// ends when a context with another Done channel is bound, when the
+// context ends, and at Close.
+func (c *Conn) Bind(ctx context.Context) Binding {
+	done := ctx.Done()
 	c.mu.Lock()
 	c.gen++
-	gen := c.gen
-	c.ctx = ctx
+	b := Binding{c: c, gen: c.gen}
+	c.ctx, c.done = ctx, done
 	c.canceled = false
-	c.mu.Unlock()
 	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			if c.gen != gen {
-				return
-			}
-			c.canceled = true
-			c.armedR, c.armedW = aLongTimeAgo, aLongTimeAgo
-			_ = c.raw.SetDeadline(aLongTimeAgo)
-		})
+	if done != nil && done != c.watchDone && !c.closed {
+		stop = c.watchStop
+		c.watchDone = done
+		c.watchStop = context.AfterFunc(ctx, func() { c.ended(done) })
 	}
-	return func() {
-		if stop != nil {
-			stop()
-		}
-		// A hook already running finds the generation changed and does
-		// nothing; one that ran has set a deadline in the past, which the
-		// next I/O replaces.
-		c.mu.Lock()
-		if c.gen == gen {
-			c.gen++
-			c.ctx = nil
-			c.canceled = false
-		}
-		c.mu.Unlock()
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
+	return b
+}
+
+// ended runs when a context whose Done channel is done has ended: when
+// such a context is bound, I/O is cut short. A hook that runs after its
+// context was unbound finds another binding, or none, and does nothing;
+// one that ran has set a deadline in the past, which the next I/O
+// replaces.
+func (c *Conn) ended(done <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watchDone == done {
+		c.watchDone, c.watchStop = nil, nil
+	}
+	if c.ctx == nil || c.done != done {
+		return
+	}
+	c.canceled = true
+	c.armedR, c.armedW = aLongTimeAgo, aLongTimeAgo
+	_ = c.raw.SetDeadline(aLongTimeAgo)
+}
+
+// Unbind ends the binding. It does nothing on the zero Binding, when
+// called again, or when another Bind has replaced the binding.
+func (b Binding) Unbind() {
+	c := b.c
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.gen == b.gen {
+		c.gen++
+		c.ctx, c.done = nil, nil
+		c.canceled = false
+	}
+	c.mu.Unlock()
 }
 
 // SetReadLimit sets an absolute limit on reads: until it is cleared (with
@@ -235,7 +273,13 @@ func (c *Conn) Close() error {
 	if c.err == nil {
 		c.err = ErrClosed
 	}
+	c.closed = true
+	stop := c.watchStop
+	c.watchStop, c.watchDone = nil, nil
 	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	err := c.raw.Close()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil

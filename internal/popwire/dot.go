@@ -3,6 +3,7 @@ package popwire
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -25,9 +26,14 @@ type DotReader struct {
 	frag   []byte // rest of the current fragment, inside the Wire's buffer
 	done   bool
 	err    error
-	what   string
+	what   fmt.Stringer
 	traced bool
 }
+
+// text is a fixed description for DotReader.
+type text string
+
+func (t text) String() string { return string(t) }
 
 // DotReader returns a reader of the multi-line body that follows a +OK,
 // which must just have been read (so that the Wire's buffer holds the
@@ -37,8 +43,17 @@ type DotReader struct {
 // the body (see BeginResponse): a body is bounded by the idle deadline
 // alone, however long it takes while it keeps moving.
 func (w *Wire) DotReader(limit int64, what string) *DotReader {
+	r := new(DotReader)
+	w.StartDot(r, limit, text(what))
+	return r
+}
+
+// StartDot is DotReader for a reader that the caller holds (in a
+// structure of its own, so that a message costs no allocation here), with
+// a description that is made only if the limit is exceeded.
+func (w *Wire) StartDot(r *DotReader, limit int64, what fmt.Stringer) {
 	w.EndResponse()
-	return &DotReader{w: w, limit: limit, bol: true, what: what}
+	*r = DotReader{w: w, limit: limit, bol: true, what: what}
 }
 
 // Read reads the body; it returns io.EOF once the terminating line has
@@ -98,7 +113,7 @@ func (r *DotReader) next() error {
 	r.n += int64(len(frag))
 	if r.n > r.limit {
 		r.traceEnd(false)
-		return w.Fail(Protocolf("message body exceeds %d octets (%s)", r.limit, r.what))
+		return w.Fail(Protocolf("message body exceeds %d octets (%s)", r.limit, r.what.String()))
 	}
 	r.frag = frag
 	return nil

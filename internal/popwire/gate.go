@@ -26,6 +26,10 @@ import (
 type Gate struct {
 	w       *Wire
 	pending []byte // bytes handed out before the wire's: greeting, status line
+	pbuf    []byte // the storage of pending for a status line, reused
+	// The last status line read after Expect, without its terminator
+	// (statusB, reused), and as a string once Status made it.
+	statusB []byte
 	status  string
 
 	expect   bool // the next line is a status line
@@ -51,14 +55,56 @@ func NewGate(w *Wire, greeting string) *Gate {
 func (g *Gate) Expect(maxLine int, maxTotal int64) {
 	g.w.BeginResponse()
 	g.expect = true
-	g.status = ""
+	g.statusB, g.status = g.statusB[:0], ""
 	g.maxLine, g.maxTotal = maxLine, maxTotal
 	g.lineLen, g.total = 0, 0
 }
 
 // Status returns the last status line read after Expect, without its
 // terminator, or "" when none was read.
-func (g *Gate) Status() string { return g.status }
+func (g *Gate) Status() string {
+	if g.status == "" && len(g.statusB) > 0 {
+		g.status = string(g.statusB)
+	}
+	return g.status
+}
+
+// StatusOK reports whether the last status line read after Expect is
+// +OK, StatusErr whether it is -ERR: unlike Status, they make no string.
+func (g *Gate) StatusOK() bool { return bytes.HasPrefix(g.statusB, []byte("+OK")) }
+
+// StatusErr: see StatusOK.
+func (g *Gate) StatusErr() bool { return bytes.HasPrefix(g.statusB, []byte("-ERR")) }
+
+// ReadStatus reads the status line that Expect announced, as Read would,
+// without handing it to go-pop3 (whose reader then holds nothing, as
+// between any two responses): for a caller that needs nothing but
+// Status. An error has failed the Wire.
+func (g *Gate) ReadStatus() error {
+	if g.w.err != nil {
+		return g.w.err
+	}
+	_, err := g.readStatus()
+	return err
+}
+
+// readStatus reads the status line that Expect announced and keeps it
+// for Status; it returns the line with its terminator, valid until the
+// next read.
+func (g *Gate) readStatus() ([]byte, error) {
+	w := g.w
+	line, err := w.readLine(MaxStatusLine)
+	if err != nil {
+		return nil, err
+	}
+	s := TrimEOL(line)
+	if !ValidStatus(s) {
+		return nil, w.Fail(Protocolf("server sent %s where +OK or -ERR was expected", describe(s)))
+	}
+	g.expect = false
+	g.statusB, g.status = append(g.statusB[:0], s...), ""
+	return line, nil
+}
 
 // Read returns at most one line, checked as described on Gate.
 func (g *Gate) Read(p []byte) (int, error) {
@@ -75,17 +121,12 @@ func (g *Gate) Read(p []byte) (int, error) {
 		return 0, w.err
 	}
 	if g.expect {
-		line, err := w.readLine(MaxStatusLine)
+		line, err := g.readStatus()
 		if err != nil {
 			return 0, err
 		}
-		s := TrimEOL(line)
-		if !ValidStatus(s) {
-			return 0, w.Fail(Protocolf("server sent %s where +OK or -ERR was expected", describe(s)))
-		}
-		g.expect = false
-		g.status = string(s)
-		g.pending = append(g.pending[:0], line...)
+		g.pbuf = append(g.pbuf[:0], line...)
+		g.pending = g.pbuf
 		n := copy(p, g.pending)
 		g.pending = g.pending[n:]
 		return n, nil

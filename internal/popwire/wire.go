@@ -130,9 +130,9 @@ func New(raw net.Conn, idle time.Duration) *Wire {
 	return &Wire{conn: c, rw: c, br: bufio.NewReaderSize(c, bufSize)}
 }
 
-// Bind makes ctx govern the Wire's I/O until unbind is called (see
+// Bind makes ctx govern the Wire's I/O until the Binding's Unbind (see
 // Conn.Bind).
-func (w *Wire) Bind(ctx context.Context) (unbind func()) { return w.conn.Bind(ctx) }
+func (w *Wire) Bind(ctx context.Context) Binding { return w.conn.Bind(ctx) }
 
 // Err returns the first failure, or nil while the Wire is healthy.
 func (w *Wire) Err() error { return w.err }
