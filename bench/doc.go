@@ -26,6 +26,10 @@
 // bench/cmd/unimail-bench is the program and bench/run.sh the one command
 // that builds and runs it. The go test benchmarks BenchmarkFetchIMAP and
 // BenchmarkFetchPOP3 measure the library on the small profile in-process
-// and report msgs/s and x-raw; like the tests, they skip when Dovecot is
-// missing unless UNIMAIL_REQUIRE_DOVECOT=1.
+// and report msgs/s, x-raw, the process's CPU time per fetch (cpu-ms/op)
+// and its ratio to the raw fetches' (x-raw-cpu);
+// BenchmarkFetchIMAPState and BenchmarkFetchPOP3State do the same with a
+// fresh MemoryState per fetch. Like the tests, they skip when Dovecot is
+// missing unless UNIMAIL_REQUIRE_DOVECOT=1. PROFILE.md has their CPU and
+// allocation profiles, allocations per message, and the commands.
 package bench

@@ -142,6 +142,8 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 	}
 	p("")
 	p("*wall* is the whole process's wall time, from its start to its exit (as for the peers in the design notes); msgs/s and MiB/s are computed from it. *x raw* is the median wall time over the raw baseline's median wall time measured in the same run; *x raw in-process* compares the time each process measured itself from the connection to the end of the session, without process start-up (raw and library only). Peak RSS is the largest of the runs. Noise between runs on small machines is about 20%%: compare ratios from one run, not absolute times from different runs.")
+	p("")
+	p("Where the library's own time and allocations go on the fetch path (pprof CPU and allocation profiles of the small profile, allocations per message, and the commands): [bench/PROFILE.md](bench/PROFILE.md).")
 	for _, r := range results {
 		if r.Incremental {
 			continue
