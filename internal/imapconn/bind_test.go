@@ -132,17 +132,17 @@ func TestKillEndsRegistration(t *testing.T) {
 	b.Unbind()
 	c.Kill(errors.New("gone"))
 	c.mu.Lock()
-	stop := c.watchStop
+	active := c.watch.Active()
 	c.mu.Unlock()
-	if stop != nil {
+	if active {
 		t.Fatal("the registration with the context outlived Kill")
 	}
 	b, _ = c.Bind(ctx) // registers nothing on a dead connection
 	b.Unbind()
 	c.mu.Lock()
-	stop = c.watchStop
+	active = c.watch.Active()
 	c.mu.Unlock()
-	if stop != nil {
+	if active {
 		t.Fatal("Bind after Kill registered with the context")
 	}
 }

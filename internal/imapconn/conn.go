@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/unimail/unimail/internal/ctxwatch"
 	"github.com/unimail/unimail/internal/mailerr"
 )
 
@@ -43,16 +44,16 @@ type Conn struct {
 	bound     context.Context
 	boundDone <-chan struct{}
 	gen       uint64
-	// The registration with context.AfterFunc, which outlives a binding:
-	// watchDone is the Done channel it waits on, watchStop ends it.
-	watchDone <-chan struct{}
-	watchStop func() bool
-	down      bool // Kill or Close was called: register nothing more
+	// The registration with context.AfterFunc, which outlives a binding.
+	watch ctxwatch.Watch
+	down  bool // Kill or Close was called: register nothing more
 }
 
 // New wraps c.
 func New(c net.Conn) *Conn {
-	return &Conn{Conn: c}
+	conn := &Conn{Conn: c}
+	conn.watch.OnEnd = conn.ended
+	return conn
 }
 
 // Read reads from the wrapped connection, under the watchdog.
@@ -140,9 +141,7 @@ func (c *Conn) Close() error {
 // without c.mu held.
 func (c *Conn) downLocked() func() bool {
 	c.down = true
-	stop := c.watchStop
-	c.watchStop, c.watchDone = nil, nil
-	return stop
+	return c.watch.Stop()
 }
 
 // Binding is a context bound to the connection by Bind. The zero Binding
@@ -177,10 +176,8 @@ func (c *Conn) Bind(ctx context.Context) (b Binding, ok bool) {
 	c.bound, c.boundDone = ctx, done
 	b = Binding{c: c, gen: c.gen}
 	var stop func() bool
-	if done != nil && done != c.watchDone && !c.down {
-		stop = c.watchStop
-		c.watchDone = done
-		c.watchStop = context.AfterFunc(ctx, func() { c.ended(done) })
+	if !c.down {
+		stop = c.watch.Watch(ctx)
 	}
 	c.mu.Unlock()
 	if stop != nil {
@@ -193,9 +190,7 @@ func (c *Conn) Bind(ctx context.Context) (b Binding, ok bool) {
 // kills the connection if such a context is bound.
 func (c *Conn) ended(done <-chan struct{}) {
 	c.mu.Lock()
-	if c.watchDone == done {
-		c.watchDone, c.watchStop = nil, nil
-	}
+	c.watch.Ended(done)
 	ctx := c.bound
 	hit := ctx != nil && c.boundDone == done
 	c.mu.Unlock()

@@ -91,7 +91,7 @@ func TestConnCloseEndsRegistration(t *testing.T) {
 	c.Bind(ctx).Unbind()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.watchStop != nil {
+	if c.watch.Active() {
 		t.Fatal("a registration with the context outlived Close")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/unimail/unimail/internal/ctxwatch"
 	"github.com/unimail/unimail/internal/mailerr"
 )
 
@@ -50,21 +51,21 @@ type Conn struct {
 	done     <-chan struct{} // its Done channel
 	canceled bool            // the bound context is done and the deadline is in the past
 	// The registration with context.AfterFunc, which outlives a binding
-	// (see Bind): watchDone is the Done channel it waits on, watchStop
-	// ends it.
-	watchDone <-chan struct{}
-	watchStop func() bool
-	closed    bool      // Close was called: register nothing more
-	err       error     // first I/O error, sticky
-	hard      time.Time // absolute limit on reads (SetReadLimit), or zero
-	armedR    time.Time // the read deadline last set on raw
-	armedW    time.Time // the write deadline last set on raw
+	// (see Bind).
+	watch  ctxwatch.Watch
+	closed bool      // Close was called: register nothing more
+	err    error     // first I/O error, sticky
+	hard   time.Time // absolute limit on reads (SetReadLimit), or zero
+	armedR time.Time // the read deadline last set on raw
+	armedW time.Time // the write deadline last set on raw
 }
 
 // NewConn wraps raw. idle is the idle deadline of every Read and Write;
 // zero or negative means none (a bound context still applies).
 func NewConn(raw net.Conn, idle time.Duration) *Conn {
-	return &Conn{raw: raw, idle: idle}
+	c := &Conn{raw: raw, idle: idle}
+	c.watch.OnEnd = c.ended
+	return c
 }
 
 // Binding is a context bound to a Conn by Bind; Unbind ends it. The zero
@@ -92,10 +93,8 @@ func (c *Conn) Bind(ctx context.Context) Binding {
 	c.ctx, c.done = ctx, done
 	c.canceled = false
 	var stop func() bool
-	if done != nil && done != c.watchDone && !c.closed {
-		stop = c.watchStop
-		c.watchDone = done
-		c.watchStop = context.AfterFunc(ctx, func() { c.ended(done) })
+	if !c.closed {
+		stop = c.watch.Watch(ctx)
 	}
 	c.mu.Unlock()
 	if stop != nil {
@@ -112,9 +111,7 @@ func (c *Conn) Bind(ctx context.Context) Binding {
 func (c *Conn) ended(done <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.watchDone == done {
-		c.watchDone, c.watchStop = nil, nil
-	}
+	c.watch.Ended(done)
 	if c.ctx == nil || c.done != done {
 		return
 	}
@@ -274,8 +271,7 @@ func (c *Conn) Close() error {
 		c.err = ErrClosed
 	}
 	c.closed = true
-	stop := c.watchStop
-	c.watchStop, c.watchDone = nil, nil
+	stop := c.watch.Stop()
 	c.mu.Unlock()
 	if stop != nil {
 		stop()
