@@ -345,3 +345,17 @@ func syncDir(dir string) error {
 	}
 	return err
 }
+
+// publish renames tmp/name to new/name and fsyncs new/. When the fsync
+// fails, it removes new/name again: the delivery failed, and the message
+// will come again.
+func (d *sysDirs) publish(name string) error {
+	if err := d.rename(name); err != nil {
+		return err
+	}
+	if err := d.syncNew(); err != nil {
+		d.unpublish(name)
+		return err
+	}
+	return nil
+}

@@ -99,20 +99,6 @@ func (d *sysDirs) remove(name string) {
 	runtime.KeepAlive(d.tmp)
 }
 
-// publish renames tmp/name to new/name and fsyncs new/. When the fsync
-// fails, it removes new/name again: the delivery failed, and the message
-// will come again.
-func (d *sysDirs) publish(name string) error {
-	if err := d.rename(name); err != nil {
-		return err
-	}
-	if err := d.syncNew(); err != nil {
-		d.unpublish(name)
-		return err
-	}
-	return nil
-}
-
 // rename renames tmp/name to new/name.
 func (d *sysDirs) rename(name string) error {
 	err := retryEINTR(func() error { return syscall.Renameat(d.tmpFD, name, d.newFD, name) })

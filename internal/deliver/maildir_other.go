@@ -41,20 +41,6 @@ func (d *sysDirs) remove(name string) { os.Remove(filepath.Join(d.tmp, name)) }
 // at once.
 const syncEachFile = true
 
-// publish renames tmp/name to new/name and fsyncs new/. When the fsync
-// fails, it removes new/name again: the delivery failed, and the message
-// will come again.
-func (d *sysDirs) publish(name string) error {
-	if err := d.rename(name); err != nil {
-		return err
-	}
-	if err := d.syncNew(); err != nil {
-		d.unpublish(name)
-		return err
-	}
-	return nil
-}
-
 // rename renames tmp/name to new/name.
 func (d *sysDirs) rename(name string) error {
 	return os.Rename(filepath.Join(d.tmp, name), filepath.Join(d.new, name))
