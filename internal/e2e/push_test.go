@@ -20,13 +20,14 @@ func TestRunPushDovecot(t *testing.T) {
 	got := make(chan time.Time, 10)
 	done := make(chan error, 1)
 	f := &mailaccess.Fetcher{State: &mailaccess.MemoryState{}}
+	armed := make(chan bool, 10)
 	go func() {
 		done <- f.Run(ctx, func(ctx context.Context) (mailaccess.Mailbox, error) {
 			return dialWay(ctx, d, imapS, d.IMAPSAddr, "INBOX")
 		}, func(ctx context.Context, m *mailaccess.Message) error {
 			got <- time.Now()
 			return nil
-		}, &mailaccess.RunOptions{Interval: time.Hour})
+		}, &mailaccess.RunOptions{Interval: time.Hour, Waiting: func(_ string, push bool) { armed <- push }})
 	}()
 	defer func() {
 		cancel()
@@ -39,7 +40,15 @@ func TestRunPushDovecot(t *testing.T) {
 	}
 	var lat []time.Duration
 	for i := range 5 {
-		time.Sleep(300 * time.Millisecond) // Run is back in IDLE
+		// Deliver once Run says Dovecot acknowledged IDLE.
+		select {
+		case push := <-armed:
+			if !push {
+				t.Fatal("Waiting says poll on a Dovecot with IDLE")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no Waiting signal before message %d", i)
+		}
 		sent := time.Now()
 		d.Append(t, user, "INBOX", mailaccesstest.Message(10+i))
 		select {
