@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -38,6 +39,12 @@ import (
 // ErrNotFound (the folder does not exist), ErrConnection (the connection
 // failed or timed out, or ctx ended). On every error the *Mailbox is nil.
 func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
+	return dial(ctx, addr, opts, true)
+}
+
+// dial is Dial; without sel it logs in but selects no folder (the session
+// of an Account).
+func dial(ctx context.Context, addr string, opts *Options, sel bool) (*Mailbox, error) {
 	o := opts.withDefaults()
 	if err := checkOptions(&o); err != nil {
 		return nil, err
@@ -50,6 +57,9 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 		opts:        o,
 		name:        mailboxName(o.Auth.Username, host, o.Folder),
 		changed:     make(chan struct{}, 1),
+		strays:      new(atomic.Int64),
+		arrivals:    new(atomic.Bool),
+		litFailed:   new(atomic.Bool),
 		marks:       make(map[imap.UID]struct{}),
 		idleRestart: idleRestartInterval,
 		secrets:     []string{o.Auth.Password},
@@ -64,7 +74,8 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Mailbox, error) {
 	}
 	m.conn = imapconn.New(raw)
 	m.total, m.ctl = m.conn.NewAlarm(), m.conn.NewAlarm()
-	if err := m.open(ctx, host); err != nil {
+	m.host = host
+	if err := m.open(ctx, host, sel); err != nil {
 		m.log.Warn("imap dial failed", "err", err)
 		m.conn.Kill(errSessionClosed)
 		if m.client != nil {
@@ -140,7 +151,7 @@ func mailboxName(user, host, folder string) string {
 }
 
 // open protects the connection, logs in and selects the folder.
-func (m *Mailbox) open(ctx context.Context, host string) error {
+func (m *Mailbox) open(ctx context.Context, host string, sel bool) error {
 	o := &m.opts
 	copts := &imapclient.Options{UnilateralDataHandler: m.unilateralHandler()}
 	m.log.Debug("imap connect", "addr", m.conn.RemoteAddr().String(), "security", o.Security.String())
@@ -196,6 +207,12 @@ func (m *Mailbox) open(ctx context.Context, host string) error {
 		if err := m.login(ctx); err != nil {
 			return err
 		}
+	}
+	if err := m.capabilities(ctx); err != nil {
+		return err
+	}
+	if !sel {
+		return nil
 	}
 	return m.selectFolder(ctx)
 }
@@ -479,10 +496,8 @@ func (m *Mailbox) capsError(op string) error {
 	return m.connError(op, m.conn.Reason())
 }
 
-// selectFolder selects the folder read-write and records the
-// capabilities and UIDVALIDITY.
-func (m *Mailbox) selectFolder(ctx context.Context) error {
-	const op = opSelect
+// capabilities asks for the capabilities after login and records them.
+func (m *Mailbox) capabilities(ctx context.Context) error {
 	g := m.begin(ctx, boundTotal)
 	// An explicit CAPABILITY: go-imap forgets the capabilities after login
 	// only after the login command has returned, so Caps could still give
@@ -492,10 +507,23 @@ func (m *Mailbox) selectFolder(ctx context.Context) error {
 		// Capabilities sent only as a response code of the tagged OK.
 		caps = m.client.Caps()
 	}
-	var data *imap.SelectData
-	if err == nil {
-		data, err = m.client.Select(m.opts.Folder, nil).Wait()
+	g.end()
+	if err != nil {
+		return m.fail(opSelect, err, nil)
 	}
+	m.caps = caps
+	for c := range caps {
+		m.capList = append(m.capList, string(c))
+	}
+	sort.Strings(m.capList)
+	return nil
+}
+
+// selectFolder selects the folder read-write and records its UIDVALIDITY.
+func (m *Mailbox) selectFolder(ctx context.Context) error {
+	const op = opSelect
+	g := m.begin(ctx, boundTotal)
+	data, err := m.client.Select(m.opts.Folder, nil).Wait()
 	g.end()
 	if err != nil {
 		return m.fail(op, err, nil)
@@ -504,14 +532,9 @@ func (m *Mailbox) selectFolder(ctx context.Context) error {
 		m.conn.Kill(errors.New("no UIDVALIDITY"))
 		return mailerr.New(op, mailaccess.ErrProtocol, "", errors.New("the server sent no UIDVALIDITY for the folder"))
 	}
-	m.caps = caps
 	m.uidValidity = data.UIDValidity
 	m.uidNext = data.UIDNext
 	m.selectCount = data.NumMessages
 	m.log.Debug("imap selected", "folder", m.opts.Folder, "uidvalidity", data.UIDValidity, "uidnext", uint32(data.UIDNext), "messages", data.NumMessages)
-	for c := range caps {
-		m.capList = append(m.capList, string(c))
-	}
-	sort.Strings(m.capList)
 	return nil
 }

@@ -33,6 +33,7 @@ import (
 type Mailbox struct {
 	opts        Options
 	name        string
+	host        string
 	conn        *imapconn.Conn
 	client      *imapclient.Client
 	caps        imap.CapSet
@@ -42,7 +43,7 @@ type Mailbox struct {
 	idleRestart time.Duration
 
 	changed chan struct{} // EXISTS or EXPUNGE seen; 1-buffered
-	strays  atomic.Int64  // FETCH bodies the client could not match
+	strays  *atomic.Int64 // FETCH bodies the client could not match
 
 	marks map[imap.UID]struct{} // deletion marks of the current epoch
 	// listed is the last List: each message's UID and RFC822.SIZE, in
@@ -52,17 +53,21 @@ type Mailbox struct {
 	uidNext imap.UID // UIDNEXT from SELECT, 0 when not sent
 	// selectCount is the message count of SELECT.
 	selectCount uint32
-	arrivals    atomic.Bool // EXISTS seen since SELECT: uidNext may be stale
+	arrivals    *atomic.Bool // EXISTS seen since SELECT: uidNext may be stale
 	pf          prefetch    // WillOpen's announcement and batched fetches
 	// litFailed is set once a read of a message literal failed: go-imap
 	// has then let go of it, and no literal may be read again.
-	litFailed atomic.Bool
+	litFailed *atomic.Bool
 	log       *slog.Logger
 	tracer    *tracer // nil: no trace
 	wire      *wire   // the plaintext connection under the client
 	// total bounds the operations of a guard with boundTotal, ctl the
 	// control waits (see control).
 	total, ctl *imapconn.Alarm
+
+	// acct is the Account that opened this folder, or nil for a session
+	// of its own (Dial): then Close leaves the connection to the account.
+	acct *Account
 
 	mu     sync.Mutex
 	reader *messageReader // the open reader of Open, if any
@@ -581,7 +586,9 @@ func (m *Mailbox) Delete(ctx context.Context, uids ...mailaccess.UID) error {
 	return nil
 }
 
-// Close commits the deletion marks and logs out.
+// Close commits the deletion marks and logs out; a folder opened by
+// Account.Open leaves the connection to the account instead of logging
+// out.
 //
 // With marks, it sends UID STORE <uids> +FLAGS.SILENT (\Deleted) and then
 // UID EXPUNGE <uids> (RFC 4315 UIDPLUS, or IMAP4rev2), which removes those
@@ -610,7 +617,11 @@ func (m *Mailbox) Close(ctx context.Context) error {
 	m.closed = true
 	r := m.reader
 	m.mu.Unlock()
-	defer m.shutdown()
+	if m.acct != nil {
+		defer m.acct.release(m)
+	} else {
+		defer m.shutdown()
+	}
 
 	if r != nil {
 		// Finishing the open reader keeps the session for the commit.
@@ -627,7 +638,7 @@ func (m *Mailbox) Close(ctx context.Context) error {
 	case n > 0:
 		m.log.Info("imap commit", "expunged", n)
 	}
-	if m.conn.Reason() == nil && ctx.Err() == nil {
+	if m.acct == nil && m.conn.Reason() == nil && ctx.Err() == nil {
 		g := m.begin(ctx, boundTotal)
 		_ = m.client.Logout().Wait()
 		g.end()
@@ -690,7 +701,8 @@ func (m *Mailbox) commit(ctx context.Context, op string) error {
 // EXPUNGE or LOGOUT, so the deletion marks (which never left this process)
 // are dropped. It is safe to call at any time, from any goroutine, and
 // more than once, also on a nil *Mailbox (what Dial returns with an
-// error); it always returns nil.
+// error); it always returns nil. For a folder opened by Account.Open,
+// closing the connection ends the account's session too.
 func (m *Mailbox) Abort() error {
 	if m == nil {
 		return nil
