@@ -54,7 +54,7 @@ type Mailbox struct {
 	// selectCount is the message count of SELECT.
 	selectCount uint32
 	arrivals    *atomic.Bool // EXISTS seen since SELECT: uidNext may be stale
-	pf          prefetch    // WillOpen's announcement and batched fetches
+	pf          prefetch     // WillOpen's announcement and batched fetches
 	// litFailed is set once a read of a message literal failed: go-imap
 	// has then let go of it, and no literal may be read again.
 	litFailed *atomic.Bool
