@@ -41,6 +41,8 @@ type StateOptions struct {
 //     case or are prefixes of each other, and long names;
 //   - UIDs are kept byte for byte: IMAP's "1700000000/42", "sha256:..."
 //     and every character that a POP3 UIDL may hold (0x21 to 0x7E);
+//   - a mailaccess.MailboxLister lists exactly the mailboxes with records
+//     under a prefix, sorted, and ForgetMailbox empties one;
 //   - Mark, SetMark, Count and Lookup agree with what was put and
 //     forgotten, across several UID epochs;
 //   - with StateOptions.Reopen, everything survives a reopen;
@@ -71,6 +73,7 @@ func TestState(t *testing.T, open func(t *testing.T) mailaccess.State, opts *Sta
 	t.Run("Forget", func(t *testing.T) { testStateForget(t, open(t)) })
 	t.Run("Mailboxes", func(t *testing.T) { testStateMailboxes(t, open(t)) })
 	t.Run("OddUIDs", func(t *testing.T) { testStateOddUIDs(t, open(t)) })
+	t.Run("MailboxLister", func(t *testing.T) { testStateMailboxLister(t, open(t)) })
 	t.Run("Mark", func(t *testing.T) { testStateMark(t, inc(t)) })
 	t.Run("Count", func(t *testing.T) { testStateCount(t, inc(t)) })
 	t.Run("Lookup", func(t *testing.T) { testStateLookup(t, inc(t)) })
