@@ -162,19 +162,20 @@ func (c *TokenCache) LogValue() slog.Value { return slog.StringValue(c.String())
 // dials, and when the server refuses the token, refreshes it once and
 // dials once more. Its own errors are of the operation "<proto> login",
 // as the driver's are.
-func dialOAuth(ctx context.Context, proto string, o *Options, auth mailaccess.Auth, dial func(context.Context, mailaccess.Auth) (mailaccess.Mailbox, error)) (mailaccess.Mailbox, error) {
+func dialOAuth[T any](ctx context.Context, proto string, o *Options, auth mailaccess.Auth, dial func(context.Context, mailaccess.Auth) (T, error)) (T, error) {
 	op := proto + " " + mailerr.OpLogin
+	var none T
 	if auth.Token != nil {
-		return nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("set Options.TokenSource or Auth.Token, not both"))
+		return none, mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("set Options.TokenSource or Auth.Token, not both"))
 	}
 	switch mech := strings.ToUpper(auth.Mechanism); mech {
 	case mailaccess.MechAuto, mailaccess.MechXOAuth2, mailaccess.MechOAuthBearer:
 		auth.Mechanism = mech
 	default:
-		return nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", fmt.Errorf("Options.TokenSource needs mechanism XOAUTH2 or OAUTHBEARER, not %q", safetext.Sanitize(auth.Mechanism)))
+		return none, mailerr.New(op, mailaccess.ErrInvalidArgument, "", fmt.Errorf("Options.TokenSource needs mechanism XOAUTH2 or OAUTHBEARER, not %q", safetext.Sanitize(auth.Mechanism)))
 	}
 	if auth.Username == "" {
-		return nil, mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("OAuth2 needs a user name (Auth.Username or the URL's user)"))
+		return none, mailerr.New(op, mailaccess.ErrInvalidArgument, "", errors.New("OAuth2 needs a user name (Auth.Username or the URL's user)"))
 	}
 	// Never send a password along with a token.
 	auth.Password = ""
@@ -185,7 +186,7 @@ func dialOAuth(ctx context.Context, proto string, o *Options, auth mailaccess.Au
 	}
 	tok, terr := sourceToken(ctx, op, "getting the OAuth2 token", r.Token)
 	if terr != nil {
-		return nil, terr
+		return none, terr
 	}
 	mb, err := dial(ctx, withToken(auth, tok))
 	if !refused(err) {
@@ -197,7 +198,7 @@ func dialOAuth(ctx context.Context, proto string, o *Options, auth mailaccess.Au
 		if errors.As(err, &e) {
 			rerr.Text = e.Text
 		}
-		return nil, rerr
+		return none, rerr
 	}
 	return dial(ctx, withToken(auth, tok2))
 }
