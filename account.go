@@ -12,32 +12,55 @@ import (
 
 // DialAccount opens the whole IMAP account that rawURL names, for
 // mailaccess.Fetcher.FetchAccount, and returns it with the Selection that
-// the URL's path makes. The path is an IMAP LIST pattern on the decoded
-// folder names (see mailaccess.Selection): "imaps://alice@host/*" or
+// the URL's path makes (see ParseAccountURL): "imaps://alice@host/*" or
 // "imaps://alice@host" (no path) select every folder but \Junk and
 // \Trash, "imaps://alice@host/Archive/%" the children of Archive,
-// "imaps://alice@host/INBOX" INBOX alone. A "%" that does not begin a
-// %XX escape is the wildcard itself; write "%25" for a "%" followed by
-// two hexadecimal digits. The caller may add Exclude patterns to the
-// Selection, or set Junk and Trash.
+// "imaps://alice@host/INBOX" INBOX alone. The caller may add Exclude
+// patterns to the Selection, or set Junk and Trash.
 //
-// Options are read as Dial reads them, TokenSource included. A pop3 or
-// pop3s URL is ErrUnsupported: a POP3 maildrop has no folders. On any
-// error the Account is nil (a nil interface).
+// Options are read as Dial reads them, TokenSource included. On any error
+// the Account and the Selection are nil.
 func DialAccount(ctx context.Context, rawURL string, opts *Options) (mailaccess.Account, *mailaccess.Selection, error) {
-	t, err := ParseURL(escapeWildcards(rawURL))
+	t, err := ParseAccountURL(rawURL)
 	if err != nil {
 		return nil, nil, err
 	}
-	if t.Protocol() != "imap" {
-		return nil, nil, mailerr.New("parse URL", mailaccess.ErrUnsupported, "", errors.New("a whole account needs an imap or imaps URL: POP3 has no folders"))
-	}
-	sel := &mailaccess.Selection{Include: []string{"*"}}
-	if hasPath(rawURL) {
-		sel.Include = []string{t.Folder}
-	}
-	if err := sel.Check(); err != nil {
+	a, err := DialAccountTarget(ctx, t, opts)
+	if err != nil {
 		return nil, nil, err
+	}
+	return a, &mailaccess.Selection{Include: []string{t.Folder}}, nil
+}
+
+// ParseAccountURL parses an imap or imaps URL whose path is an IMAP LIST
+// pattern on the decoded folder names (see mailaccess.Selection), as
+// ParseURL parses the others; the Target's Folder holds the pattern, "*"
+// when the URL has no path. A "%" that does not begin a %XX escape is the
+// wildcard itself; write "%25" for a "%" followed by two hexadecimal
+// digits. A pop3 or pop3s URL is ErrUnsupported (a POP3 maildrop has no
+// folders); an invalid pattern is ErrInvalidArgument.
+func ParseAccountURL(rawURL string) (*Target, error) {
+	t, err := ParseURL(escapeWildcards(rawURL))
+	if err != nil {
+		return nil, err
+	}
+	if t.Protocol() != "imap" {
+		return nil, mailerr.New("parse URL", mailaccess.ErrUnsupported, "", errors.New("a whole account needs an imap or imaps URL: POP3 has no folders"))
+	}
+	if !hasPath(rawURL) {
+		t.Folder = "*"
+	}
+	if err := (&mailaccess.Selection{Include: []string{t.Folder}}).Check(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// DialAccountTarget is DialAccount for a Target of ParseAccountURL (its
+// Folder is not used). On any error the Account is nil.
+func DialAccountTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Account, error) {
+	if t.Protocol() != "imap" {
+		return nil, mailerr.New("dial", mailaccess.ErrUnsupported, "", errors.New("a whole account needs IMAP: POP3 has no folders"))
 	}
 	var o Options
 	if opts != nil {
@@ -66,16 +89,10 @@ func DialAccount(ctx context.Context, rawURL string, opts *Options) (mailaccess.
 		}
 		return a, nil
 	}
-	var a mailaccess.Account
 	if o.TokenSource != nil {
-		a, err = dialOAuth(ctx, "imap", &o, auth, dial)
-	} else {
-		a, err = dial(ctx, auth)
+		return dialOAuth(ctx, "imap", &o, auth, dial)
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return a, sel, nil
+	return dial(ctx, auth)
 }
 
 // escapeWildcards escapes as "%25" each "%" of the URL's path that does
