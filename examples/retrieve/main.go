@@ -36,6 +36,22 @@
 // access token is used instead (XOAUTH2 unless the URL says
 // ;AUTH=OAUTHBEARER), read afresh at each login.
 //
+// With a folder pattern as the URL's path (imaps://user@host/* for the
+// whole account, .../Archive/% for the children of Archive: IMAP LIST
+// patterns, "*" across levels and "%" within one), retrieve fetches every
+// folder that it matches, less those of each -exclude PATTERN and the
+// \Junk and \Trash folders, one after the other on one connection.
+// -maildir DIR is then a Maildir++ tree: INBOX at the top, every other
+// folder a sub-Maildir ".Sent", ".Archive.2024" (the hierarchy separator
+// becomes "."; a ".", "/", "%", "\" or control character inside a level is
+// written %XX, an empty level "%-", so that every name is one safe file
+// name and reads back; a name too long is cut, ends with "%~" and a hash,
+// and its directory holds the full name in .unimail-folder-name). -mbox DIR
+// is a directory of mbox files named the same way (INBOX for the inbox).
+// The summary line ends with folders=N, a folder deleted or renamed on the
+// server since the last run is reported on stderr (its records are kept),
+// and a pattern that matches no folder is an error.
+//
 // Exactly one of -maildir DIR and -mbox FILE says where the mail goes.
 // On a terminal a progress bar on stderr shows the messages and bytes
 // fetched, the rate and the time left (-q hides it). With -watch it keeps
@@ -123,6 +139,7 @@ type config struct {
 	verbose      bool
 	trace        string
 	url          string
+	excludes     []string // -exclude patterns, with a folder pattern in the URL
 }
 
 const usageHead = `usage: retrieve [flags] URL
@@ -137,6 +154,14 @@ URL:
   pop3://user@host[:port]            POP3 with STLS required (port 110)
   imaps://user@host[:port][/folder]  IMAP over TLS (port 993), folder INBOX by default
   imap://user@host[:port][/folder]   IMAP with STARTTLS required (port 143)
+  imaps://user@host[:port]/PATTERN   every folder that the IMAP LIST pattern
+                                     matches (* across levels, % within one),
+                                     less -exclude PATTERN (repeatable), \Junk
+                                     and \Trash; -maildir DIR is then a
+                                     Maildir++ tree (INBOX at the top, .Sent,
+                                     .Archive.2024), -mbox DIR a directory of
+                                     mbox files, and the line below ends with
+                                     folders=N
   user;AUTH=MECH@host picks the mechanism: PLAIN, LOGIN, APOP (POP3),
   XOAUTH2 or OAUTHBEARER. Special characters in the user are percent-encoded.
 
@@ -184,6 +209,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.interval, "interval", time.Minute, "with -watch, the time between two fetches when the server cannot announce new mail")
 	fs.BoolVar(&c.quiet, "q", false, "no progress bar")
 	fs.BoolVar(&c.verbose, "v", false, "log what happens (debug level) on stderr")
+	fs.Func("exclude", "with a folder `PATTERN` in the URL, leave out the folders this IMAP LIST pattern matches (may be repeated)", func(p string) error {
+		c.excludes = append(c.excludes, p)
+		return nil
+	})
 	fs.StringVar(&c.trace, "trace", "", "write the protocol trace, credentials redacted, to `FILE`")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageHead)
@@ -209,8 +238,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	case c.maildir != "" && c.mbox != "":
 		return nil, errors.New("-maildir and -mbox exclude each other")
 	}
+	account := isPattern(c.url)
+	if len(c.excludes) > 0 && !account {
+		return nil, errors.New("-exclude needs a folder pattern in the URL, such as imaps://user@host/*")
+	}
+	if account && c.watch {
+		return nil, errors.New("-watch takes one folder, not a folder pattern")
+	}
 	if c.state == "" {
-		if c.maildir != "" {
+		if account && c.mbox != "" {
+			c.state = filepath.Join(c.mbox, ".unimail-state")
+		} else if c.maildir != "" {
 			c.state = filepath.Join(c.maildir, ".unimail-state")
 		} else {
 			c.state = c.mbox + ".unimail-state"
@@ -420,7 +458,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "retrieve: %v\n", err)
 		return exitUsage
 	}
-	target, err := unimail.ParseURL(c.url)
+	parse := unimail.ParseURL
+	if isPattern(c.url) {
+		parse = unimail.ParseAccountURL
+	}
+	target, err := parse(c.url)
 	if err != nil {
 		fmt.Fprintf(stderr, "retrieve: %v\n", err)
 		return exitUsage
@@ -483,6 +525,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		opts.Logger = logger
 	}
 
+	if isPattern(c.url) {
+		f := &mailaccess.Fetcher{Retention: c.retention, MaxSize: c.maxSize, Logger: logger, Batch: mailaccess.Batch{Messages: c.batch}}
+		if bar != nil {
+			f.Progress = bar.update
+		}
+		return runAccount(ctx, c, target, opts, f, bar, stdout, stderr)
+	}
 	dest, err := openDestination(c)
 	if err != nil {
 		fmt.Fprintf(stderr, "retrieve: %v\n", err)
