@@ -17,8 +17,8 @@ var ErrNoDovecot = errors.New("dovecot is not installed")
 
 // Server is a private Dovecot 2.3 started for a benchmark program, outside
 // of a test: the dovecottest harness (four listeners on 127.0.0.1, its own
-// configuration, user alice with password alice-password, files on tmpfs
-// when there is room).
+// configuration, users alice and bob with password alice-password, files
+// on tmpfs when there is room).
 type Server struct {
 	*dovecottest.Server
 	tb *programTB
@@ -36,7 +36,8 @@ func StartDovecot() (srv *Server, err error) {
 		}
 	}()
 	var s *dovecottest.Server
-	err = tb.do(func() { s = dovecottest.Start(tb, nil) })
+	users := map[string]string{benchUser: benchPassword, accountUser: benchPassword}
+	err = tb.do(func() { s = dovecottest.Start(tb, &dovecottest.Options{Users: users}) })
 	if err != nil {
 		return nil, err
 	}

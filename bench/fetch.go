@@ -171,8 +171,9 @@ func Library(ctx context.Context, t Target, password string, state mailaccess.St
 // JSON on its standard input and the password from the environment
 // variable PasswordEnv.
 type Job struct {
-	// Kind is KindRaw, KindRawList, KindRawNew, KindLibrary or
-	// KindLibraryOneThread.
+	// Kind is KindRaw, KindRawList, KindRawNew, KindLibrary,
+	// KindLibraryOneThread or KindLibraryAccount (every folder of the
+	// Target's user, see LibraryAccount).
 	Kind string `json:"kind"`
 	// Target is where to fetch from.
 	Target Target `json:"target"`
@@ -187,6 +188,7 @@ type Job struct {
 	// into.
 	CPUProfile string `json:"cpu_profile,omitempty"`
 }
+
 
 // PasswordEnv is the environment variable that carries the password to a
 // child process (the same one that examples/retrieve reads).
@@ -226,6 +228,8 @@ func RunJob(ctx context.Context, j Job, password string) (out Outcome, err error
 	case KindLibraryOneThread:
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 		return Library(ctx, j.Target, password, state)
+	case KindLibraryAccount:
+		return LibraryAccount(ctx, j.Target, password, state)
 	}
 	return Outcome{}, errors.New("unknown job kind " + j.Kind)
 }

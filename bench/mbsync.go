@@ -79,6 +79,12 @@ func mbsyncQuote(s string) (string, error) {
 // file holds the password and has mode 0600; the password is never on a
 // command line.
 func writeMbsyncrc(dir string, t Target, password string) (string, error) {
+	return writeMbsyncrcFor(dir, t, password, false)
+}
+
+// writeMbsyncrcFor is writeMbsyncrc; with account, the Channel takes every
+// folder (Patterns *) instead of INBOX alone.
+func writeMbsyncrcFor(dir string, t Target, password string, account bool) (string, error) {
 	if t.Proto != IMAP {
 		return "", fmt.Errorf("mbsync fetches over IMAP only, not %s", t.Proto)
 	}
@@ -123,8 +129,14 @@ func writeMbsyncrc(dir string, t Target, password string) (string, error) {
 	p("Inbox %s", q[4])
 	p("")
 	p("Channel %s", mbsyncChannel)
-	p("Far :far:INBOX")
-	p("Near :near:INBOX")
+	if account {
+		p("Far :far:")
+		p("Near :near:")
+		p("Patterns *")
+	} else {
+		p("Far :far:INBOX")
+		p("Near :near:INBOX")
+	}
 	p("Sync Pull New")
 	p("Create Near")
 	p("Remove None")
@@ -160,6 +172,12 @@ func checkLocalhost(ctx context.Context) error {
 // returns what the Maildir holds (see mbsyncMaildir). A non-zero exit
 // status is an error with mbsync's standard error.
 func (m *measure) mbsync(ctx context.Context, t Target) (Outcome, Sample, error) {
+	return m.mbsyncFor(ctx, t, false)
+}
+
+// mbsyncFor is mbsync; with account, every folder (Patterns *) into a
+// tree of Maildirs, counted by mbsyncTree.
+func (m *measure) mbsyncFor(ctx context.Context, t Target, account bool) (Outcome, Sample, error) {
 	if err := checkLocalhost(ctx); err != nil {
 		return Outcome{}, Sample{}, err
 	}
@@ -168,7 +186,7 @@ func (m *measure) mbsync(ctx context.Context, t Target) (Outcome, Sample, error)
 		return Outcome{}, Sample{}, err
 	}
 	defer os.RemoveAll(dir)
-	rc, err := writeMbsyncrc(dir, t, benchPassword)
+	rc, err := writeMbsyncrcFor(dir, t, benchPassword, account)
 	if err != nil {
 		return Outcome{}, Sample{}, err
 	}
@@ -180,6 +198,10 @@ func (m *measure) mbsync(ctx context.Context, t Target) (Outcome, Sample, error)
 	s, err := m.r.runMeasured(ctx, cmd)
 	if err != nil {
 		return Outcome{}, s, fmt.Errorf("mbsync: %v: %s", err, strings.TrimSpace(stderr.String()+stdout.String()))
+	}
+	if account {
+		out, err := mbsyncTree(filepath.Join(dir, "mail"))
+		return out, s, err
 	}
 	out, err := mbsyncMaildir(filepath.Join(dir, "mail", "INBOX"))
 	return out, s, err

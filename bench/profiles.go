@@ -24,6 +24,10 @@ type Profile struct {
 	Incremental bool
 	// Size is the number of messages of an incremental profile.
 	Size int
+	// Account measures, over IMAP, the same messages in one folder of one
+	// user and spread over the AccountFolders folders of another, fetched
+	// as a whole account on one connection (see ProfileAccount).
+	Account bool
 }
 
 // Profile names accepted by ParseProfiles.
@@ -51,8 +55,9 @@ const (
 )
 
 // ParseProfiles turns a comma-separated list of profile names ("small",
-// "mixed", "large", "incremental", or "all"; "none" for no profile) into
-// profiles, with the incremental profile expanded to one profile per size.
+// "mixed", "large", "incremental", or "all"; "none" for no profile; and
+// "account", which "all" does not include) into profiles, with the
+// incremental profile expanded to one profile per size.
 func ParseProfiles(list string, incrementalSizes []int) ([]Profile, error) {
 	var out []Profile
 	seen := map[string]bool{}
@@ -109,8 +114,10 @@ func ParseProfiles(list string, incrementalSizes []int) ([]Profile, error) {
 						Size:        size,
 					})
 				}
+			case ProfileAccount:
+				out = append(out, accountProfile())
 			default:
-				return nil, fmt.Errorf("unknown profile %q (want small, mixed, large, incremental, all or none)", n)
+				return nil, fmt.Errorf("unknown profile %q (want small, mixed, large, incremental, account, all or none)", n)
 			}
 		}
 	}

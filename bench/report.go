@@ -159,6 +159,10 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 			p("| %s | %s | %.3f | %.0f | %.1f | %.1f | %s | %s |", c.Client(), strings.ToUpper(c.Proto), c.Wall.Seconds(),
 				float64(c.Messages)/c.Wall.Seconds(), mib(c.Bytes)/c.Wall.Seconds(), mib(c.MaxRSS), ratio(c.Ratio), ratio(c.InProcRatio))
 		}
+		if note := accountRatio(r); note != "" {
+			p("")
+			p("%s", note)
+		}
 	}
 	var incr []ProfileResult
 	for _, r := range results {

@@ -10,7 +10,10 @@
 #
 #   -runs N                measured runs per case after one warm-up
 #                          (default 5; env BENCH_RUNS)
-#   -profiles LIST         small,mixed,large,incremental, all or none
+#   -profiles LIST         small,mixed,large,incremental, all or none, and
+#                          account (20 folders of 500 messages fetched as a
+#                          whole account, next to the same 10,000 messages
+#                          in one folder; not part of all)
 #                          (default all; env BENCH_PROFILES)
 #   -incremental-sizes L   mailbox sizes of the incremental profile
 #                          (default 1000,10000,100000; env BENCH_INCREMENTAL_SIZES)

@@ -49,6 +49,9 @@ func (c Case) String() string {
 // Client names the measured client: its kind, and retrieve's -batch when
 // it is set.
 func (c Case) Client() string {
+	if isAccountKind(c.Kind) && c.Phase == PhaseNoNew {
+		return c.Kind + ", nothing new"
+	}
 	if c.Batch > 0 {
 		return fmt.Sprintf("%s -batch %d", c.Kind, c.Batch)
 	}
@@ -226,7 +229,12 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 	}
 	defer srv.Close()
 	t0 = time.Now()
-	if err := srv.Seed(benchUser, "INBOX", msgs); err != nil {
+	if p.Account {
+		err = seedAccount(srv, msgs)
+	} else {
+		err = srv.Seed(benchUser, "INBOX", msgs)
+	}
+	if err != nil {
 		return res, err
 	}
 	res.Seed = time.Since(t0)
@@ -274,6 +282,11 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 	cases := r.cases(p)
 	if p.Incremental {
 		if err := m.prepareNoNew(ctx); err != nil {
+			return res, err
+		}
+	}
+	if p.Account {
+		if err := m.prepareAccountNoNew(ctx); err != nil {
 			return res, err
 		}
 	}
@@ -338,6 +351,9 @@ func (r *Runner) Floor(ctx context.Context) (Sample, error) {
 // cases lists the measured cases of a profile, baselines first.
 func (r *Runner) cases(p Profile) []Case {
 	var out []Case
+	if p.Account {
+		return r.accountCases()
+	}
 	if p.Incremental {
 		for _, phase := range []string{PhaseFirst, PhaseNoNew} {
 			base := KindRaw
@@ -415,12 +431,17 @@ func (m *measure) one(ctx context.Context, c Case, last bool) (Sample, error) {
 		defer cancel()
 	}
 	t := m.targets[c.Proto]
+	if isAccountKind(c.Kind) {
+		t = accountTarget(t)
+	}
 	var (
 		out Outcome
 		s   Sample
 		err error
 	)
 	switch c.Kind {
+	case KindLibraryAccount, KindRetrieveAccount, KindMbsyncAccount:
+		out, s, err = m.oneAccount(ctx, c, t)
 	case KindRaw, KindRawList:
 		out, s, err = m.child(ctx, Job{Kind: c.Kind, Target: t, Want: m.n})
 	case KindRawNew:
@@ -526,11 +547,17 @@ func (m *measure) child(ctx context.Context, j Job) (Outcome, Sample, error) {
 // with its state file in the Maildir (its default), and with -batch batch
 // unless it is 0.
 func (m *measure) retrieve(ctx context.Context, t Target, dir string, batch int) (Outcome, Sample, error) {
+	return m.retrievePath(ctx, t, "", dir, batch)
+}
+
+// retrievePath is retrieve with path after the URL's address, such as
+// "/*" for a whole account.
+func (m *measure) retrievePath(ctx context.Context, t Target, path, dir string, batch int) (Outcome, Sample, error) {
 	scheme := "imaps"
 	if t.Proto == POP3 {
 		scheme = "pop3s"
 	}
-	url := scheme + "://" + t.User + "@" + t.Addr
+	url := scheme + "://" + t.User + "@" + t.Addr + path
 	args := []string{"-maildir", dir, "-retention", "keep", "-ca", t.CAFile}
 	if t.Timeout > 0 {
 		args = append(args, "-timeout", t.Timeout.String())

@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.SetOutput(stderr)
 	child := fs.Bool("child", false, "run one job read as JSON from stdin and print its outcome (used by the benchmark itself)")
 	runs := fs.Int("runs", 5, "measured runs of every case, after one warm-up run")
-	profiles := fs.String("profiles", strings.Join(bench.DefaultProfiles, ","), "profiles to run: small, mixed, large, incremental, all, or none")
+	profiles := fs.String("profiles", strings.Join(bench.DefaultProfiles, ","), "profiles to run: small, mixed, large, incremental, all, or none; and account, which all does not include")
 	incrRuns := fs.Int("incremental-runs", 3, "measured runs of every case of the incremental profiles (a first run of 100,000 messages takes minutes)")
 	sizes := fs.String("incremental-sizes", "1000,10000,100000", "mailbox sizes of the incremental profile")
 	out := fs.String("o", "", "write the results as Markdown into this file (such as BENCHMARKS.md)")
