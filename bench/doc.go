@@ -9,8 +9,8 @@
 //     3.9 KiB), mixed (500 messages from 1 KiB to 2 MiB), large (one 100
 //     MiB message), and incremental (IMAP mailboxes of 1,000 to 100,000
 //     messages with a file state: a first run, and a run with nothing new);
-//     and, run only when asked for, account (20 folders of 500 small
-//     messages fetched as a whole account on one connection with
+//     account, run only when named (20 folders of 500 small messages
+//     fetched as a whole account on one connection with
 //     Fetcher.FetchAccount, by retrieve with a folder pattern and by mbsync
 //     with Patterns *, next to the same 10,000 messages in one folder);
 //     their messages are deterministic (Message, LargeMessage,
