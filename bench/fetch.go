@@ -189,7 +189,6 @@ type Job struct {
 	CPUProfile string `json:"cpu_profile,omitempty"`
 }
 
-
 // PasswordEnv is the environment variable that carries the password to a
 // child process (the same one that examples/retrieve reads).
 const PasswordEnv = "UNIMAIL_PASSWORD"
