@@ -46,6 +46,12 @@
 //
 // Cleartext (no TLS at all) needs Options.InsecureCleartext.
 //
+// DialAccount opens a whole IMAP account instead, for backup, migration
+// and archiving: the URL's path is then an IMAP LIST pattern of the folders
+// to fetch ("imaps://alice@mail.example.com/*", ".../Archive/%"), and
+// mailaccess.Fetcher.FetchAccount fetches them one after the other on one
+// connection.
+//
 // # OAuth 2.0 (Gmail, Microsoft 365)
 //
 // Providers that have turned off passwords for POP3 and IMAP take an OAuth

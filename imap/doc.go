@@ -12,6 +12,12 @@
 // driver.Describer, driver.Prefetcher (batched fetches) and
 // driver.AfterLister (incremental listing).
 //
+// DialAccount opens a session with the whole account instead: Account.Folders
+// lists the folders (LIST, with the RFC 6154 special-use attributes, the names
+// decoded from modified UTF-7) and Account.Open selects them one after the
+// other on the same connection, each a Mailbox as above
+// (mailaccess.Fetcher.FetchAccount drives it).
+//
 // # IMAP semantics in this driver
 //
 // UIDs are scoped by UIDVALIDITY. A message's mailaccess.UID is

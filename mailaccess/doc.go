@@ -74,6 +74,19 @@
 // plan, decided at the start of each run, says how the run lists; Run's
 // look for new mail before it waits is a dry run of the same plan.
 //
+// # Whole accounts
+//
+// Fetcher.FetchAccount fetches every folder of an IMAP account that a
+// Selection picks (IMAP LIST patterns on the decoded names, with
+// exclusions; \Junk and \Trash only when asked for), one folder after
+// the other on one session, each exactly as Fetch does, under the same
+// safety contract. Each folder is a mailbox of its own in the State (its
+// Name holds the folder), with its own UIDVALIDITY. A folder that the
+// server no longer lists keeps its records and is reported; a folder that
+// is new to the State but has the UID epoch of such a gone folder (a
+// rename) is compared with the gone folder's records by fingerprint, so
+// that its messages are not delivered again.
+//
 // # Errors
 //
 // Every error that unimail returns matches one of the Err* kinds with

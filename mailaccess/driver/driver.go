@@ -3,7 +3,8 @@
 // Mailbox interface that a driver implements, the identity of a message
 // (UID, MessageInfo), and the optional capabilities that the Fetcher finds
 // by type assertion (Mover, Watcher, Folders, Describer, Prefetcher,
-// AfterLister). Programs that read mail use package mailaccess, which
+// AfterLister), and Account, a session with a whole account of folders.
+// Programs that read mail use package mailaccess, which
 // re-exports Mailbox, UID and MessageInfo; they import driver only to
 // write a driver of their own.
 //
