@@ -151,3 +151,35 @@ func TestRetrieveAccountBadUsage(t *testing.T) {
 		t.Fatalf("bad pattern: exit %d, stderr %q", code, errs)
 	}
 }
+
+// TestRetrieveAccountOddNames: folder names that cannot be file names as
+// they are (too long, "..", a level that is empty) are stored under escaped
+// names, never dropped, and a name that had to be cut is kept in full
+// beside its messages.
+func TestRetrieveAccountOddNames(t *testing.T) {
+	s := imaptest.NewTLSServer(t, nil)
+	s.AddUser("alice", password)
+	long := strings.Repeat("Ä", 150)
+	names := []string{long, "..", "a//b", "x\ty"}
+	for i, f := range names {
+		s.Append("alice", f, []byte("Subject: "+strings.Repeat("n", i)+"\r\n\r\nx\r\n"))
+	}
+	md := filepath.Join(t.TempDir(), "Mail")
+	code, out, errs := runRetrieve(t, password, "-maildir", md, "-ca", writeCA(t, s.CertPEM()), "imaps://alice@"+s.Addr+"/*")
+	if code != 0 || !strings.HasPrefix(out, "delivered=4 ") || !strings.HasSuffix(out, " folders=5\n") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	for _, f := range names {
+		dir := filepath.Join(md, "."+folderFile(f, '/'))
+		if got := maildirFiles(t, dir); len(got) != 1 {
+			t.Fatalf("%q: %d messages in %s", f, len(got), dir)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(md, "."+folderFile(long, '/'), folderNameFile))
+	if err != nil || string(b) != long+"\n" {
+		t.Fatalf("full name of the cut folder: %q, %v", b, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(md)); len(ents) != 1 {
+		t.Fatalf("something was written beside the Maildir: %v", ents)
+	}
+}
