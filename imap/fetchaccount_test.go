@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/unimail/unimail/imap"
@@ -315,4 +316,62 @@ func summary(m map[string][][]byte) map[string]int {
 		out[f] = len(l)
 	}
 	return out
+}
+
+// TestFetchAccountConnectionLost: when the connection drops in the middle
+// of the account, the folders before it are done, that folder and those
+// after it report the lost session, and the next run delivers exactly the
+// rest: nothing lost, nothing twice.
+func TestFetchAccountConnectionLost(t *testing.T) {
+	s := newServer(t, nil)
+	want := map[string][][]byte{}
+	for i, f := range []string{"INBOX", "A", "B", "C"} {
+		for j := range 2 {
+			raw := message(10*i+j, 150)
+			s.Append(user, f, raw)
+			want[f] = append(want[f], raw)
+		}
+	}
+	var dropped atomic.Bool
+	s.SetFault(func(c imaptest.Command) imaptest.Fault {
+		if c.Name == "UID FETCH" && strings.Contains(c.Line, "BODY.PEEK") && !dropped.Load() {
+			// The first body fetch of folder B.
+			for _, prev := range s.Commands() {
+				if prev.Conn == c.Conn && prev.Name == "SELECT" && (strings.HasSuffix(prev.Line, ` "B"`) || strings.HasSuffix(prev.Line, " B")) {
+					dropped.Store(true)
+					return imaptest.Fault{DropAfterBytes: 40}
+				}
+			}
+		}
+		return imaptest.Fault{}
+	})
+	st := &mailaccess.MemoryState{}
+	f := &mailaccess.Fetcher{State: st, Retention: mailaccess.DeleteAfterFetch}
+	var got sink
+	rep, err := fetchAccount(t, s, f, nil, got.handler())
+	if !errors.Is(err, mailaccess.ErrConnection) || !dropped.Load() {
+		t.Fatalf("FetchAccount = %v (dropped %v), want ErrConnection", err, dropped.Load())
+	}
+	for _, fr := range rep.Folders {
+		lost := fr.Folder.Name == "B" || fr.Folder.Name == "C"
+		if lost != (fr.Err != nil) || (lost && !errors.Is(fr.Err, mailaccess.ErrConnection)) {
+			t.Fatalf("%q: %v", fr.Folder.Name, fr.Err)
+		}
+	}
+	first := got.take()
+	if !equalDeliveries(first, map[string][][]byte{"INBOX": want["INBOX"], "A": want["A"]}) {
+		t.Fatalf("first run delivered %v", summary(first))
+	}
+	s.SetFault(nil)
+	if _, err := fetchAccount(t, s, f, nil, got.handler()); err != nil {
+		t.Fatal(err)
+	}
+	if second := got.take(); !equalDeliveries(second, map[string][][]byte{"B": want["B"], "C": want["C"]}) {
+		t.Fatalf("second run delivered %v", summary(second))
+	}
+	for _, folder := range []string{"INBOX", "A", "B", "C"} {
+		if n := len(s.Messages(user, folder)); n != 0 {
+			t.Fatalf("%s holds %d after DeleteAfterFetch", folder, n)
+		}
+	}
 }
