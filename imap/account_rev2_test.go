@@ -1,0 +1,42 @@
+package imap_test
+
+import (
+	"testing"
+
+	"github.com/unimail/unimail/imap/imaptest"
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// TestFetchAccountIMAP4rev2: on an IMAP4rev2 server, which answers each
+// SELECT after the first with "OK [CLOSED]" for the folder it leaves,
+// every folder is fetched and committed on the one connection.
+func TestFetchAccountIMAP4rev2(t *testing.T) {
+	s := newServer(t, &imaptest.Config{IMAP4rev2: true})
+	s.CreateFolder(user, "Junk", `\Junk`)
+	for i, f := range []string{"INBOX", "A", "A/B", "Junk"} {
+		s.Append(user, f, message(i, 300))
+		s.Append(user, f, message(10+i, 300))
+	}
+	var got sink
+	rep, err := fetchAccount(t, s, &mailaccess.Fetcher{State: &mailaccess.MemoryState{}, Retention: mailaccess.DeleteAfterFetch}, nil, got.handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Folders) != 3 {
+		t.Fatalf("%d folders, want 3 (not Junk)", len(rep.Folders))
+	}
+	for _, f := range []string{"INBOX", "A", "A/B"} {
+		if n := len(s.Messages(user, f)); n != 0 {
+			t.Fatalf("%s holds %d", f, n)
+		}
+	}
+	if n := len(s.Messages(user, "Junk")); n != 2 {
+		t.Fatalf("Junk holds %d, want 2", n)
+	}
+	if g := got.take(); len(g["INBOX"])+len(g["A"])+len(g["A/B"]) != 6 {
+		t.Fatalf("delivered %v", summary(g))
+	}
+	if hasPlainExpunge(s) {
+		t.Fatal("a plain EXPUNGE was sent")
+	}
+}
