@@ -68,8 +68,8 @@ func folderReport(t *testing.T, rep mailaccess.AccountReport, name string) maila
 // new sends one LIST and one SELECT per folder and no FETCH; between
 // runs a folder is deleted, one renamed, one created and one gets a new
 // UIDVALIDITY: nothing already delivered is delivered again, the new
-// folder is, and the deleted and renamed ones are reported gone with
-// their records kept.
+// folder is, the deleted one is reported gone with its records kept, and
+// the renamed one's records move to its new name.
 func TestFetchAccount(t *testing.T) {
 	s := newServer(t, nil)
 	account(s)
@@ -156,11 +156,19 @@ func TestFetchAccount(t *testing.T) {
 		t.Fatalf("after the changes delivered %v", summary(g))
 	}
 	name := func(folder string) string { return "imap://alice@127.0.0.1/" + url.PathEscape(folder) }
-	if !slices.Equal(rep.Gone, []string{name("Archive/2024"), name("Sent")}) {
+	// The renamed folder's messages were all found again: its old records
+	// are dropped and it is not reported gone; the deleted one is.
+	if !slices.Equal(rep.Gone, []string{name("Sent")}) {
 		t.Fatalf("Gone = %q", rep.Gone)
 	}
 	if fr := folderReport(t, rep, "Archive/Y2024"); fr.RenamedFrom != name("Archive/2024") || fr.Report.Recognized != 3 || fr.Report.Delivered != 0 {
 		t.Fatalf("renamed folder: %+v", fr)
+	}
+	if recs, _ := st.Records(t.Context(), name("Archive/2024")); len(recs) != 0 {
+		t.Fatalf("the renamed folder's old records: %d left", len(recs))
+	}
+	if recs, _ := st.Records(t.Context(), name("Archive/Y2024")); len(recs) != 3 {
+		t.Fatalf("the renamed folder has %d records, want 3", len(recs))
 	}
 	if fr := folderReport(t, rep, "Drafts"); !fr.Report.UIDReset || fr.Report.Recognized != 3 || fr.Report.Delivered != 0 {
 		t.Fatalf("Drafts after a new UIDVALIDITY: %+v", fr.Report)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/unimail/unimail/mailaccess/driver"
 )
 
 // AccountHandler takes one message of one folder of an account, as a
@@ -21,10 +23,11 @@ type AccountReport struct {
 	Folders []FolderReport
 	// Gone lists the mailboxes (Mailbox Names) of this account that the
 	// State holds records for but whose folders the server no longer
-	// lists: folders deleted or renamed since an earlier run. Their
-	// records are kept, so that nothing is delivered again if the folder
-	// comes back; ForgetMailbox drops them. It is filled only with a
-	// State that implements MailboxLister.
+	// lists: folders deleted since an earlier run, or renamed ones whose
+	// messages were not all found again under the new name. Their records
+	// are kept, so that nothing is delivered again if the folder comes
+	// back; ForgetMailbox drops them. It is filled only with a State that
+	// implements MailboxLister.
 	Gone []string
 }
 
@@ -40,7 +43,10 @@ type FolderReport struct {
 	// folder is new to the State, and its UID epoch is that of the gone
 	// folder's records (a rename, after which IMAP servers such as
 	// Dovecot keep UIDVALIDITY and UIDs). Content found there is not
-	// delivered again; Report.Recognized counts it.
+	// delivered again; Report.Recognized counts it. When the run found
+	// every message of the gone mailbox here, the gone mailbox's records
+	// are dropped (all of them now live under this folder) and it is not
+	// in AccountReport.Gone.
 	RenamedFrom string
 	// Err is the folder's error: opening it, or the error of its Fetch.
 	Err error
@@ -82,7 +88,8 @@ func (r *AccountReport) Totals() Report {
 // new to the State whose UID epoch is that of a gone folder's records (a
 // renamed folder) has its messages compared with those records by
 // fingerprint first, so that what was delivered under the old name is
-// not delivered again (FolderReport.RenamedFrom).
+// not delivered again (FolderReport.RenamedFrom); once all of it is found
+// there, the gone folder's records are dropped.
 //
 // The error of one folder (the server refuses to open it, its handler
 // refused messages, ...) is in its FolderReport and the other folders go
@@ -121,19 +128,23 @@ func (f *Fetcher) FetchAccount(ctx context.Context, acct Account, sel *Selection
 	if rep.Gone, err = f.gone(ctx, rep.Account, all); err != nil {
 		return rep, err
 	}
-	var errs []error
+	var (
+		errs    []error
+		settled []string // gone mailboxes found again whole in renamed folders
+	)
 	for _, fi := range folders {
 		fr := FolderReport{Folder: fi}
 		if err := ctx.Err(); err != nil {
 			fr.Err = newError("fetch account", ErrConnection, "", err)
 		} else {
-			fr.Report, fr.RenamedFrom, fr.Err = f.fetchFolder(ctx, acct, fi, rep.Gone, h)
+			fr.Report, fr.RenamedFrom, fr.Err = f.fetchFolder(ctx, acct, fi, rep.Gone, &settled, h)
 		}
 		if fr.Err != nil {
 			errs = append(errs, fmt.Errorf("folder %q: %w", fi.Name, fr.Err))
 		}
 		rep.Folders = append(rep.Folders, fr)
 	}
+	rep.Gone = slices.DeleteFunc(rep.Gone, func(g string) bool { return slices.Contains(settled, g) })
 	ended = true
 	if err := acct.Close(context.WithoutCancel(ctx)); err != nil && len(errs) == 0 {
 		f.log().Warn("account logout failed", "account", rep.Account, "err", err)
@@ -142,7 +153,7 @@ func (f *Fetcher) FetchAccount(ctx context.Context, acct Account, sel *Selection
 }
 
 // fetchFolder opens one folder and fetches it.
-func (f *Fetcher) fetchFolder(ctx context.Context, acct Account, fi FolderInfo, gone []string, h AccountHandler) (Report, string, error) {
+func (f *Fetcher) fetchFolder(ctx context.Context, acct Account, fi FolderInfo, gone []string, settled *[]string, h AccountHandler) (Report, string, error) {
 	mb, err := acct.Open(ctx, fi.Name)
 	if err != nil {
 		return Report{Mailbox: fi.Mailbox}, "", err
@@ -152,7 +163,15 @@ func (f *Fetcher) fetchFolder(ctx context.Context, acct Account, fi FolderInfo, 
 		mb.Abort()
 		return Report{Mailbox: mb.Name()}, "", err
 	}
+	epoch := driver.Describe(mb).UIDEpoch
 	rep, err := f.Fetch(ctx, mb, func(ctx context.Context, m *Message) error { return h(ctx, fi, m) })
+	if from != "" && err == nil {
+		if done, serr := f.settleRename(context.WithoutCancel(ctx), rep.Mailbox, epoch, from); serr != nil {
+			err = serr
+		} else if done {
+			*settled = append(*settled, from)
+		}
+	}
 	return rep, from, err
 }
 

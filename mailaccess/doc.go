@@ -85,7 +85,8 @@
 // server no longer lists keeps its records and is reported; a folder that
 // is new to the State but has the UID epoch of such a gone folder (a
 // rename) is compared with the gone folder's records by fingerprint, so
-// that its messages are not delivered again.
+// that its messages are not delivered again; once every one of them is
+// found, the gone folder's records are dropped.
 //
 // # Errors
 //

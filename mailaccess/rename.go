@@ -71,6 +71,38 @@ func (f *Fetcher) recognizeRename(ctx context.Context, mb Mailbox, gone []string
 	return "", nil
 }
 
+// settleRename drops the records of the gone mailbox gone once every
+// message delivered from it has been found again in the renamed folder's
+// mailbox (a record of the same fingerprint in the folder's own epoch):
+// nothing of it is then known only under the old name. It reports
+// whether it did.
+func (f *Fetcher) settleRename(ctx context.Context, mailbox, epoch, gone string) (bool, error) {
+	recs, err := f.State.Records(ctx, mailbox)
+	if err != nil {
+		return false, wrapState("read", err)
+	}
+	found := make(map[[32]byte]bool, len(recs))
+	for _, r := range recs {
+		if r.Epoch == epoch {
+			found[r.SHA256] = true
+		}
+	}
+	old, err := f.State.Records(ctx, gone)
+	if err != nil {
+		return false, wrapState("read", err)
+	}
+	for _, r := range old {
+		if !found[r.SHA256] {
+			return false, nil
+		}
+	}
+	if err := ForgetMailbox(ctx, f.State, gone); err != nil {
+		return false, err
+	}
+	f.log().Info("every message of the gone folder was found in the renamed one; its records are dropped", "mailbox", mailbox, "gone", gone, "records", len(old))
+	return true, nil
+}
+
 // ForgetMailbox drops every record of mailbox from st, and its mark when
 // st is an IncrementalState: for a folder reported in AccountReport.Gone
 // that will not come back. If it does come back, its messages are then

@@ -48,9 +48,10 @@
 // name and reads back; a name too long is cut, ends with "%~" and a hash,
 // and its directory holds the full name in .unimail-folder-name). -mbox DIR
 // is a directory of mbox files named the same way (INBOX for the inbox).
-// The summary line ends with folders=N, a folder deleted or renamed on the
-// server since the last run is reported on stderr (its records are kept),
-// and a pattern that matches no folder is an error.
+// The summary line ends with folders=N; a folder deleted on the server
+// since the last run is reported on stderr (its records are kept), a
+// renamed folder's messages are recognised and not delivered again, and a
+// pattern that matches no folder is an error.
 //
 // Exactly one of -maildir DIR and -mbox FILE says where the mail goes.
 // On a terminal a progress bar on stderr shows the messages and bytes
