@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/unimail/unimail"
 	"github.com/unimail/unimail/imap/imaptest"
 	"github.com/unimail/unimail/mailaccess"
@@ -70,5 +72,27 @@ func TestDialAccountPatterns(t *testing.T) {
 		if err == nil || a != nil || sel != nil {
 			t.Fatalf("DialAccount(%q) = %v, %v, %v", u, a, sel, err)
 		}
+	}
+}
+
+// TestDialAccountTokenSource: DialAccount logs in with an OAuth 2.0 token
+// from Options.TokenSource, as Dial does.
+func TestDialAccountTokenSource(t *testing.T) {
+	s := imaptest.NewTLSServer(t, &imaptest.Config{Tokens: map[string]string{"token-of-bob": "bob"}})
+	s.AddUser("bob", "")
+	s.Append("bob", "Work", []byte("Subject: w\r\n\r\nw\r\n"))
+	a, sel, err := unimail.DialAccount(t.Context(), "imaps://bob@"+s.Addr+"/Work", &unimail.Options{
+		DialOptions: mailaccess.DialOptions{TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second},
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "token-of-bob"}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := (&mailaccess.Fetcher{}).FetchAccount(t.Context(), a, sel, func(context.Context, mailaccess.FolderInfo, *mailaccess.Message) error { return nil })
+	if err != nil || rep.Totals().Delivered != 1 {
+		t.Fatalf("FetchAccount: %+v, %v", rep, err)
+	}
+	if slices.ContainsFunc(s.Commands(), func(c imaptest.Command) bool { return c.Name == "LOGIN" }) {
+		t.Fatal("LOGIN sent instead of an OAuth mechanism")
 	}
 }
