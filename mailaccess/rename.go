@@ -42,9 +42,24 @@ func (f *Fetcher) recognizeRename(ctx context.Context, mb Mailbox, gone []string
 	if epoch == "" {
 		return "", nil
 	}
-	own, err := f.State.Records(ctx, mb.Name())
-	if err != nil || len(own) > 0 {
-		return "", wrapState("read", err)
+	// Only a folder without records is new; an IncrementalState counts
+	// them without reading them.
+	var known int
+	if is, ok := f.State.(IncrementalState); ok {
+		n, _, err := is.Count(ctx, mb.Name(), epoch)
+		if err != nil {
+			return "", wrapState("read", err)
+		}
+		known = n
+	} else {
+		own, err := f.State.Records(ctx, mb.Name())
+		if err != nil {
+			return "", wrapState("read", err)
+		}
+		known = len(own)
+	}
+	if known > 0 {
+		return "", nil
 	}
 	for _, g := range gone {
 		recs, err := f.State.Records(ctx, g)
