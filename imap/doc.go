@@ -9,8 +9,9 @@
 //
 // The Mailbox also implements driver.Mover (UID MOVE),
 // driver.Folders (LIST), driver.Watcher (IDLE),
-// driver.Describer, driver.Prefetcher (batched fetches) and
-// driver.AfterLister (incremental listing).
+// driver.Describer, driver.Prefetcher (batched fetches),
+// driver.AfterLister and driver.WindowLister (incremental listing, a
+// window of UIDs at a time).
 //
 // # IMAP semantics in this driver
 //
