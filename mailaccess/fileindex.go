@@ -35,12 +35,12 @@ type fileIndex struct {
 // mbIndex is the index of one mailbox: base, the entries read from the
 // index file (sorted by hash), under recs and gone, what changed since.
 type mbIndex struct {
-	base    []byte          // baseEntry-sized entries: hash, then offset<<16 | epoch
-	recs    map[uint64]slot // records put since base was read
-	gone    map[uint64]bool // base entries forgotten or superseded since
-	n       int             // records in force
-	epochs  []string        // the UID epochs of the records, by slot.epoch
-	counts  []int           // the number of records of each epoch
+	base    []byte            // baseEntry-sized entries: hash, then offset<<16 | epoch
+	recs    map[uint64]uint64 // records put since base was read: packed slots
+	gone    map[uint64]bool   // base entries forgotten or superseded since
+	n       int               // records in force
+	epochs  []string          // the UID epochs of the records, by slot.epoch
+	counts  []int             // the number of records of each epoch
 	mark    UID
 	hasMark bool
 }
@@ -53,6 +53,15 @@ type slot struct {
 	off   int64
 	epoch uint32
 }
+
+// pack makes the 8 bytes that base and recs keep of a slot: the offset
+// (below 2^48) and the epoch (below 2^16).
+func (sl slot) pack() uint64 { return uint64(sl.off)<<16 | uint64(sl.epoch) }
+
+func unpack(v uint64) slot { return slot{off: int64(v >> 16), epoch: uint32(v & 0xffff)} }
+
+// maxEpochs is the most UID epochs that a mailbox's index holds.
+const maxEpochs = 1 << 16
 
 func newFileIndex() *fileIndex {
 	var k [8]byte
@@ -100,7 +109,7 @@ func mix(h uint64) uint64 {
 func (x *fileIndex) mailbox(mb string, create bool) *mbIndex {
 	m := x.mbs[mb]
 	if m == nil && create {
-		m = &mbIndex{recs: make(map[uint64]slot, x.hint)}
+		m = &mbIndex{recs: make(map[uint64]uint64, x.hint)}
 		x.hint = 0
 		x.mbs[mb] = m
 	}
@@ -119,16 +128,35 @@ func (x *fileIndex) live() int {
 	return n
 }
 
-// epochOf returns the index of epoch among m's epochs, adding it.
+// epochOf returns the index of epoch among m's epochs, adding it; it
+// panics past maxEpochs, which Put and the journal reader check first
+// (with hasRoom).
 func (m *mbIndex) epochOf(epoch string) uint32 {
 	for i, e := range m.epochs {
 		if e == epoch {
 			return uint32(i)
 		}
 	}
+	if len(m.epochs) >= maxEpochs {
+		panic("mailaccess: too many UID epochs in one mailbox")
+	}
 	m.epochs = append(m.epochs, epoch)
 	m.counts = append(m.counts, 0)
 	return uint32(len(m.epochs) - 1)
+}
+
+// hasRoom says whether m can index records of these epochs.
+func (m *mbIndex) hasRoom(epochs ...string) bool {
+	if len(m.epochs)+len(epochs) < maxEpochs {
+		return true
+	}
+	n := len(m.epochs)
+	for _, e := range epochs {
+		if !slices.Contains(m.epochs, e) {
+			n++
+		}
+	}
+	return n <= maxEpochs
 }
 
 // inBase returns the entry of hash h in base.
@@ -139,13 +167,13 @@ func (m *mbIndex) inBase(h uint64) (slot, bool) {
 		return slot{}, false
 	}
 	v := binary.LittleEndian.Uint64(m.base[i*baseEntry+8:])
-	return slot{off: int64(v >> 16), epoch: uint32(v & 0xffff)}, true
+	return unpack(v), true
 }
 
 // get returns the slot of the record of UID hash h.
 func (m *mbIndex) get(h uint64) (slot, bool) {
-	if sl, ok := m.recs[h]; ok {
-		return sl, true
+	if v, ok := m.recs[h]; ok {
+		return unpack(v), true
 	}
 	if len(m.base) == 0 || m.gone[h] {
 		return slot{}, false
@@ -160,9 +188,9 @@ func (m *mbIndex) put(h uint64, off int64, epoch uint32) {
 		m.n--
 	}
 	if m.recs == nil {
-		m.recs = make(map[uint64]slot)
+		m.recs = make(map[uint64]uint64)
 	}
-	m.recs[h] = slot{off: off, epoch: epoch}
+	m.recs[h] = slot{off: off, epoch: epoch}.pack()
 	m.counts[epoch]++
 	m.n++
 }
@@ -198,10 +226,10 @@ func (m *mbIndex) each(fn func(h uint64, sl slot)) {
 			continue
 		}
 		v := binary.LittleEndian.Uint64(m.base[i+8:])
-		fn(h, slot{off: int64(v >> 16), epoch: uint32(v & 0xffff)})
+		fn(h, unpack(v))
 	}
-	for h, sl := range m.recs {
-		fn(h, sl)
+	for h, v := range m.recs {
+		fn(h, unpack(v))
 	}
 }
 
@@ -304,6 +332,9 @@ func (ix *indexer) line(line []byte, off int64) error {
 			ep, err := unescapeField(string(f[3]))
 			if err != nil {
 				return fmt.Errorf("malformed record: %w", err)
+			}
+			if !m.hasRoom(ep) {
+				return errors.New("more than 65,536 UID epochs in one mailbox")
 			}
 			ix.ep, ix.epOK = m.epochOf(ep), true
 			ix.epRaw = append(ix.epRaw[:0], f[3]...)

@@ -210,7 +210,7 @@ func (s *FileState) writeIndex() error {
 			buf = binary.LittleEndian.AppendUint64(buf, uint64(m.counts[i]))
 		}
 		entries = entries[:0]
-		m.each(func(h uint64, sl slot) { entries = append(entries, entry{h, uint64(sl.off)<<16 | uint64(sl.epoch)}) })
+		m.each(func(h uint64, sl slot) { entries = append(entries, entry{h, sl.pack()}) })
 		if s.size >= 1<<48 {
 			return errors.New("journal too large for an index")
 		}

@@ -230,7 +230,22 @@ func (s *FileState) Put(_ context.Context, mailbox string, recs ...Record) error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if m := s.x.mbs[mailbox]; m != nil || len(recs) >= maxEpochs {
+		if m == nil {
+			m = &mbIndex{}
+		}
+		epochs := make([]string, len(recs))
+		for i, r := range recs {
+			epochs[i] = r.Epoch
+		}
+		if !m.hasRoom(epochs...) {
+			return stateErr("write", errors.New("more than 65,536 UID epochs in one mailbox"))
+		}
+	}
 	base := s.size
+	if s.size+int64(len(buf)) >= 1<<48 {
+		return stateErr("write", errors.New("journal of 256 TiB"))
+	}
 	if err := s.append(buf); err != nil {
 		return err
 	}
