@@ -150,13 +150,13 @@ func (m *mbIndex) hasRoom(epochs ...string) bool {
 	if len(m.epochs)+len(epochs) < maxEpochs {
 		return true
 	}
-	n := len(m.epochs)
+	added := map[string]bool{}
 	for _, e := range epochs {
-		if !slices.Contains(m.epochs, e) {
-			n++
+		if !added[e] && !slices.Contains(m.epochs, e) {
+			added[e] = true
 		}
 	}
-	return n <= maxEpochs
+	return len(m.epochs)+len(added) <= maxEpochs
 }
 
 // inBase returns the entry of hash h in base.
