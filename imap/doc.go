@@ -9,8 +9,9 @@
 //
 // The Mailbox also implements driver.Mover (UID MOVE),
 // driver.Folders (LIST), driver.Watcher (IDLE),
-// driver.Describer, driver.Prefetcher (batched fetches) and
-// driver.AfterLister (incremental listing).
+// driver.Describer, driver.Prefetcher (batched fetches),
+// driver.AfterLister and driver.WindowLister (incremental listing, a
+// window of UIDs at a time).
 //
 // DialAccount opens a session with the whole account instead: Account.Folders
 // lists the folders (LIST, with the RFC 6154 special-use attributes, the names

@@ -76,13 +76,14 @@ type Mailbox struct {
 
 // Compile-time checks of the interfaces that Mailbox implements.
 var (
-	_ mailaccess.Mailbox = (*Mailbox)(nil)
-	_ driver.Mover       = (*Mailbox)(nil)
-	_ driver.Folders     = (*Mailbox)(nil)
-	_ driver.Watcher     = (*Mailbox)(nil)
-	_ driver.Describer   = (*Mailbox)(nil)
-	_ driver.Prefetcher  = (*Mailbox)(nil)
-	_ driver.AfterLister = (*Mailbox)(nil)
+	_ mailaccess.Mailbox  = (*Mailbox)(nil)
+	_ driver.Mover        = (*Mailbox)(nil)
+	_ driver.Folders      = (*Mailbox)(nil)
+	_ driver.Watcher      = (*Mailbox)(nil)
+	_ driver.Describer    = (*Mailbox)(nil)
+	_ driver.Prefetcher   = (*Mailbox)(nil)
+	_ driver.AfterLister  = (*Mailbox)(nil)
+	_ driver.WindowLister = (*Mailbox)(nil)
 )
 
 // idleRestartInterval is how long one IDLE runs before Wait ends it and
@@ -348,6 +349,45 @@ func (m *Mailbox) ListAfter(ctx context.Context, after mailaccess.UID) ([]mailac
 	return list, m.warn(op, err)
 }
 
+// ListWindow lists the messages after the UID after a window at a time
+// (driver.WindowLister): it sends UID FETCH <after+1>:<after+n> (UID
+// RFC822.SIZE [INTERNALDATE]), a range of n UIDs, while that range ends
+// before the server's UIDNEXT (from SELECT, or the highest UID listed),
+// and otherwise UID FETCH <after+1>:*, the last window, whose next is "".
+// An empty after, or one of another UIDVALIDITY, starts from the first
+// message. Like ListAfter, it ends any announcement of WillOpen.
+func (m *Mailbox) ListWindow(ctx context.Context, after mailaccess.UID, n int) ([]mailaccess.MessageInfo, mailaccess.UID, error) {
+	const op = opList
+	if err := m.ready(ctx, op); err != nil {
+		return nil, "", m.warn(op, err)
+	}
+	from := imap.UID(1)
+	if after != "" {
+		uid, current, err := m.parseUID(op, after)
+		if err != nil {
+			return nil, "", m.warn(op, err)
+		}
+		if current {
+			if uid == math.MaxUint32 {
+				list, err := m.ListAfter(ctx, after)
+				return list, "", err
+			}
+			from = uid + 1
+		}
+	}
+	n = max(n, 1)
+	if m.uidNext == 0 || uint64(from)+uint64(n) >= uint64(m.uidNext) {
+		list, err := m.list(ctx, op, from)
+		return list, "", m.warn(op, err)
+	}
+	to := from + imap.UID(n) - 1
+	list, err := m.listRange(ctx, op, from, to)
+	if err != nil {
+		return nil, "", m.warn(op, err)
+	}
+	return list, m.makeUID(to), nil
+}
+
 // Count returns the number of messages in the folder, as the server last
 // reported it (SELECT, then EXISTS and EXPUNGE responses).
 func (m *Mailbox) Count() int {
@@ -358,6 +398,11 @@ func (m *Mailbox) Count() int {
 // list sends UID FETCH <from>:* (UID RFC822.SIZE [INTERNALDATE]), from 1
 // when from is 0, and returns the messages from from on, in UID order.
 func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailaccess.MessageInfo, error) {
+	return m.listRange(ctx, op, from, 0)
+}
+
+// listRange is list of the UIDs from from to to (to 0: "*").
+func (m *Mailbox) listRange(ctx context.Context, op string, from, to imap.UID) ([]mailaccess.MessageInfo, error) {
 	if err := m.settleOp(ctx, op, true); err != nil {
 		return nil, err
 	}
@@ -382,7 +427,7 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 	// Always asked, even when the count of messages says the folder is
 	// empty: that count comes from EXISTS and EXPUNGE responses, which
 	// some servers get wrong.
-	cmd := m.client.Fetch(imap.UIDSet{{Start: from, Stop: 0}}, &imap.FetchOptions{
+	cmd := m.client.Fetch(imap.UIDSet{{Start: from, Stop: to}}, &imap.FetchOptions{
 		UID: true, RFC822Size: true, InternalDate: m.opts.ListDates,
 	})
 	// The answers come in sequence order, which is UID order; a server
@@ -393,9 +438,14 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 		listed []listedMsg
 		infos  []mailaccess.MessageInfo
 	)
-	if from == 1 {
+	switch {
+	case from == 1 && to == 0:
 		// A whole listing: every message.
 		listed, infos = make([]listedMsg, 0, n), make([]mailaccess.MessageInfo, 0, n)
+	case to != 0:
+		// A window: at most its range, or the whole folder.
+		k := min(uint32(to-from)+1, n)
+		listed, infos = make([]listedMsg, 0, k), make([]mailaccess.MessageInfo, 0, k)
 	}
 	sorted := true
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -411,7 +461,7 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 				info.Date = it.Time
 			}
 		}
-		if uid >= from {
+		if uid >= from && (to == 0 || uid <= to) {
 			if k := len(listed); k > 0 && listed[k-1].uid >= uid {
 				sorted = false
 			}
@@ -440,7 +490,7 @@ func (m *Mailbox) list(ctx context.Context, op string, from imap.UID) ([]mailacc
 	if out == nil {
 		out = []mailaccess.MessageInfo{}
 	}
-	m.log.Debug("imap listed", "op", op, "from", uint32(from), "messages", len(out))
+	m.log.Debug("imap listed", "op", op, "from", uint32(from), "to", uint32(to), "messages", len(out))
 	return out, nil
 }
 

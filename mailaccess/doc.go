@@ -74,6 +74,13 @@
 // plan, decided at the start of each run, says how the run lists; Run's
 // look for new mail before it waits is a dry run of the same plan.
 //
+// Memory does not grow with the mailbox. A KeepOnServer run into a State
+// that knows nothing of the mailbox yet (the first run of a backup or an
+// archive) lists it 10,000 UIDs at a time when the mailbox can
+// (driver.WindowLister: IMAP) and moves the mark window by window, so a
+// first run over 100,000 messages holds one window of the listing, not
+// all of it; and FileState keeps an index of its journal, not its records.
+//
 // # Whole accounts
 //
 // Fetcher.FetchAccount fetches every folder of an IMAP account that a

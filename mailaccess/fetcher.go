@@ -97,6 +97,16 @@ type fetch struct {
 	durable   int
 	takenOpen bool
 	done      Progress
+	// windows lists a window at a time, when the plan does (see
+	// nextWindow); next is where the next window starts, "" after the
+	// last. windowMark is the last UID of the windows before the current
+	// one, all taken and durable; once a window was not, frozen holds the
+	// mark at frozenMark.
+	windows    driver.WindowLister
+	next       UID
+	windowMark UID
+	frozen     bool
+	frozenMark UID
 }
 
 // Fetch runs one session: it lists mb, delivers every message that the
@@ -122,10 +132,20 @@ func (f *Fetcher) Fetch(ctx context.Context, mb Mailbox, h Handler) (rep Report,
 	if err != nil {
 		return rep, err
 	}
-	r.announce(list)
-	err = r.deliverAll(list)
-	if ferr := r.flush(); ferr != nil {
-		err = errors.Join(err, ferr)
+	for {
+		r.announce(list)
+		err = r.deliverAll(list)
+		if ferr := r.flush(); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		if err != nil || r.stopped || r.next == "" {
+			break
+		}
+		r.endWindow(list)
+		if list, err = r.nextWindow(r.next); err != nil {
+			list = nil
+			break
+		}
 	}
 	switch {
 	case err == nil:
@@ -256,9 +276,10 @@ func (r *fetch) opens(m MessageInfo) bool {
 }
 
 // announce reports the work of this run (the messages it will open) once
-// the listing is known, and tells a Prefetcher what comes.
+// the listing is known (or, listing a window at a time, adds the work of
+// each window as it comes), and tells a Prefetcher what comes.
 func (r *fetch) announce(list []MessageInfo) {
-	r.done = Progress{Mailbox: r.name}
+	r.done.Mailbox = r.name
 	for _, m := range list {
 		if r.opens(m) {
 			r.done.Messages++

@@ -5,24 +5,29 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
 	"sync"
 )
 
 const fileStateHeader = "unimail-state 1\n"
 
 // FileState is a State kept in a file: an append-only journal with one
-// line per delivered message, made durable (fsync) before Put returns. It
-// is read whole when opened (100,000 records take well under 100 ms), and
-// rewritten then (compacted, atomically) only when most of its lines are
-// superseded or it ends in a torn line; otherwise a page past its end is
-// reserved (fallocate, on Linux; elsewhere it is compacted every time),
-// so that a full disk fails the open, before anything is fetched, rather
-// than the first Put. A line torn by a crash at the end of the file is
-// ignored. The file is locked while open: a second FileState on
-// the same file, in this process or another, gets an error that matches
-// ErrInUse instead of corrupting it.
+// line per delivered message, made durable (fsync) before Put returns.
+//
+// Its memory does not grow with the records' contents: opening it reads
+// the journal once, as a stream, into an index of where each record's
+// line starts (some 30 bytes per record, whatever its mailbox name or
+// fingerprint), and Lookup and Records read the lines they return back
+// from the file. So a run with nothing new on a mailbox of 100,000
+// delivered messages reads the journal once and holds none of its records.
+//
+// The journal is rewritten (compacted, atomically, as a stream) at open
+// only when most of its lines are superseded or it ends in a torn line;
+// otherwise a page past its end is reserved (fallocate, on Linux;
+// elsewhere it is compacted every time), so that a full disk fails the
+// open, before anything is fetched, rather than the first Put. A line torn
+// by a crash at the end of the file is ignored. The file is locked while
+// open: a second FileState on the same file, in this process or another,
+// gets an error that matches ErrInUse instead of corrupting it.
 //
 // The journal format is line-based text: a header line, then "P" lines
 // (mailbox, UID, epoch, delivery time, size, SHA-256, and the folder of
@@ -32,24 +37,28 @@ type FileState struct {
 	path string
 
 	mu     sync.Mutex
-	f      *os.File
+	f      *os.File // appends
+	r      *os.File // reads
 	unlock func() error
 	size   int64 // bytes of complete lines in the file
 	broken error
-	m      map[string]map[UID]Record
-	marks  map[string]UID
+	x      *fileIndex
+
+	indexOnDisk bool // the index file describes the journal
+	indexStale  bool // the index file is to be written at Close
 }
 
 var _ IncrementalState = (*FileState)(nil)
 
 // OpenFileState opens (or creates) the journal at path, reads it,
-// compacts it, and locks it until Close.
+// compacts it when it is mostly superseded lines, and locks it until
+// Close.
 func OpenFileState(path string) (*FileState, error) {
 	unlock, err := lockFile(path + ".lock")
 	if err != nil {
 		return nil, err
 	}
-	s := &FileState{path: path, unlock: unlock, m: make(map[string]map[UID]Record), marks: make(map[string]UID)}
+	s := &FileState{path: path, unlock: unlock, x: newFileIndex()}
 	st, err := s.load()
 	if err != nil {
 		unlock()
@@ -57,6 +66,7 @@ func OpenFileState(path string) (*FileState, error) {
 	}
 	if !st.clean() || !s.reopen(st.size) {
 		if err := s.compact(); err != nil {
+			s.closeFiles()
 			unlock()
 			return nil, err
 		}
@@ -91,15 +101,30 @@ func stateErr(op string, err error) error {
 	return newError("state "+op, ErrState, "", err)
 }
 
+// load opens the journal for reading (when there is one) and indexes it.
 func (s *FileState) load() (journalStats, error) {
-	data, err := os.ReadFile(s.path)
+	r, err := os.Open(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return journalStats{}, nil
 	}
 	if err != nil {
 		return journalStats{}, stateErr("read", err)
 	}
-	return readJournal(data, s.m, s.marks)
+	s.r = r
+	if fi, err := r.Stat(); err == nil && fi.Size() > 0 {
+		if x, ok := s.loadIndex(fi.Size()); ok {
+			s.x = x
+			return journalStats{size: fi.Size(), lines: x.lines, live: x.live()}, nil
+		}
+	}
+	s.indexStale = true
+	st, err := readJournal(r, s.x)
+	if err != nil {
+		r.Close()
+		s.r = nil
+		return st, err
+	}
+	return st, nil
 }
 
 // Mark returns the mailbox's mark.
@@ -109,7 +134,10 @@ func (s *FileState) Mark(_ context.Context, mailbox string) (UID, error) {
 	if s.f == nil {
 		return "", stateErr("read", errors.New("state is closed"))
 	}
-	return s.marks[mailbox], nil
+	if m := s.x.mbs[mailbox]; m != nil {
+		return m.mark, nil
+	}
+	return "", nil
 }
 
 // SetMark appends the mailbox's new mark to the journal and fsyncs it.
@@ -119,95 +147,26 @@ func (s *FileState) SetMark(_ context.Context, mailbox string, uid UID) error {
 	if err := s.append(appendMark(nil, mailbox, uid)); err != nil {
 		return err
 	}
-	s.marks[mailbox] = uid
+	m := s.x.mailbox(mailbox, true)
+	m.mark, m.hasMark = uid, true
+	s.x.lines++
 	return nil
 }
 
-// compact rewrites the journal with one line per live record, atomically,
-// and opens it for appending.
-func (s *FileState) compact() error {
-	n := 0
-	for _, recs := range s.m {
-		n += len(recs)
-	}
-	buf := make([]byte, 0, len(fileStateHeader)+n*200+len(s.marks)*100)
-	buf = append(buf, fileStateHeader...)
-	mbs := make([]string, 0, len(s.m))
-	for mb := range s.m {
-		mbs = append(mbs, mb)
-	}
-	sort.Strings(mbs)
-	for _, mb := range mbs {
-		recs := s.m[mb]
-		uids := make([]string, 0, len(recs))
-		for u := range recs {
-			uids = append(uids, string(u))
-		}
-		sort.Strings(uids)
-		for _, u := range uids {
-			buf = appendRecord(buf, mb, recs[UID(u)])
-		}
-	}
-	marked := make([]string, 0, len(s.marks))
-	for mb := range s.marks {
-		marked = append(marked, mb)
-	}
-	sort.Strings(marked)
-	for _, mb := range marked {
-		buf = appendMark(buf, mb, s.marks[mb])
-	}
-	tmp := s.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return stateErr("compact", err)
-	}
-	if _, err := f.Write(buf); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return stateErr("compact", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return stateErr("compact", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return stateErr("compact", err)
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		os.Remove(tmp)
-		return stateErr("compact", err)
-	}
-	syncDir(filepath.Dir(s.path))
-	af, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return stateErr("open", err)
-	}
-	s.f = af
-	s.size = int64(len(buf))
-	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
-
-// Records returns the mailbox's records.
+// Records returns the mailbox's records, read back from the journal.
 func (s *FileState) Records(_ context.Context, mailbox string) ([]Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
 		return nil, stateErr("read", errors.New("state is closed"))
 	}
-	recs := make([]Record, 0, len(s.m[mailbox]))
-	for _, r := range s.m[mailbox] {
-		recs = append(recs, r)
+	m := s.x.mbs[mailbox]
+	if m == nil || m.n == 0 {
+		return []Record{}, nil
 	}
-	return recs, nil
+	offs := make([]int64, 0, m.n)
+	m.each(func(_ uint64, sl slot) { offs = append(offs, sl.off) })
+	return readRecordLines(s.r, offs)
 }
 
 // Count counts the mailbox's records.
@@ -217,18 +176,45 @@ func (s *FileState) Count(_ context.Context, mailbox, epoch string) (total, inEp
 	if s.f == nil {
 		return 0, 0, stateErr("read", errors.New("state is closed"))
 	}
-	total, inEpoch = countEpoch(s.m[mailbox], epoch)
+	total, inEpoch = s.x.mbs[mailbox].count(epoch)
 	return total, inEpoch, nil
 }
 
-// Lookup returns the records of uids.
+// Lookup returns the records of uids, read back from the journal.
 func (s *FileState) Lookup(_ context.Context, mailbox string, uids ...UID) ([]Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
 		return nil, stateErr("read", errors.New("state is closed"))
 	}
-	return lookup(s.m[mailbox], uids), nil
+	m := s.x.mbs[mailbox]
+	if m == nil {
+		return nil, nil
+	}
+	var (
+		offs   []int64
+		wanted []UID
+	)
+	for _, u := range uids {
+		if sl, ok := m.get(s.x.hash(string(u))); ok {
+			offs = append(offs, sl.off)
+			wanted = append(wanted, u)
+		}
+	}
+	if len(offs) == 0 {
+		return nil, nil
+	}
+	recs, err := readRecordLines(s.r, offs)
+	if err != nil {
+		return nil, err
+	}
+	out := recs[:0]
+	for i, r := range recs {
+		if r.UID == wanted[i] { // else another UID with the same hash
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // Put appends the records to the journal and fsyncs it before returning.
@@ -237,22 +223,39 @@ func (s *FileState) Put(_ context.Context, mailbox string, recs ...Record) error
 		return nil
 	}
 	var buf []byte
-	for _, r := range recs {
+	ends := make([]int, len(recs))
+	for i, r := range recs {
 		buf = appendRecord(buf, mailbox, r)
+		ends[i] = len(buf)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if m := s.x.mbs[mailbox]; m != nil || len(recs) >= maxEpochs {
+		if m == nil {
+			m = &mbIndex{}
+		}
+		epochs := make([]string, len(recs))
+		for i, r := range recs {
+			epochs[i] = r.Epoch
+		}
+		if !m.hasRoom(epochs...) {
+			return stateErr("write", errors.New("more than 65,536 UID epochs in one mailbox"))
+		}
+	}
+	base := s.size
+	if s.size+int64(len(buf)) >= 1<<48 {
+		return stateErr("write", errors.New("journal of 256 TiB"))
+	}
 	if err := s.append(buf); err != nil {
 		return err
 	}
-	mbm := s.m[mailbox]
-	if mbm == nil {
-		mbm = make(map[UID]Record)
-		s.m[mailbox] = mbm
+	m := s.x.mailbox(mailbox, true)
+	start := 0
+	for i, r := range recs {
+		m.put(s.x.hash(string(r.UID)), base+int64(start), m.epochOf(r.Epoch))
+		start = ends[i]
 	}
-	for _, r := range recs {
-		mbm[r.UID] = r
-	}
+	s.x.lines += len(recs)
 	return nil
 }
 
@@ -260,10 +263,17 @@ func (s *FileState) Put(_ context.Context, mailbox string, recs ...Record) error
 func (s *FileState) Forget(_ context.Context, mailbox string, uids ...UID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var buf []byte
-	mbm := s.m[mailbox]
+	m := s.x.mbs[mailbox]
+	if m == nil {
+		return nil
+	}
+	var (
+		buf    []byte
+		hashes []uint64
+	)
 	for _, u := range uids {
-		if _, ok := mbm[u]; !ok {
+		h := s.x.hash(string(u))
+		if _, ok := m.get(h); !ok {
 			continue
 		}
 		buf = append(buf, "F "...)
@@ -271,6 +281,7 @@ func (s *FileState) Forget(_ context.Context, mailbox string, uids ...UID) error
 		buf = append(buf, ' ')
 		buf = append(buf, escapeField(string(u))...)
 		buf = append(buf, '\n')
+		hashes = append(hashes, h)
 	}
 	if len(buf) == 0 {
 		return nil
@@ -278,9 +289,10 @@ func (s *FileState) Forget(_ context.Context, mailbox string, uids ...UID) error
 	if err := s.append(buf); err != nil {
 		return err
 	}
-	for _, u := range uids {
-		delete(mbm, u)
+	for _, h := range hashes {
+		m.forget(h)
 	}
+	s.x.lines += len(hashes)
 	return nil
 }
 
@@ -294,6 +306,8 @@ func (s *FileState) append(buf []byte) error {
 	if s.broken != nil {
 		return stateErr("write", s.broken)
 	}
+	s.dropIndex()
+	s.indexStale = true
 	_, err := s.f.Write(buf)
 	if err == nil {
 		err = s.f.Sync()
@@ -308,6 +322,22 @@ func (s *FileState) append(buf []byte) error {
 	return nil
 }
 
+// closeFiles closes the journal's files.
+func (s *FileState) closeFiles() error {
+	var err error
+	if s.f != nil {
+		err = s.f.Close()
+		s.f = nil
+	}
+	if s.r != nil {
+		if rerr := s.r.Close(); err == nil {
+			err = rerr
+		}
+		s.r = nil
+	}
+	return err
+}
+
 // Close closes the journal and releases its lock.
 func (s *FileState) Close() error {
 	s.mu.Lock()
@@ -315,8 +345,10 @@ func (s *FileState) Close() error {
 	if s.f == nil {
 		return nil
 	}
-	err := s.f.Close()
-	s.f = nil
+	if s.indexStale && s.broken == nil {
+		s.writeIndex() // best effort: without it the next open reads the journal
+	}
+	err := s.closeFiles()
 	if uerr := s.unlock(); err == nil {
 		err = uerr
 	}

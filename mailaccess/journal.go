@@ -1,10 +1,13 @@
 package mailaccess
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,155 +27,82 @@ func (st journalStats) clean() bool {
 	return st.size > 0 && !st.torn && st.lines-st.live <= st.live
 }
 
-// readJournal reads journal bytes into m and marks, and says what it
+// readJournal reads a journal from r into the index x, and says what it
 // found. A last line without its newline (torn by a crash) is ignored.
-func readJournal(data []byte, m map[string]map[UID]Record, marks map[string]UID) (journalStats, error) {
+func readJournal(r io.Reader, x *fileIndex) (journalStats, error) {
 	var st journalStats
-	if len(data) == 0 {
-		return st, nil
-	}
-	if !bytes.HasPrefix(data, []byte(fileStateHeader)) {
-		if len(data) < len(fileStateHeader) && bytes.HasPrefix([]byte(fileStateHeader), data) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(len(fileStateHeader))
+	if !bytes.Equal(head, []byte(fileStateHeader)) {
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+			return st, stateErr("read", err)
+		}
+		if len(head) == 0 {
+			return st, nil // empty
+		}
+		if len(head) < len(fileStateHeader) && bytes.HasPrefix([]byte(fileStateHeader), head) {
 			st.torn = true
 			return st, nil // torn header
 		}
 		return st, stateErr("read", errors.New("not a unimail state file (bad header)"))
 	}
+	br.Discard(len(fileStateHeader))
 	st.size = int64(len(fileStateHeader))
-	data = data[len(fileStateHeader):]
-	// Records take some 150 bytes: size the first mailbox's map for all.
-	p := journalParser{hint: len(data) / 150}
-	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			st.torn = true
-			break // torn last line
+	if f, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if fi, err := f.Stat(); err == nil {
+			// Records take some 150 bytes: size the first mailbox's map
+			// for all.
+			x.hint = int(min(fi.Size()/150, 1<<24))
 		}
-		st.lines++
-		if err := p.line(data[:i], m, marks); err != nil {
-			return st, stateErr("read", fmt.Errorf("line %d: %w", st.lines+1, err))
+	}
+	lr := &lineReader{r: br, off: st.size}
+	ix := indexer{x: x}
+	for n := 2; ; n++ {
+		line, off, torn, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			st.torn = torn
+			break
 		}
-		st.size += int64(i + 1)
-		data = data[i+1:]
+		if err != nil {
+			return st, stateErr("read", err)
+		}
+		if err := ix.line(line, off); err != nil {
+			return st, stateErr("read", fmt.Errorf("line %d: %w", n, err))
+		}
+		st.size = lr.off
 	}
-	for _, mbm := range m {
-		st.live += len(mbm)
-	}
-	st.live += len(marks)
+	st.lines = x.lines
+	st.live = x.live()
 	return st, nil
 }
 
-// journalParser reads journal lines. It keeps the last mailbox name and
-// epoch it read, so that the lines of one mailbox share their strings.
-type journalParser struct {
-	fields [8][]byte
-	mb, ep lastField
-	mbm    map[UID]Record // the map of mb
-	hint   int            // the size of the next mailbox map made
-}
-
-// lastField unescapes a field, remembering the last one.
-type lastField struct {
-	raw []byte
-	s   string
-}
-
-// get returns the unescaped value of f; changed says it differs from the
-// last one.
-func (l *lastField) get(f []byte) (s string, changed bool, err error) {
-	if l.raw != nil && bytes.Equal(f, l.raw) {
-		return l.s, false, nil
+// parseRecord parses the fields of a "P" line (f[0] is "P"; f[1], the
+// mailbox, is not read).
+func parseRecord(f [][]byte) (Record, error) {
+	var r Record
+	uid, err2 := unescapeField(string(f[2]))
+	ep, err3 := unescapeField(string(f[3]))
+	ns, err4 := parseInt(f[4])
+	size, err5 := parseInt(f[5])
+	var err6 error
+	if len(f[6]) != 2*len(r.SHA256) {
+		err6 = errors.New("bad fingerprint")
+	} else if _, err := hex.Decode(r.SHA256[:], f[6]); err != nil {
+		err6 = err
 	}
-	s, err = unescapeField(string(f))
-	if err != nil {
-		return "", false, err
+	var copied string
+	var err7 error
+	if len(f) == 8 {
+		copied, err7 = unescapeField(string(f[7]))
+		if err7 == nil && copied == "" {
+			err7 = errors.New("empty folder")
+		}
 	}
-	l.raw, l.s = f, s
-	return s, true, nil
-}
-
-// mailbox returns the mailbox named by the escaped field f.
-func (p *journalParser) mailbox(f []byte) (string, error) {
-	mb, changed, err := p.mb.get(f)
-	if changed {
-		p.mbm = nil
+	if err := errors.Join(err2, err3, err4, err5, err6, err7); err != nil {
+		return Record{}, fmt.Errorf("malformed record: %w", err)
 	}
-	return mb, err
-}
-
-func (p *journalParser) line(line []byte, m map[string]map[UID]Record, marks map[string]UID) error {
-	n := 0
-	for n < len(p.fields) {
-		i := bytes.IndexByte(line, ' ')
-		if i < 0 {
-			p.fields[n] = line
-			n++
-			line = nil
-			break
-		}
-		p.fields[n] = line[:i]
-		n++
-		line = line[i+1:]
-	}
-	if line != nil {
-		return errors.New("malformed record") // too many fields
-	}
-	f := p.fields[:n]
-	kind := string(f[0])
-	switch {
-	case (n == 7 || n == 8) && kind == "P":
-		mb, err1 := p.mailbox(f[1])
-		uid, err2 := unescapeField(string(f[2]))
-		ep, _, err3 := p.ep.get(f[3])
-		ns, err4 := parseInt(f[4])
-		size, err5 := parseInt(f[5])
-		var r Record
-		var err6 error
-		if len(f[6]) != 2*len(r.SHA256) {
-			err6 = errors.New("bad fingerprint")
-		} else if _, err := hex.Decode(r.SHA256[:], f[6]); err != nil {
-			err6 = err
-		}
-		var copied string
-		var err7 error
-		if n == 8 {
-			copied, err7 = unescapeField(string(f[7]))
-			if err7 == nil && copied == "" {
-				err7 = errors.New("empty folder")
-			}
-		}
-		if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
-			return fmt.Errorf("malformed record: %w", err)
-		}
-		r.UID, r.Epoch, r.Delivered, r.Size, r.CopiedTo = UID(uid), ep, time.Unix(0, ns).UTC(), size, copied
-		if p.mbm == nil {
-			p.mbm = m[mb]
-			if p.mbm == nil {
-				p.mbm = make(map[UID]Record, p.hint)
-				p.hint = 0
-				m[mb] = p.mbm
-			}
-		}
-		p.mbm[r.UID] = r
-		return nil
-	case n == 3 && kind == "F":
-		mb, err1 := p.mailbox(f[1])
-		uid, err2 := unescapeField(string(f[2]))
-		if err := errors.Join(err1, err2); err != nil {
-			return fmt.Errorf("malformed record: %w", err)
-		}
-		delete(m[mb], UID(uid))
-		return nil
-	case n == 3 && kind == "M":
-		mb, err1 := p.mailbox(f[1])
-		uid, err2 := unescapeField(string(f[2]))
-		if err := errors.Join(err1, err2); err != nil {
-			return fmt.Errorf("malformed mark: %w", err)
-		}
-		marks[mb] = UID(uid)
-		return nil
-	}
-	return errors.New("malformed record")
+	r.UID, r.Epoch, r.Delivered, r.Size, r.CopiedTo = UID(uid), ep, time.Unix(0, ns).UTC(), size, copied
+	return r, nil
 }
 
 // parseInt parses a decimal int64 as strconv.ParseInt does, without

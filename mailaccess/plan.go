@@ -64,12 +64,21 @@ func (r *fetch) list() ([]MessageInfo, error) {
 func (r *fetch) listAfterMark() (list []MessageInfo, ok bool, err error) {
 	st := r.f.State.(IncrementalState)
 	al := r.mb.(driver.AfterLister)
-	if r.mark, err = st.Mark(r.ctx, r.name); err != nil || r.mark == "" {
+	if r.mark, err = st.Mark(r.ctx, r.name); err != nil {
 		return nil, false, wrapState("read", err)
 	}
 	total, inEpoch, err := st.Count(r.ctx, r.name, r.desc.UIDEpoch)
-	if err != nil || total != inEpoch {
+	if err != nil {
 		return nil, false, wrapState("read", err)
+	}
+	if wl, can := r.mb.(driver.WindowLister); can && r.plan.lookup && r.mark == "" && total == 0 {
+		// Nothing known yet: list a window at a time.
+		r.windows = wl
+		list, err := r.nextWindow("")
+		return list, err == nil, err
+	}
+	if r.mark == "" || total != inEpoch {
+		return nil, false, nil
 	}
 	if !r.plan.lookup {
 		if err := r.loadAll(); err != nil {
@@ -183,18 +192,76 @@ func (r *fetch) candidates(list []MessageInfo) {
 }
 
 // saveMark moves the mark of an incremental plan to the last message of
-// the listing before which every message was taken.
+// the listing before which every message was taken: in list, the current
+// window, or at the end of the windows before it.
 func (r *fetch) saveMark(list []MessageInfo) {
-	if !r.plan.incremental || r.durable == 0 {
+	if !r.plan.incremental {
 		return
 	}
-	mark := list[r.durable-1].UID
-	if mark == r.mark {
+	mark := r.windowMark
+	switch {
+	case r.frozen:
+		mark = r.frozenMark
+	case r.durable > 0:
+		mark = list[r.durable-1].UID
+	}
+	if mark == "" || mark == r.mark {
 		return
 	}
 	if err := r.f.State.(IncrementalState).SetMark(context.WithoutCancel(r.ctx), r.name, mark); err != nil {
 		r.log.Warn("could not save the mark", "err", err)
 	}
+}
+
+// listWindow is the number of UIDs that a listing into an empty State
+// asks for at a time (driver.WindowLister): some 1 MiB of listing.
+var listWindow = 10000
+
+// nextWindow lists the window after after and reads the records of its
+// messages.
+func (r *fetch) nextWindow(after UID) ([]MessageInfo, error) {
+	list, next, err := r.windows.ListWindow(r.ctx, after, listWindow)
+	if err != nil {
+		return nil, err
+	}
+	r.next = next
+	clear(r.known)
+	r.rep.Listed += len(list)
+	if len(list) == 0 {
+		return list, nil
+	}
+	uids := make([]UID, len(list))
+	for i, m := range list {
+		uids[i] = m.UID
+	}
+	recs, err := r.f.State.(IncrementalState).Lookup(r.ctx, r.name, uids...)
+	if err != nil {
+		return nil, wrapState("read", err)
+	}
+	for _, rec := range recs {
+		if rec.Epoch == r.desc.UIDEpoch {
+			r.known[rec.UID] = rec
+		}
+	}
+	return list, nil
+}
+
+// endWindow closes the accounts of a window whose messages were all
+// handled and its groups flushed, before the next window: the mark may
+// pass it only when every message of it was taken and is durable.
+func (r *fetch) endWindow(list []MessageInfo) {
+	if !r.frozen {
+		if r.takenOpen || r.lost || r.durable < len(list) {
+			r.frozen = true
+			r.frozenMark = r.windowMark
+			if r.durable > 0 {
+				r.frozenMark = list[r.durable-1].UID
+			}
+		} else if len(list) > 0 {
+			r.windowMark = list[len(list)-1].UID
+		}
+	}
+	r.taken, r.durable = 0, 0
 }
 
 // newMail reports whether mb holds a message that a Fetch would open now,
@@ -207,15 +274,17 @@ func (f *Fetcher) newMail(ctx context.Context, mb Mailbox, ignore map[UID]bool) 
 		return false, err
 	}
 	list, err := r.list()
-	if err != nil {
-		return false, err
-	}
-	for _, m := range list {
-		if r.opens(m) && !ignore[m.UID] {
-			return true, nil
+	for ; err == nil; list, err = r.nextWindow(r.next) {
+		for _, m := range list {
+			if r.opens(m) && !ignore[m.UID] {
+				return true, nil
+			}
+		}
+		if r.next == "" {
+			return false, nil
 		}
 	}
-	return false, nil
+	return false, err
 }
 
 func wrapState(op string, err error) error {

@@ -160,7 +160,14 @@ func (s *FileState) Mailboxes(_ context.Context, prefix string) ([]string, error
 	if s.f == nil {
 		return nil, stateErr("read", errors.New("state is closed"))
 	}
-	return mailboxesOf(s.m, prefix), nil
+	out := []string{}
+	for name, m := range s.x.mbs {
+		if m.n > 0 && strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 var (

@@ -3,8 +3,8 @@
 // Mailbox interface that a driver implements, the identity of a message
 // (UID, MessageInfo), and the optional capabilities that the Fetcher finds
 // by type assertion (Mover, Watcher, Folders, Describer, Prefetcher,
-// AfterLister), and Account, a session with a whole account of folders.
-// Programs that read mail use package mailaccess, which
+// AfterLister, WindowLister), and Account, a session with a whole account
+// of folders. Programs that read mail use package mailaccess, which
 // re-exports Mailbox, UID and MessageInfo; they import driver only to
 // write a driver of their own.
 //
@@ -181,4 +181,20 @@ type AfterLister interface {
 	// Count returns the number of messages in the mail drop, as the server
 	// last reported it.
 	Count() int
+}
+
+// WindowLister is implemented by AfterListers that can list a window at a
+// time (IMAP: UID FETCH of a range of UIDs), so that a run over a large
+// mailbox into an empty State holds one window of the listing at a time
+// instead of the whole of it.
+type WindowLister interface {
+	AfterLister
+	// ListWindow lists, in the server's order, messages whose UIDs come
+	// after the UID after (every message from the first when after is ""
+	// or of another UID epoch), at most about n of them. next is where
+	// the following window starts, to pass as after; it is "" when this
+	// window reached the end of the mail drop, so that together the
+	// windows list what one ListAfter would have. A window may be empty
+	// while next is not (a range of UIDs whose messages are all gone).
+	ListWindow(ctx context.Context, after UID, n int) (list []MessageInfo, next UID, err error)
 }
