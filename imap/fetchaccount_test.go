@@ -287,8 +287,8 @@ func TestFetchAccountFolderError(t *testing.T) {
 	}
 }
 
-// TestFetchAccountURL: unimail-style patterns through imap.DialAccount
-// and a Selection; the session ends when FetchAccount returns.
+// TestFetchAccountEndsSession: FetchAccount ends the account's session
+// with LOGOUT when it returns.
 func TestFetchAccountEndsSession(t *testing.T) {
 	s := newServer(t, nil)
 	a, err := imap.DialAccount(t.Context(), s.Addr, options(s))
