@@ -103,4 +103,3 @@ func TestFencePasses(t *testing.T) {
 		t.Fatalf("delete: fence called %d times, want 2", calls.Load())
 	}
 }
-
