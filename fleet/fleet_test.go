@@ -1,0 +1,81 @@
+package fleet_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/unimail/unimail/fleet"
+	"github.com/unimail/unimail/mailaccess"
+)
+
+// TestManyAccounts: one worker keeps POP3 and IMAP accounts drained,
+// every message delivered once, deleted after it was recorded, and no
+// account in two sessions at once, on SQLite and on PostgreSQL.
+func TestManyAccounts(t *testing.T) {
+	for _, db := range databases(t) {
+		t.Run(db.name, func(t *testing.T) {
+			const users, msgs = 30, 5
+			pop, popAddr, popLogins := popServer(t, "p", users, msgs)
+			imapSrv, imapAddr, imapLogins := imapServer(t, nil, "i", users, msgs)
+			c := newCollector()
+			f := db.open(t, testOptions(c.handle))
+			for i := range users {
+				for _, a := range []fleet.Account{
+					{ID: fmt.Sprintf("pop-%d", i), URL: fmt.Sprintf("pop3://p%d@%s", i, popAddr), Retention: mailaccess.DeleteAfterFetch, Handler: "collect", Every: 300 * time.Millisecond},
+					{ID: fmt.Sprintf("imap-%d", i), URL: fmt.Sprintf("imap://i%d@%s/INBOX", i, imapAddr), Retention: mailaccess.DeleteAfterFetch, Handler: "collect", Every: 300 * time.Millisecond},
+				} {
+					if err := f.Add(t.Context(), a); err != nil {
+						t.Fatalf("Add(%s): %v", a.ID, err)
+					}
+				}
+			}
+			if err := f.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			empty := func() bool {
+				for i := range users {
+					if len(pop.Messages(fmt.Sprintf("p%d", i))) > 0 || len(imapSrv.Messages(fmt.Sprintf("i%d", i), "INBOX")) > 0 {
+						return false
+					}
+				}
+				return true
+			}
+			waitFor(t, 2*time.Minute, "every mailbox drained", empty)
+			// More mail arrives; the next polls take it.
+			for i := range users {
+				pop.AddMessage(fmt.Sprintf("p%d", i), message(fmt.Sprintf("p%d", i), msgs))
+				imapSrv.Append(fmt.Sprintf("i%d", i), "INBOX", message(fmt.Sprintf("i%d", i), msgs))
+			}
+			waitFor(t, 2*time.Minute, "the new mail drained", empty)
+			want := int64(2 * users * (msgs + 1))
+			waitFor(t, time.Minute, "the runs recorded", func() bool { return f.Stats().Fetched == want })
+			for i := range users {
+				for _, id := range []string{fmt.Sprintf("pop-%d", i), fmt.Sprintf("imap-%d", i)} {
+					if n := c.count(id); n != msgs+1 {
+						t.Errorf("%s received %d messages, want %d: %v", id, n, msgs+1, c.got[id])
+					}
+				}
+			}
+			if n := popLogins.Overlaps() + imapLogins.Overlaps(); n != 0 {
+				t.Errorf("%d logins overlapped another session of the same user", n)
+			}
+			st := f.Stats()
+			if st.Runs == 0 || st.Fetched != want || len(st.Errors) != 0 {
+				t.Errorf("Stats = %+v", st)
+			}
+			accts, err := f.Accounts(t.Context())
+			if err != nil || len(accts) != 2*users {
+				t.Fatalf("Accounts: %d, %v", len(accts), err)
+			}
+			for _, a := range accts {
+				if a.Fetched != msgs+1 || a.LastSuccess.IsZero() || a.Stopped || a.NextRun.IsZero() {
+					t.Errorf("account %s: %+v", a.ID, a)
+				}
+			}
+			if err := f.Stop(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
