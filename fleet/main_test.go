@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/unimail/unimail"
 	"github.com/unimail/unimail/fleet"
@@ -261,32 +264,55 @@ func (discard) Printf(string, ...any) {}
 // database is where a test's fleet lives.
 type database struct {
 	name string
-	open func(t *testing.T, opts *fleet.Options) *fleet.Fleet
-	dsn  string // the SQLite path or the PostgreSQL DSN
+	dsn  func(t *testing.T) string // the SQLite path or the PostgreSQL DSN, made once
 }
 
 // databases returns a new SQLite file and a new PostgreSQL database.
 func databases(t *testing.T) []database {
 	path := filepath.Join(t.TempDir(), "fleet.db")
+	var pg string
 	return []database{
-		{name: "sqlite", dsn: path, open: func(t *testing.T, opts *fleet.Options) *fleet.Fleet {
-			f, err := fleet.OpenSQLite(t.Context(), path, opts)
-			if err != nil {
-				t.Fatalf("OpenSQLite: %v", err)
+		{name: "sqlite", dsn: func(*testing.T) string { return path }},
+		{name: "postgres", dsn: func(t *testing.T) string {
+			if pg == "" {
+				pg = pgtest.Shared(t).NewDatabase(t)
 			}
-			t.Cleanup(func() { f.Close() })
-			return f
-		}},
-		{name: "postgres", open: func(t *testing.T, opts *fleet.Options) *fleet.Fleet {
-			dsn := pgtest.Shared(t).NewDatabase(t)
-			f, err := fleet.OpenPostgres(t.Context(), dsn, opts)
-			if err != nil {
-				t.Fatalf("OpenPostgres: %v", err)
-			}
-			t.Cleanup(func() { f.Close() })
-			return f
+			return pg
 		}},
 	}
+}
+
+// open opens a Fleet in the database, closed when the test ends.
+func (db database) open(t *testing.T, opts *fleet.Options) *fleet.Fleet {
+	t.Helper()
+	f, err := db.openErr(t, opts)
+	if err != nil {
+		t.Fatalf("open %s: %v", db.name, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func (db database) openErr(t *testing.T, opts *fleet.Options) (*fleet.Fleet, error) {
+	if db.name == "sqlite" {
+		return fleet.OpenSQLite(t.Context(), db.dsn(t), opts)
+	}
+	return fleet.OpenPostgres(t.Context(), db.dsn(t), opts)
+}
+
+// sql opens the database directly, for what a test does behind the
+// fleet's back.
+func (db database) sql(t *testing.T) *sql.DB {
+	driver, dsn := "pgx", db.dsn(t)
+	if db.name == "sqlite" {
+		driver, dsn = "sqlite", dsn+"?_pragma=busy_timeout(10000)"
+	}
+	d, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }
 
 // waitFor waits until cond holds, failing the test after timeout. The
