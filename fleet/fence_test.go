@@ -98,4 +98,3 @@ func past(dialect string) string {
 	}
 	return "now() - interval '1 second'"
 }
-

@@ -16,7 +16,7 @@ func TestManyAccounts(t *testing.T) {
 	for _, db := range databases(t) {
 		t.Run(db.name, func(t *testing.T) {
 			const users, msgs = 30, 5
-			pop, popAddr, popLogins := popServer(t, "p", users, msgs)
+			pop, popAddr, popLogins := popServer(t, nil, "p", users, msgs)
 			imapSrv, imapAddr, imapLogins := imapServer(t, nil, "i", users, msgs)
 			c := newCollector()
 			f := db.open(t, testOptions(c.handle))
@@ -56,6 +56,9 @@ func TestManyAccounts(t *testing.T) {
 						t.Errorf("%s received %d messages, want %d: %v", id, n, msgs+1, c.got[id])
 					}
 				}
+			}
+			if popLogins.Total() < 2*users || imapLogins.Total() < 2*users {
+				t.Errorf("the servers saw %d and %d logins, want at least %d each", popLogins.Total(), imapLogins.Total(), 2*users)
 			}
 			if n := popLogins.Overlaps() + imapLogins.Overlaps(); n != 0 {
 				t.Errorf("%d logins overlapped another session of the same user", n)

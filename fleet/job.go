@@ -88,7 +88,12 @@ func (w *worker) Work(ctx context.Context, job *river.Job[accountArgs]) error {
 		f.opts.Logger.Warn("fleet: account run failed", "account", id, "kind", kindOf(out.err), "err", r.clean(out.err.Error()), "next", next.Sub(time.Now()).Round(time.Millisecond), "stopped", stop)
 	}
 	if stop && recorded {
-		return river.JobCancel(fmt.Errorf("the account is stopped: %s", kindOf(out.err)))
+		// Unless Add started the account again meanwhile (its job
+		// insert then met this one, still running), the job ends here.
+		if l, err := f.load(context.WithoutCancel(ctx), id); err != nil || l.stopped {
+			return river.JobCancel(fmt.Errorf("the account is stopped: %s", kindOf(out.err)))
+		}
+		return river.JobSnooze(0)
 	}
 	return river.JobSnooze(max(time.Until(next), 0))
 }

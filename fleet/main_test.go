@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"encoding/base64"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -138,6 +139,7 @@ type countingConn struct {
 	l     *logins
 	buf   []byte
 	user  string
+	sasl  bool // the next line is a SASL PLAIN response
 	ended bool
 	once  sync.Once
 }
@@ -160,14 +162,37 @@ func (c *countingConn) Read(p []byte) (int, error) {
 
 func (c *countingConn) line(s string) {
 	f := strings.Fields(s)
+	if c.sasl {
+		c.sasl = false
+		c.plain(s)
+		return
+	}
+	// The verb and its arguments, after IMAP's tag.
+	if len(f) >= 2 && !strings.EqualFold(f[0], "USER") && !strings.EqualFold(f[0], "AUTH") && !strings.EqualFold(f[0], "QUIT") {
+		f = f[1:]
+	}
 	switch {
+	case len(f) == 0:
 	case c.user == "" && len(f) >= 2 && strings.EqualFold(f[0], "USER"):
 		c.begin(f[1])
-	case c.user == "" && len(f) >= 3 && strings.EqualFold(f[1], "LOGIN"):
-		c.begin(strings.Trim(f[2], `"`))
-	case c.user != "" && len(f) >= 1 && strings.EqualFold(f[0], "QUIT"),
-		c.user != "" && len(f) >= 2 && strings.EqualFold(f[1], "LOGOUT"):
+	case c.user == "" && len(f) >= 2 && strings.EqualFold(f[0], "LOGIN"):
+		c.begin(strings.Trim(f[1], `"`))
+	case c.user == "" && len(f) >= 2 && (strings.EqualFold(f[0], "AUTH") || strings.EqualFold(f[0], "AUTHENTICATE")) && strings.EqualFold(f[1], "PLAIN"):
+		if len(f) >= 3 {
+			c.plain(f[2])
+		} else {
+			c.sasl = true
+		}
+	case c.user != "" && (strings.EqualFold(f[0], "QUIT") || strings.EqualFold(f[0], "LOGOUT")):
 		c.end()
+	}
+}
+
+// plain reads the user of a SASL PLAIN response.
+func (c *countingConn) plain(b64 string) {
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if parts := strings.Split(string(b), "\x00"); err == nil && len(parts) == 3 {
+		c.begin(parts[1])
 	}
 }
 
@@ -223,8 +248,8 @@ func serveCounting(t *testing.T, serve func(net.Conn)) (string, *logins) {
 
 // popServer is a POP3 server (cleartext with STLS) with users u0..u(n-1),
 // each holding msgs messages.
-func popServer(t *testing.T, prefix string, n, msgs int) (*poptest.Server, string, *logins) {
-	s := poptest.NewUnstartedServer(nil)
+func popServer(t *testing.T, cfg *poptest.Config, prefix string, n, msgs int) (*poptest.Server, string, *logins) {
+	s := poptest.NewUnstartedServer(cfg)
 	t.Cleanup(s.Close)
 	for i := range n {
 		u := fmt.Sprintf("%s%d", prefix, i)
