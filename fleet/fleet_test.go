@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -81,4 +82,38 @@ func TestManyAccounts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHostLimit: however many accounts are due, one process holds at
+// most HostLimit sessions with one server host.
+func TestHostLimit(t *testing.T) {
+	const users = 20
+	pop, addr, l := popServer(t, nil, "p", users, 3)
+	c := newCollector()
+	opts := testOptions(func(ctx context.Context, m *mailaccess.Message) error {
+		time.Sleep(10 * time.Millisecond) // sessions last long enough to meet
+		return c.handle(ctx, m)
+	})
+	opts.HostLimit = 2
+	f := databases(t)[0].open(t, opts)
+	for i := range users {
+		if err := f.Add(t.Context(), fleet.Account{ID: fmt.Sprintf("a%d", i), URL: fmt.Sprintf("pop3://p%d@%s", i, addr), Retention: mailaccess.DeleteAfterFetch, Handler: "collect", Every: 200 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "every mailbox drained", func() bool {
+		for i := range users {
+			if len(pop.Messages(fmt.Sprintf("p%d", i))) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if m := l.Max(); m > 2 || m < 1 {
+		t.Errorf("%d sessions at once with one host, want at most HostLimit (2)", m)
+	}
+	t.Logf("most sessions at once: %d, over %d logins", l.Max(), l.Total())
 }

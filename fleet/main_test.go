@@ -115,6 +115,15 @@ type logins struct {
 	open     map[string]int
 	overlaps map[string]int
 	total    int
+	now, max int // sessions of all users open now, and the most at once
+}
+
+// Max returns the most sessions that were open at once, all users
+// together.
+func (l *logins) Max() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.max
 }
 
 func (l *logins) Overlaps() int {
@@ -201,6 +210,8 @@ func (c *countingConn) begin(user string) {
 	c.l.mu.Lock()
 	defer c.l.mu.Unlock()
 	c.l.total++
+	c.l.now++
+	c.l.max = max(c.l.max, c.l.now)
 	if c.l.open[user] > 0 {
 		c.l.overlaps[user]++
 	}
@@ -215,6 +226,7 @@ func (c *countingConn) end() {
 		}
 		c.l.mu.Lock()
 		c.l.open[c.user]--
+		c.l.now--
 		c.l.mu.Unlock()
 	})
 }
