@@ -85,7 +85,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[accountArgs]) error {
 		}
 	})
 	if out.err != nil && !out.handover {
-		f.opts.Logger.Warn("fleet: account run failed", "account", id, "kind", kindOf(out.err), "err", r.clean(out.err.Error()), "next", next.Sub(time.Now()).Round(time.Millisecond), "stopped", stop)
+		f.opts.Logger.Warn("fleet: account run failed", "account", id, "kind", kindOf(out.err), "err", r.clean(out.err.Error()), "next", time.Until(next).Round(time.Millisecond), "stopped", stop)
 	}
 	if stop && recorded {
 		// Unless Add started the account again meanwhile (its job

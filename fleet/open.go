@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
@@ -74,8 +73,7 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*Fleet, error)
 	}
 	f.riverDB.SetMaxOpenConns(1)
 	drv := riversqlite.New(f.riverDB)
-	err = migrateRiver(ctx, drv, func(ctx context.Context) (*sql.Tx, error) { return f.riverDB.BeginTx(ctx, nil) },
-		func(tx *sql.Tx) error { return tx.Commit() }, func(tx *sql.Tx) { tx.Rollback() })
+	err = migrateSQLiteRiver(ctx, drv)
 	if err == nil {
 		err = f.finish(ctx, drv)
 	}
@@ -161,21 +159,24 @@ func migratePostgresRiver(ctx context.Context, pool *pgxpool.Pool, drv *riverpgx
 	return nil
 }
 
-// migrateRiver brings River's tables up to date in one transaction.
-func migrateRiver[TTx any](ctx context.Context, drv riverdriver.Driver[TTx], begin func(context.Context) (TTx, error), commit func(TTx) error, rollback func(TTx)) error {
+// migrateSQLiteRiver brings River's tables up to date. Processes that
+// open the same file at once may race to apply a migration; the loser
+// finds it applied when it tries again.
+func migrateSQLiteRiver(ctx context.Context, drv *riversqlite.Driver) error {
 	m, err := rivermigrate.New(drv, nil)
 	if err != nil {
 		return err
 	}
-	tx, err := begin(ctx)
-	if err != nil {
-		return err
+	for try := 0; ; try++ {
+		_, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		if err == nil {
+			return nil
+		}
+		if try == 4 || ctx.Err() != nil {
+			return fmt.Errorf("migrating River's tables: %w", err)
+		}
+		time.Sleep(jitter(time.Duration(try+1) * 200 * time.Millisecond))
 	}
-	if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
-		rollback(tx)
-		return fmt.Errorf("migrating River's tables: %w", err)
-	}
-	return commit(tx)
 }
 
 // finish creates the fleet's table, the delivery state and the River

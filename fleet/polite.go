@@ -38,13 +38,6 @@ func (h *hostLimiter) acquire(ctx context.Context, host string) (release func(),
 	}
 }
 
-// inUse returns how many slots of host are taken.
-func (h *hostLimiter) inUse(host string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.slots[host])
-}
-
 // jitter returns a duration in [d/2, d).
 func jitter(d time.Duration) time.Duration {
 	if d <= 1 {
