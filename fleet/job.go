@@ -75,8 +75,6 @@ func (w *worker) Work(ctx context.Context, job *river.Job[accountArgs]) error {
 	recorded := r.record(out, next, stop)
 	f.stats.update(func(s *Stats) {
 		s.Runs++
-		s.Fetched += r.fetched
-		s.Bytes += r.bytes
 		if out.err != nil {
 			s.Errors[kindOf(out.err)]++
 		}
@@ -216,6 +214,7 @@ func (r *run) push(ctx context.Context, fe *mailaccess.Fetcher, t *unimail.Targe
 func (r *run) count(rep mailaccess.Report, err error) {
 	r.fetched += int64(rep.Delivered)
 	r.bytes += rep.Bytes
+	r.f.stats.update(func(s *Stats) { s.Fetched += int64(rep.Delivered); s.Bytes += rep.Bytes })
 	if err == nil {
 		r.lastOK = time.Now()
 	}
