@@ -200,7 +200,9 @@ func (r *run) push(ctx context.Context, fe *mailaccess.Fetcher, t *unimail.Targe
 		MaxBackoff:   f.opts.MaxBackoff,
 		AfterFetch: func(rep mailaccess.Report, err error) {
 			r.count(rep, err)
-			last = err
+			if ctx.Err() == nil { // not the end of the period cutting it short
+				last = err
+			}
 		},
 	})
 	o := r.ended(ctx, err)
@@ -332,6 +334,9 @@ func (r *run) clean(s string) string {
 func (r *run) fence(ctx context.Context) error {
 	var tok int64
 	err := r.f.db.QueryRowContext(ctx, r.f.q.check, r.a.ID).Scan(&tok)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // the run is ending: nothing is committed, nothing is wrong
+	}
 	return r.compare(tok, err)
 }
 

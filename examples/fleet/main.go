@@ -160,6 +160,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	printRow(context.Background(), f, stdout)
+	if st := f.Stats(); len(st.Errors) > 0 {
+		fmt.Fprintf(stdout, "errors by kind: %v\n", st.Errors)
+
+	}
 	fmt.Fprintln(stdout, "stopped")
 	return nil
 }
