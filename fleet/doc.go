@@ -61,7 +61,8 @@
 // Errors are classified by their mailaccess kind. A failed authentication,
 // TLS failure or unsupported retention stops the account (reported in
 // Accounts; Add starts it again); every other error is retried after a
-// jittered exponential backoff (Options.Backoff up to MaxBackoff). One
+// jittered exponential backoff (Options.Backoff up to MaxBackoff). A POP3
+// server's LOGIN-DELAY is honoured: no account logs in sooner. One
 // process holds at most Options.HostLimit sessions with one server host;
 // River has no bound across processes, so N processes hold at most
 // N×HostLimit.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/unimail/unimail/fleet"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/pop/poptest"
 )
 
 // TestManyAccounts: one worker keeps POP3 and IMAP accounts drained,
@@ -116,4 +117,33 @@ func TestHostLimit(t *testing.T) {
 		t.Errorf("%d sessions at once with one host, want at most HostLimit (2)", m)
 	}
 	t.Logf("most sessions at once: %d, over %d logins", l.Max(), l.Total())
+}
+
+// TestLoginDelay: a POP3 server that asks for LOGIN-DELAY gets no login
+// sooner, whatever the account's period.
+func TestLoginDelay(t *testing.T) {
+	_, addr, l := popServer(t, &poptest.Config{LoginDelay: 3600}, "p", 1, 1)
+	c := newCollector()
+	f := databases(t)[0].open(t, testOptions(c.handle))
+	if err := f.Add(t.Context(), fleet.Account{ID: "a", URL: fmt.Sprintf("pop3://p0@%s", addr), Handler: "collect", Every: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var a fleet.AccountStatus
+	waitFor(t, time.Minute, "the first run recorded", func() bool {
+		as, err := f.Accounts(t.Context())
+		if err != nil || len(as) != 1 {
+			return false
+		}
+		a = as[0]
+		return a.Runs == 1
+	})
+	if wait := a.NextRun.Sub(a.LastSuccess); wait < 59*time.Minute {
+		t.Errorf("next run %s after the last, want the server's LOGIN-DELAY (1h)", wait)
+	}
+	if c.count("a") != 1 || l.Total() != 1 {
+		t.Errorf("%d messages, %d logins; want 1 and 1", c.count("a"), l.Total())
+	}
 }

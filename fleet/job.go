@@ -13,6 +13,7 @@ import (
 
 	"github.com/unimail/unimail"
 	"github.com/unimail/unimail/mailaccess"
+	"github.com/unimail/unimail/mailaccess/driver"
 )
 
 // ErrFenced is matched by the error of a run whose account was taken
@@ -104,6 +105,7 @@ type run struct {
 	auth           mailaccess.Auth
 	fetched, bytes int64
 	lastOK         time.Time
+	loginDelay     time.Duration // the server's POP3 LOGIN-DELAY
 }
 
 // outcome is how a run ended.
@@ -173,6 +175,7 @@ func (r *run) do(ctx context.Context) outcome {
 	if err != nil {
 		return r.ended(ctx, err)
 	}
+	r.loginDelay = driver.Describe(mb).LoginDelay
 	rep, err := fe.Fetch(ctx, mb, h)
 	r.count(rep, err)
 	return r.ended(ctx, err)
@@ -249,7 +252,7 @@ func (r *run) next(o outcome) (time.Time, bool) {
 	case o.err == nil && r.a.Push:
 		return now.Add(jitter(time.Second)), false
 	case o.err == nil:
-		return now.Add(spread(r.a.Every)), false
+		return now.Add(max(spread(r.a.Every), r.loginDelay)), false
 	case stops(o.err):
 		return now, true
 	case errors.Is(o.err, ErrFenced):
@@ -258,7 +261,7 @@ func (r *run) next(o outcome) (time.Time, bool) {
 		// The handler refused some messages; the others were taken.
 		return now.Add(spread(r.a.Every)), false
 	}
-	return now.Add(backoff(r.a.failures+1, r.f.opts.Backoff, r.f.opts.MaxBackoff)), false
+	return now.Add(max(backoff(r.a.failures+1, r.f.opts.Backoff, r.f.opts.MaxBackoff), r.loginDelay)), false
 }
 
 // stops reports whether err stops the account: retrying cannot cure it.
