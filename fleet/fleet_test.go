@@ -147,3 +147,31 @@ func TestLoginDelay(t *testing.T) {
 		t.Errorf("%d messages, %d logins; want 1 and 1", c.count("a"), l.Total())
 	}
 }
+
+// TestRemove: a removed account's job ends, and it is listed no more.
+func TestRemove(t *testing.T) {
+	_, addr, _ := popServer(t, nil, "p", 2, 1)
+	c := newCollector()
+	db := databases(t)[0]
+	f := db.open(t, testOptions(c.handle))
+	for i := range 2 {
+		if err := f.Add(t.Context(), fleet.Account{ID: fmt.Sprintf("a%d", i), URL: fmt.Sprintf("pop3://p%d@%s", i, addr), Handler: "collect", Every: 200 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "both accounts fetched", func() bool { return c.count("a0") == 1 && c.count("a1") == 1 })
+	if err := f.Remove(t.Context(), "a0"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "a0's job cancelled", func() bool { return jobState(t, db, "a0") == "cancelled" })
+	as, err := f.Accounts(t.Context())
+	if err != nil || len(as) != 1 || as[0].ID != "a1" {
+		t.Fatalf("Accounts after Remove = %v, %v", as, err)
+	}
+	if s := jobState(t, db, "a1"); s == "cancelled" {
+		t.Errorf("a1's job is %s", s)
+	}
+}
