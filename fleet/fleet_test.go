@@ -55,7 +55,7 @@ func TestManyAccounts(t *testing.T) {
 			for i := range users {
 				for _, id := range []string{fmt.Sprintf("pop-%d", i), fmt.Sprintf("imap-%d", i)} {
 					if n := c.count(id); n != msgs+1 {
-						t.Errorf("%s received %d messages, want %d: %v", id, n, msgs+1, c.got[id])
+						t.Errorf("%s received %d messages, want %d: %v", id, n, msgs+1, c.ids(id))
 					}
 				}
 			}

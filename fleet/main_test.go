@@ -99,6 +99,13 @@ func (c *collector) handle(ctx context.Context, m *mailaccess.Message) error {
 	return nil
 }
 
+// ids returns a copy of what the account received.
+func (c *collector) ids(id string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.got[id]...)
+}
+
 func (c *collector) count(id string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -67,7 +67,7 @@ func TestPush(t *testing.T) {
 			if st := b.Stats(); st.Running != 1 {
 				t.Errorf("worker B runs %d accounts, want 1", st.Running)
 			}
-			if got := c.got["p"]; len(got) != 3 {
+			if got := c.ids("p"); len(got) != 3 {
 				t.Errorf("received %v", got)
 			}
 		})
