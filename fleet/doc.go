@@ -45,7 +45,9 @@
 // records nothing more, deletes nothing, aborts its session and ends its
 // run with ErrFenced. The messages its handler took since its last
 // recorded group are delivered again by the new owner: duplicates, never a
-// loss.
+// loss. River still lets the stale worker snooze the job when its run
+// ends, which may schedule the account once more, early: the next run
+// then raises the token again, and the fence keeps every run safe.
 //
 // # Schedules and politeness
 //
