@@ -51,7 +51,17 @@ func TestManyAccounts(t *testing.T) {
 			}
 			waitFor(t, 2*time.Minute, "the new mail drained", empty)
 			want := int64(2 * users * (msgs + 1))
-			waitFor(t, time.Minute, "the runs recorded", func() bool { return f.Stats().Fetched == want })
+			waitFor(t, time.Minute, "the runs recorded", func() bool {
+				as, err := f.Accounts(t.Context())
+				if err != nil {
+					return false
+				}
+				var n int64
+				for _, a := range as {
+					n += a.Fetched
+				}
+				return n == want && f.Stats().Fetched == want
+			})
 			for i := range users {
 				for _, id := range []string{fmt.Sprintf("pop-%d", i), fmt.Sprintf("imap-%d", i)} {
 					if n := c.count(id); n != msgs+1 {
