@@ -12,6 +12,9 @@ import (
 // session to Fetch's deferred Abort.
 func (r *fetch) commit() error {
 	if len(r.toMove) > 0 {
+		if err := r.fence(); err != nil {
+			return err
+		}
 		mv := r.mb.(driver.Mover)
 		folder := r.policy.folder
 		uids := make([]UID, len(r.toMove))
@@ -29,9 +32,15 @@ func (r *fetch) commit() error {
 		r.forget(uids)
 	}
 	if len(r.toDelete) > 0 {
+		if err := r.fence(); err != nil {
+			return err
+		}
 		if err := r.mb.Delete(r.ctx, r.toDelete...); err != nil {
 			return err
 		}
+	}
+	if err := r.fence(); err != nil {
+		return err
 	}
 	r.closed = true
 	if err := r.mb.Close(r.ctx); err != nil {
@@ -44,6 +53,19 @@ func (r *fetch) commit() error {
 		r.log.Info("deleted", "count", len(r.toDelete))
 	}
 	r.forget(r.toDelete)
+	return nil
+}
+
+// fence calls Fetcher.Fence, when set. Its error leaves the session to
+// Fetch's deferred Abort.
+func (r *fetch) fence() error {
+	if r.f.Fence == nil {
+		return nil
+	}
+	if err := r.f.Fence(r.ctx); err != nil {
+		r.log.Warn("fence refused the commit; nothing is deleted or moved", "err", err)
+		return err
+	}
 	return nil
 }
 

@@ -46,6 +46,13 @@
 //     was already delivered is recognised by its SHA-256 fingerprint and is
 //     not delivered again; the reset is reported.
 //
+// A program that runs one mailbox from several processes can add a check of
+// its own: Fetcher.Fence is called before any deletion or move is sent and
+// before the session commits; when it returns an error the session is
+// aborted, nothing is deleted or moved, and the run returns that error.
+// Package fleet uses it so that a worker that lost an account to another
+// cannot delete from it.
+//
 // # Group commit
 //
 // Durable does not have to mean one sync per message. The Fetcher gathers

@@ -57,6 +57,13 @@ type Fetcher struct {
 	// fingerprint is compared after a UID reset; "" means the system's
 	// temporary directory.
 	SpoolDir string
+	// Fence, when set, is called before the Fetcher sends any deletion or
+	// move, and again before the session commits (Close); an error aborts
+	// the session (Abort: the marks are rolled back), nothing is deleted
+	// or moved, and the run returns that error. A program that runs the
+	// same mailbox from several processes (package fleet) uses it to
+	// check that this process still owns the mailbox.
+	Fence func(ctx context.Context) error
 }
 
 // fetch is the working set of one Fetch (or of Run's look for new mail).

@@ -64,8 +64,8 @@ func (o *RunOptions) withDefaults() RunOptions {
 // it for every connection it makes. Where the mailbox can wait for new
 // mail (IMAP IDLE), Run waits on a second connection and fetches as soon
 // as the server reports a change, each wait bounded by WatchRefresh so
-// that a dead connection is noticed; elsewhere (POP3) it polls every
-// Interval. After an error it reconnects with jittered exponential backoff
+// that a dead connection is noticed; elsewhere (POP3, an IMAP server
+// without IDLE) it polls every Interval. After an error it reconnects with jittered exponential backoff
 // up to MaxBackoff, and it waits at least as long as the server asks
 // (POP3 LOGIN-DELAY).
 //
@@ -171,6 +171,11 @@ func (f *Fetcher) cycle(ctx context.Context, dial func(context.Context) (Mailbox
 	err = w.Wait(wctx, ready)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
 		return c, nil // refresh: fetch again on a new connection
+	}
+	if errors.Is(err, ErrUnsupported) && ctx.Err() == nil {
+		// An IMAP server without IDLE: poll it, as POP3.
+		c.wait, c.poll = max(o.Interval, desc.LoginDelay), true
+		return c, nil
 	}
 	return c, err
 }

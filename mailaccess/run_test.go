@@ -178,3 +178,31 @@ func TestRunStopsOnAuthFailure(t *testing.T) {
 		t.Fatal("Run kept retrying a wrong password")
 	}
 }
+
+// IMAP without IDLE: Run polls every Interval, as on POP3, instead of
+// failing on the missing capability.
+func TestRunIMAPWithoutIdlePolls(t *testing.T) {
+	s := imapServer(t, &imaptest.Config{NoIdle: true}, 1)
+	f := &mailaccess.Fetcher{State: &mailaccess.MemoryState{}}
+	polls := make(chan bool, 100)
+	opts := &mailaccess.RunOptions{Interval: 200 * time.Millisecond, Waiting: func(_ string, push bool) { polls <- push }}
+	got, done, _ := runCollect(t, f, opts, func(ctx context.Context) (mailaccess.Mailbox, error) {
+		return imap.Dial(ctx, s.Addr, &imap.Options{DialOptions: mailaccess.DialOptions{Auth: mailaccess.Auth{Username: user, Password: pass}, TLSConfig: s.ClientTLSConfig(), Timeout: 5 * time.Second}})
+	})
+	waitN(t, got, 1, 5*time.Second)
+	select {
+	case push := <-polls:
+		if push {
+			t.Fatal("Waiting says push on a server without IDLE")
+		}
+	case err := <-done:
+		t.Fatalf("Run returned %v on a server without IDLE", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Waiting signal")
+	}
+	s.Append(user, "INBOX", mailaccesstest.Message(2))
+	waitN(t, got, 1, 5*time.Second)
+	if n := countName(s.Commands(), "IDLE"); n != 0 {
+		t.Fatalf("%d IDLE commands sent to a server without IDLE", n)
+	}
+}

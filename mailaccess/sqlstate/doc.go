@@ -9,8 +9,10 @@
 // opening a State reads one row whatever the number of records, and a run
 // reads only the records it needs (a count and lookups by UID, from
 // indexes). Many Fetchers may share one State, each on its own mailbox;
-// on PostgreSQL, so may several processes on several machines. The fleet
-// runner to come keeps its accounts in the same database.
+// on PostgreSQL, so may several processes on several machines. Package
+// fleet keeps its accounts in the same database and writes through
+// State.Fenced, so that a worker that lost an account cannot record
+// deliveries for it.
 //
 // # Two dialects
 //

@@ -39,6 +39,10 @@ type State struct {
 	writer  chan struct{}
 	secrets []string // passwords of the DSN, never to be shown in an error
 	closed  atomic.Bool
+	// fence, in a view made by Fenced, runs first in every write
+	// transaction; parent is the State it was made from.
+	fence  func(ctx context.Context, tx *sql.Tx) error
+	parent *State
 }
 
 var _ mailaccess.IncrementalState = (*State)(nil)
@@ -195,6 +199,9 @@ func open(ctx context.Context, db *sql.DB, d dialect, opts *Options, owned bool,
 // the State is then unusable. A State of Open leaves the application's
 // database open. Closing twice is harmless.
 func (s *State) Close() error {
+	if s.parent != nil {
+		return nil
+	}
 	if s.closed.Swap(true) || !s.owned {
 		return nil
 	}

@@ -87,7 +87,7 @@ func storable(s string) bool {
 
 // begin starts a call: it refuses a closed State and bounds ctx.
 func (s *State) begin(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	if s.closed.Load() {
+	if s.closed.Load() || (s.parent != nil && s.parent.closed.Load()) {
 		return nil, nil, errClosed
 	}
 	ctx, cancel := withTimeout(ctx)
@@ -286,6 +286,11 @@ func (s *State) write(ctx context.Context, mailbox string, f func(tx *sql.Tx) er
 	defer tx.Rollback()
 	if s.q.lock != "" {
 		if _, err := tx.ExecContext(ctx, s.q.lock, s.prefix+mailbox); err != nil {
+			return err
+		}
+	}
+	if s.fence != nil {
+		if err := s.fence(ctx, tx); err != nil {
 			return err
 		}
 	}
