@@ -62,24 +62,7 @@ func DialAccountTarget(ctx context.Context, t *Target, opts *Options) (mailacces
 	if t.Protocol() != "imap" {
 		return nil, mailerr.New("dial", mailaccess.ErrUnsupported, "", errors.New("a whole account needs IMAP: POP3 has no folders"))
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	auth := o.Auth
-	if auth.Username == "" {
-		auth.Username = t.User
-	}
-	if auth.Password == "" {
-		auth.Password = t.Password
-	}
-	if auth.Mechanism == "" {
-		auth.Mechanism = t.Mechanism
-	}
-	sec := t.Security
-	if o.InsecureCleartext && sec == mailaccess.SecurityStartTLS {
-		sec = mailaccess.SecurityInsecureCleartext
-	}
+	o, auth, sec := t.settings(opts)
 	dial := func(ctx context.Context, auth mailaccess.Auth) (mailaccess.Account, error) {
 		d := o.DialOptions
 		d.Auth, d.Security = auth, sec

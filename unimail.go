@@ -336,14 +336,14 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (mailaccess.Mailbox
 	return DialTarget(ctx, t, opts)
 }
 
-// DialTarget is Dial for an already parsed URL. On any error the Mailbox
-// is nil.
-func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailbox, error) {
-	var o Options
+// settings are opts (nil: the defaults) with what the URL t says filled
+// in: the credentials that opts leave empty, and the security mode, made
+// cleartext only when opts ask for it.
+func (t *Target) settings(opts *Options) (o Options, auth mailaccess.Auth, sec mailaccess.Security) {
 	if opts != nil {
 		o = *opts
 	}
-	auth := o.Auth
+	auth = o.Auth
 	if auth.Username == "" {
 		auth.Username = t.User
 	}
@@ -353,10 +353,17 @@ func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailb
 	if auth.Mechanism == "" {
 		auth.Mechanism = t.Mechanism
 	}
-	sec := t.Security
+	sec = t.Security
 	if o.InsecureCleartext && sec == mailaccess.SecurityStartTLS {
 		sec = mailaccess.SecurityInsecureCleartext
 	}
+	return o, auth, sec
+}
+
+// DialTarget is Dial for an already parsed URL. On any error the Mailbox
+// is nil.
+func DialTarget(ctx context.Context, t *Target, opts *Options) (mailaccess.Mailbox, error) {
+	o, auth, sec := t.settings(opts)
 	dial := func(ctx context.Context, auth mailaccess.Auth) (mailaccess.Mailbox, error) {
 		d := o.DialOptions
 		d.Auth, d.Security = auth, sec

@@ -3,18 +3,13 @@ package fleet
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/riverqueue/river"
@@ -23,6 +18,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/unimail/unimail/internal/dbsecret"
 	"github.com/unimail/unimail/mailaccess"
 	"github.com/unimail/unimail/mailaccess/sqlstate"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -100,7 +96,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*Fleet, error
 	if err != nil {
 		return nil, &mailaccess.Error{Op: "fleet open", Kind: mailaccess.ErrInvalidArgument, Err: errors.New("the PostgreSQL DSN does not parse")}
 	}
-	secrets := []string{}
+	secrets := dbsecret.Passwords(dsn)
 	if pw := cfg.ConnConfig.Password; pw != "" {
 		secrets = append(secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
 	}
@@ -250,45 +246,11 @@ func failWith(op string, err error, secrets []string) error {
 		return nil
 	}
 	if _, ok := errors.AsType[*mailaccess.Error](err); ok {
-		return scrub(err, secrets)
+		return dbsecret.Scrub(err, secrets)
 	}
-	err = scrub(err, secrets)
-	if unreachable(err) {
+	err = dbsecret.Scrub(err, secrets)
+	if dbsecret.Unavailable(err) || errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("%w: %w", mailaccess.ErrUnavailable, err)
 	}
 	return &mailaccess.Error{Op: "fleet " + op, Kind: mailaccess.ErrState, Err: err}
-}
-
-// scrubbed is an error whose text has the secrets replaced.
-type scrubbed struct {
-	err     error
-	secrets []string
-}
-
-func (e *scrubbed) Error() string {
-	msg := e.err.Error()
-	for _, s := range e.secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-		}
-	}
-	return msg
-}
-
-func (e *scrubbed) Unwrap() error { return e.err }
-
-func scrub(err error, secrets []string) error {
-	if len(secrets) == 0 {
-		return err
-	}
-	return &scrubbed{err, secrets}
-}
-
-// unreachable reports whether err says that the database could not be
-// reached (rather than that it refused the request).
-func unreachable(err error) bool {
-	var ce *pgconn.ConnectError
-	var ne net.Error
-	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded)
 }

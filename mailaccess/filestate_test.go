@@ -260,7 +260,9 @@ func TestFileStateLoad100k(t *testing.T) {
 	}
 }
 
-func BenchmarkFileStateOpen100k(b *testing.B) {
+// state100k writes a state of 100,000 records of one mailbox, closed,
+// and returns its path.
+func state100k(b *testing.B) string {
 	path := filepath.Join(b.TempDir(), "state")
 	s, _ := OpenFileState(path)
 	recs := make([]Record, 100000)
@@ -269,6 +271,11 @@ func BenchmarkFileStateOpen100k(b *testing.B) {
 	}
 	s.Put(context.Background(), "imap://alice@example.com/INBOX", recs...)
 	s.Close()
+	return path
+}
+
+func BenchmarkFileStateOpen100k(b *testing.B) {
+	path := state100k(b)
 	for b.Loop() {
 		s, err := OpenFileState(path)
 		if err != nil {
@@ -356,14 +363,7 @@ func FuzzJournal(f *testing.F) {
 }
 
 func BenchmarkFileStateOpen100kNoIndex(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "state")
-	s, _ := OpenFileState(path)
-	recs := make([]Record, 100000)
-	for i := range recs {
-		recs[i] = rec(fmt.Sprintf("1700000000/%d", i+1))
-	}
-	s.Put(context.Background(), "imap://alice@example.com/INBOX", recs...)
-	s.Close()
+	path := state100k(b)
 	for b.Loop() {
 		os.Remove(path + ".index")
 		s, err := OpenFileState(path)

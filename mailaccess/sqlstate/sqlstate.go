@@ -3,24 +3,20 @@ package sqlstate
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 
+	"github.com/unimail/unimail/internal/dbsecret"
 	"github.com/unimail/unimail/mailaccess"
 )
 
@@ -154,10 +150,10 @@ func OpenSQLite(ctx context.Context, path string, opts *Options) (*State, error)
 // connection attempt gives up after 10 s. No error of the State ever
 // shows the password. Close closes the pool.
 func OpenPostgres(ctx context.Context, dsn string, opts *Options) (*State, error) {
-	secrets := dsnPasswords(dsn)
+	secrets := dbsecret.Passwords(dsn)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, stateError("open", fmt.Errorf("%w: %w", mailaccess.ErrInvalidArgument, scrub(err, secrets)))
+		return nil, stateError("open", fmt.Errorf("%w: %w", mailaccess.ErrInvalidArgument, dbsecret.Scrub(err, secrets)))
 	}
 	if cfg.Password != "" {
 		secrets = append(secrets, cfg.Password)
@@ -235,101 +231,14 @@ func (s *State) fail(ctx context.Context, op string, err error) error {
 	if errors.Is(err, mailaccess.ErrState) {
 		return err
 	}
-	err = scrub(err, s.secrets)
+	err = dbsecret.Scrub(err, s.secrets)
 	if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		// The package's own limit ended the call (OpenPostgres's connect
 		// timeout, or the minute of opTimeout), not the caller: the
 		// database did not answer in time.
 		err = fmt.Errorf("%w: the database did not answer in time (%s)", mailaccess.ErrUnavailable, err.Error())
-	} else if ctx.Err() == nil && unavailable(err) {
+	} else if ctx.Err() == nil && dbsecret.Unavailable(err) {
 		err = fmt.Errorf("%w: %w", mailaccess.ErrUnavailable, err)
 	}
 	return stateError(op, err)
-}
-
-// unavailable reports whether err says that the database could not be
-// reached, or was too busy, rather than that it refused the request.
-func unavailable(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "53300", // too many connections
-			"57P01", "57P02", "57P03", // shutting down, crashed, starting
-			"40001", "40P01": // serialization failure, deadlock
-			return true
-		}
-		return strings.HasPrefix(pe.Code, "08") // connection exception
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		code := se.Code() & 0xff
-		return code == 5 || code == 6 // SQLITE_BUSY, SQLITE_LOCKED
-	}
-	var ce *pgconn.ConnectError
-	var ne net.Error
-	return errors.As(err, &ce) || errors.As(err, &ne) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// scrubbed is an error whose text has the secrets replaced.
-type scrubbed struct {
-	err     error
-	secrets []string
-}
-
-func (e *scrubbed) Error() string {
-	msg := e.err.Error()
-	for _, sec := range e.secrets {
-		msg = strings.ReplaceAll(msg, sec, "xxxxx")
-	}
-	return msg
-}
-
-func (e *scrubbed) Unwrap() error { return e.err }
-
-func scrub(err error, secrets []string) error {
-	if len(secrets) == 0 {
-		return err
-	}
-	return &scrubbed{err, secrets}
-}
-
-var keywordPassword = regexp.MustCompile(`(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)`)
-
-// dsnPasswords finds the password in a DSN, in either of its forms, even
-// when the DSN does not parse, so that no error can show it.
-func dsnPasswords(dsn string) []string {
-	var out []string
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			out = append(out, pw)
-		}
-	}
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		// A URL that does not parse: the text between "user:" and the
-		// last "@" of the authority.
-		rest := dsn[i+3:]
-		if j := strings.IndexAny(rest, "/?"); j >= 0 {
-			rest = rest[:j]
-		}
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			if c := strings.Index(rest[:at], ":"); c >= 0 && c+1 < at {
-				out = append(out, rest[c+1:at])
-				if raw, err := url.PathUnescape(rest[c+1 : at]); err == nil && raw != rest[c+1:at] {
-					out = append(out, raw)
-				}
-			}
-		}
-	}
-	for _, m := range keywordPassword.FindAllStringSubmatch(dsn, -1) {
-		pw := m[1]
-		if strings.HasPrefix(pw, "'") {
-			out = append(out, pw)
-			pw = strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(strings.Trim(pw, "'"))
-		}
-		if pw != "" {
-			out = append(out, pw)
-		}
-	}
-	return out
 }
