@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"sort"
@@ -407,6 +408,7 @@ func (m *Mailbox) login(ctx context.Context) error {
 	if caps == nil {
 		return m.capsError(op)
 	}
+	m.preLogin = caps
 
 	mech := a.Mechanism
 	if mech == mailaccess.MechAuto {
@@ -496,12 +498,19 @@ func (m *Mailbox) capsError(op string) error {
 	return m.connError(op, m.conn.Reason())
 }
 
-// capabilities asks for the capabilities after login and records them.
+// capabilities records the capabilities after login. Most servers send
+// them in the tagged OK of the login ([CAPABILITY ...]), which go-imap
+// records before the login command returns: they are taken from there,
+// without a round trip. Otherwise (no such code, or a set equal to the one
+// before login, which go-imap may not have reset yet when the login
+// returns) it asks with an explicit CAPABILITY.
 func (m *Mailbox) capabilities(ctx context.Context) error {
 	g := m.begin(ctx, boundTotal)
-	// An explicit CAPABILITY: go-imap forgets the capabilities after login
-	// only after the login command has returned, so Caps could still give
-	// the ones from before login.
+	if caps := m.client.Caps(); len(caps) > 0 && !maps.Equal(caps, m.preLogin) {
+		g.end()
+		m.setCaps(caps)
+		return nil
+	}
 	caps, err := m.client.Capability().Wait()
 	if err == nil && len(caps) == 0 {
 		// Capabilities sent only as a response code of the tagged OK.
@@ -511,12 +520,18 @@ func (m *Mailbox) capabilities(ctx context.Context) error {
 	if err != nil {
 		return m.fail(opSelect, err, nil)
 	}
+	m.setCaps(caps)
+	return nil
+}
+
+// setCaps records the session's capabilities.
+func (m *Mailbox) setCaps(caps imap.CapSet) {
 	m.caps = caps
+	m.capList = m.capList[:0]
 	for c := range caps {
 		m.capList = append(m.capList, string(c))
 	}
 	sort.Strings(m.capList)
-	return nil
 }
 
 // selectFolder selects the folder read-write and records its UIDVALIDITY.

@@ -37,6 +37,7 @@ type Mailbox struct {
 	conn        *imapconn.Conn
 	client      *imapclient.Client
 	caps        imap.CapSet
+	preLogin    imap.CapSet // the capabilities before login (nil without login)
 	capList     []string
 	uidValidity uint32
 	secrets     []string // credentials to scrub from server texts
