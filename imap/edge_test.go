@@ -728,3 +728,42 @@ func TestListOutOfOrderAndRepeated(t *testing.T) {
 		t.Fatalf("List = %+v, want %+v", list, want)
 	}
 }
+
+// In a batch, a message whose literal arrived in full is complete: Read
+// ends with io.EOF even when the connection is lost right after the
+// literal, before the rest of its FETCH response; the loss fails the next
+// Open.
+func TestBatchConnectionLostAfterLiteral(t *testing.T) {
+	s := newScriptServer(t, scriptCaps, func(c *scriptConn, tag, verb, rest string) bool {
+		switch {
+		case verb == "UID FETCH" && strings.Contains(rest, "RFC822.SIZE"):
+			c.send(`* 1 FETCH (UID 7 RFC822.SIZE 5)`)
+			c.send(`* 2 FETCH (UID 8 RFC822.SIZE 5)`)
+			c.send(tag + " OK done")
+		case verb == "UID FETCH":
+			c.Write([]byte("* 1 FETCH (UID 7 BODY[] {5}\r\nhello"))
+			c.Close()
+		default:
+			return false
+		}
+		return true
+	})
+	mb := dialScript(t, s, 5*time.Second)
+	ctx := t.Context()
+	if _, err := mb.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mb.WillOpen("42/7", "42/8")
+	r, err := mb.Open(ctx, "42/7")
+	if err != nil {
+		t.Fatalf("Open(7): %v", err)
+	}
+	body, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || string(body) != "hello" {
+		t.Fatalf("message 7 = %q, %v; want hello, nil", body, err)
+	}
+	if _, err := mb.Open(ctx, "42/8"); !errors.Is(err, mailaccess.ErrConnection) {
+		t.Fatalf("Open(8) = %v, want ErrConnection", err)
+	}
+}

@@ -48,8 +48,10 @@ var errReaderClosed = errors.New("imap: read after Close")
 // of the body literal announced by the server has been read: a
 // connection that ends inside the message is an error, never a short
 // message. For a single fetch, io.EOF comes after the server confirmed
-// the FETCH with OK; in a batch, after the message's FETCH response
-// ended (the batch's tagged status is read with the next message).
+// the FETCH with OK; in a batch, as soon as the literal was read in full
+// (the rest of the message's FETCH response and the batch's tagged status
+// are read with the next message: a connection lost after the literal
+// fails the next Open, not this message, which is complete).
 func (m *Mailbox) Open(ctx context.Context, uid mailaccess.UID) (io.ReadCloser, error) {
 	const op = fetchOp
 	if err := m.ready(ctx, op); err != nil {
@@ -215,18 +217,23 @@ func (emptyLiteral) Size() int64              { return 0 }
 // response ends at its closing parenthesis, and the window's tagged status
 // is read by the next Open (or by the next command).
 func (r *messageReader) finishCmd() error {
+	cmd := r.cmd
+	if cmd == nil {
+		// A message of a window: its literal was read in full, which is
+		// the whole message. The rest of its FETCH response (the closing
+		// parenthesis) is left to go-imap's reader, which parses it and
+		// goes on to the next message on its own; waiting for it here
+		// would cost a hand-off between goroutines per message. A
+		// connection that fails after the literal fails the next Open or
+		// the window's end, not this message, which is complete.
+		r.msg, r.lit = nil, nil
+		return nil
+	}
 	r.m.control()
 	defer r.m.endControl()
 	for item := r.msg.Next(); item != nil; item = r.msg.Next() {
 	}
-	cmd := r.cmd
 	r.cmd, r.msg, r.lit = nil, nil, nil
-	if cmd == nil {
-		if reason := r.m.conn.Reason(); reason != nil {
-			return r.m.connError(fetchOp, reason)
-		}
-		return nil
-	}
 	if err := cmd.Close(); err != nil {
 		return r.m.fail(fetchOp, err, nil)
 	}
