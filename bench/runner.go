@@ -130,6 +130,8 @@ type ProfileResult struct {
 	// measured the same way (the launcher's share).
 	Floor int64        `json:"floor_rss"`
 	Cases []CaseResult `json:"cases"`
+	// Fleet is what the fleet profile measured (nil for the others).
+	Fleet *FleetResult `json:"fleet,omitempty"`
 }
 
 // Case returns the result of case c, or nil.
@@ -191,6 +193,18 @@ type Runner struct {
 	// CPUProfileDir, when set, receives a CPU profile of the last measured
 	// run of each library case (library-<proto>-<profile>.pprof).
 	CPUProfileDir string
+	// FleetAccounts and FleetPush are the numbers of accounts of the
+	// fleet profile's sweeps and of its push case (0: FleetAccounts and
+	// FleetPushAccounts; FleetPush < 0 leaves the push case out). Its
+	// worker processes are Exe run with -fleet-worker.
+	FleetAccounts, FleetPush int
+	// FleetCases, when not empty, limits the fleet profile's sweeps to
+	// these cases: "sqlite/1", "postgres/1", "postgres/3".
+	FleetCases []string
+	// FleetHostLimit is the worker processes' Options.HostLimit in the
+	// fleet profile (0: FleetHostLimit); their Workers is at least twice
+	// it.
+	FleetHostLimit int
 	// Log receives progress lines; nil means none.
 	Log io.Writer
 }
@@ -211,6 +225,9 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 	runs := r.Runs
 	if p.Incremental && r.IncrementalRuns > 0 {
 		runs = r.IncrementalRuns
+	}
+	if p.Fleet {
+		return r.runFleet(ctx, p)
 	}
 	res := ProfileResult{Name: p.Name, Description: p.Description, Incremental: p.Incremental, Runs: runs}
 	if runs < 1 {
