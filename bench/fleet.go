@@ -173,7 +173,7 @@ service imap {
 // fleetUser is the name of account i's user.
 func fleetUser(i int) string { return fmt.Sprintf("u%05d", i) }
 
-// fleetEnv is where unimail-bench -fleet-worker reads the password from.
+// fleetWorkerEnv is where a fleet worker process reads the password from.
 const fleetWorkerEnv = PasswordEnv
 
 // runFleet measures the fleet profile.
