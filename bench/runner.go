@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -205,12 +206,17 @@ type Runner struct {
 	// fleet profile (0: FleetHostLimit); their Workers is at least twice
 	// it.
 	FleetHostLimit int
-	// Log receives progress lines; nil means none.
+	// Log receives progress lines; nil means none. Lines are written one
+	// at a time, also from the fleet profile's goroutines.
 	Log io.Writer
+
+	logMu sync.Mutex
 }
 
 func (r *Runner) logf(format string, args ...any) {
 	if r.Log != nil {
+		r.logMu.Lock()
+		defer r.logMu.Unlock()
 		fmt.Fprintf(r.Log, format+"\n", args...)
 	}
 }
