@@ -24,7 +24,14 @@ import (
 // does.
 const childEnv = "UNIMAIL_BENCH_TEST_CHILD"
 
+// testFleetWorkerEnv makes the test binary a worker process of the fleet
+// profile, as unimail-bench -fleet-worker is.
+const testFleetWorkerEnv = "UNIMAIL_BENCH_TEST_FLEET_WORKER"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(testFleetWorkerEnv) == "1" {
+		os.Exit(fleetWorkerMain())
+	}
 	if os.Getenv(childEnv) == "1" {
 		var j Job
 		if err := json.NewDecoder(os.Stdin).Decode(&j); err != nil {

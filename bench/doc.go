@@ -13,6 +13,14 @@
 //     fetched as a whole account on one connection with
 //     Fetcher.FetchAccount, by retrieve with a folder pattern and by mbsync
 //     with Patterns *, next to the same 10,000 messages in one folder);
+//     fleet, run only when named (package fleet over FleetAccounts IMAPS
+//     accounts of one Dovecot with one new message each, worked by
+//     worker processes of their own, unimail-bench -fleet-worker
+//     (RunFleetWorker): the time of a sweep that Fleet.RunNow starts on
+//     every account and of a sweep with nothing new, on SQLite and on a
+//     private PostgreSQL with 1 and 3 processes, and FleetPushAccounts
+//     accounts held in IDLE: the worker's RSS per held account and the
+//     delay from a delivery with doveadm save to the handler);
 //     their messages are deterministic (Message, LargeMessage,
 //     SmallMessages, MixedMessages);
 //   - the measured clients: Raw (the baselines), Library (mailaccess.Fetcher

@@ -1,15 +1,19 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/unimail/unimail/internal/dovecottest"
+	"github.com/unimail/unimail/internal/pgtest"
 )
 
 // ErrNoDovecot is returned by StartDovecot when Dovecot is not installed.
@@ -43,6 +47,133 @@ func StartDovecot() (srv *Server, err error) {
 	}
 	return &Server{Server: s, tb: tb}, nil
 }
+
+// startDovecot is StartDovecot with the harness's options.
+func startDovecot(opts *dovecottest.Options) (srv *Server, err error) {
+	tb := newProgramTB("unimail-bench")
+	var s *dovecottest.Server
+	if err := tb.do(func() { s = dovecottest.Start(tb, opts) }); err != nil {
+		tb.cleanup()
+		return nil, err
+	}
+	return &Server{Server: s, tb: tb}, nil
+}
+
+// Append delivers raw into the user's folder while the server runs, as
+// dovecottest's Append does (a local delivery into the Maildir), and
+// returns its failure as an error.
+func (s *Server) Append(user, folder string, raw []byte) error {
+	return s.tb.do(func() { s.Server.Append(s.tb, user, folder, raw) })
+}
+
+// Save delivers raw into the user's folder with doveadm save, as
+// dovecottest's Save does, and returns its failure as an error.
+func (s *Server) Save(user, folder string, raw []byte) error {
+	return s.tb.do(func() { s.Server.Save(s.tb, user, folder, raw) })
+}
+
+// idleSessions counts the server's IMAP session processes whose title
+// (verbose_proctitle) shows that they run IDLE.
+func (s *Server) idleSessions() int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !bytes.Contains(b, []byte("imap")) {
+			continue
+		}
+		if bytes.Contains(b, []byte(" IDLE]")) {
+			n++
+		}
+	}
+	return n
+}
+
+// cpu returns the CPU time (user and system) that Dovecot's processes
+// have used so far: the master's with its reaped children's, and its
+// living processes'.
+func (s *Server) cpu() time.Duration {
+	master := s.PID()
+	if master <= 0 {
+		return 0
+	}
+	total := procCPU(master, true)
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return total
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == master {
+			continue
+		}
+		if ppid(pid) == master {
+			total += procCPU(pid, true)
+		}
+	}
+	return total
+}
+
+// ppid returns the parent of process pid (0 when unknown).
+func ppid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// errNoPostgres is returned by startPostgres when PostgreSQL is not
+// installed.
+var errNoPostgres = errors.New("PostgreSQL is not installed")
+
+// Postgres is a private PostgreSQL started for a benchmark program: the
+// pgtest harness (127.0.0.1, a random password, PostgreSQL's default
+// settings, fsync included) with max_connections raised to 400 for
+// several worker processes.
+type Postgres struct {
+	*pgtest.Server
+	tb *programTB
+}
+
+// startPostgres starts a private PostgreSQL as pgtest.StartWith does in a
+// test.
+func startPostgres() (*Postgres, error) {
+	tb := newProgramTB("unimail-bench")
+	var s *pgtest.Server
+	if err := tb.do(func() { s = pgtest.StartWith(tb, "max_connections=400") }); err != nil {
+		tb.cleanup()
+		if errors.Is(err, ErrNoDovecot) { // the harness skipped: not installed
+			return nil, fmt.Errorf("%w: %v", errNoPostgres, err)
+		}
+		return nil, err
+	}
+	return &Postgres{Server: s, tb: tb}, nil
+}
+
+// NewDatabase creates an empty database and returns its DSN.
+func (p *Postgres) NewDatabase() (dsn string, err error) {
+	err = p.tb.do(func() { dsn = p.Server.NewDatabase(p.tb) })
+	return dsn, err
+}
+
+// Close stops PostgreSQL and removes its files.
+func (p *Postgres) Close() { p.tb.cleanup() }
 
 // Seed replaces the content of the user's folder with raws, as
 // dovecottest's Seed does, and returns its failure as an error.

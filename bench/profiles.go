@@ -28,6 +28,9 @@ type Profile struct {
 	// user and spread over the AccountFolders folders of another, fetched
 	// as a whole account on one connection (see ProfileAccount).
 	Account bool
+	// Fleet measures package fleet over many accounts (see
+	// ProfileFleet).
+	Fleet bool
 }
 
 // Profile names accepted by ParseProfiles.
@@ -56,7 +59,7 @@ const (
 
 // ParseProfiles turns a comma-separated list of profile names ("small",
 // "mixed", "large", "incremental", or "all"; "none" for no profile; and
-// "account", which "all" does not include) into profiles, with the
+// "account" and "fleet", which "all" does not include) into profiles, with the
 // incremental profile expanded to one profile per size.
 func ParseProfiles(list string, incrementalSizes []int) ([]Profile, error) {
 	var out []Profile
@@ -116,8 +119,10 @@ func ParseProfiles(list string, incrementalSizes []int) ([]Profile, error) {
 				}
 			case ProfileAccount:
 				out = append(out, accountProfile())
+			case ProfileFleet:
+				out = append(out, fleetProfile())
 			default:
-				return nil, fmt.Errorf("unknown profile %q (want small, mixed, large, incremental, account, all or none)", n)
+				return nil, fmt.Errorf("unknown profile %q (want small, mixed, large, incremental, account, fleet, all or none)", n)
 			}
 		}
 	}

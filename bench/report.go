@@ -125,7 +125,15 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 	if meta.ClientTimeout > 0 {
 		p("- client timeout: the library and retrieve ran with an idle timeout of %v instead of their default", meta.ClientTimeout)
 	}
-	p("- runs: %d measured runs of every case after one warm-up run (the incremental profiles say their own); the tables show medians", meta.Runs)
+	onlyFleet := len(results) > 0
+	for _, r := range results {
+		onlyFleet = onlyFleet && r.Fleet != nil
+	}
+	if onlyFleet {
+		p("- runs: every case of the fleet profile runs once (its sweeps take minutes)")
+	} else {
+		p("- runs: %d measured runs of every case after one warm-up run (the incremental and fleet profiles say their own); the tables show medians", meta.Runs)
+	}
 	p("")
 	p("## Method")
 	p("")
@@ -145,7 +153,7 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 	p("")
 	p("Where the library's own time and allocations go on the fetch path (pprof CPU and allocation profiles of the small profile, allocations per message, and the commands): [bench/PROFILE.md](bench/PROFILE.md).")
 	for _, r := range results {
-		if r.Incremental {
+		if r.Incremental || r.Fleet != nil {
 			continue
 		}
 		p("")
@@ -208,6 +216,11 @@ func WriteMarkdown(w io.Writer, meta Meta, results []ProfileResult) error {
 		p("|---:|---:|---:|---:|---|")
 		for _, r := range incr {
 			p("| %d | %.2f | %.2f | %.2f | %.2f / %.2f |", r.Messages, r.Seed.Seconds(), r.FirstOpen.Seconds(), r.FirstList.Seconds(), r.LoadBefore, r.LoadAfter)
+		}
+	}
+	for _, r := range results {
+		if r.Fleet != nil {
+			writeFleet(p, r, meta.CPUs)
 		}
 	}
 	_, err := io.WriteString(w, b.String())

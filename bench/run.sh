@@ -13,7 +13,14 @@
 #   -profiles LIST         small,mixed,large,incremental, all or none, and
 #                          account (20 folders of 500 messages fetched as a
 #                          whole account, next to the same 10,000 messages
-#                          in one folder; not part of all)
+#                          in one folder; not part of all), and fleet
+#                          (package fleet over 10,000 IMAPS accounts on one
+#                          Dovecot, one new message each: a sweep and a
+#                          sweep with nothing new on SQLite and on
+#                          PostgreSQL with 1 and 3 worker processes, and
+#                          1,000 accounts held in IDLE; not part of all;
+#                          PostgreSQL 15's initdb and postgres must be
+#                          installed for its PostgreSQL cases)
 #                          (default all; env BENCH_PROFILES)
 #   -incremental-sizes L   mailbox sizes of the incremental profile
 #                          (default 1000,10000,100000; env BENCH_INCREMENTAL_SIZES)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -130,6 +131,8 @@ type ProfileResult struct {
 	// measured the same way (the launcher's share).
 	Floor int64        `json:"floor_rss"`
 	Cases []CaseResult `json:"cases"`
+	// Fleet is what the fleet profile measured (nil for the others).
+	Fleet *FleetResult `json:"fleet,omitempty"`
 }
 
 // Case returns the result of case c, or nil.
@@ -191,12 +194,29 @@ type Runner struct {
 	// CPUProfileDir, when set, receives a CPU profile of the last measured
 	// run of each library case (library-<proto>-<profile>.pprof).
 	CPUProfileDir string
-	// Log receives progress lines; nil means none.
+	// FleetAccounts and FleetPush are the numbers of accounts of the
+	// fleet profile's sweeps and of its push case (0: FleetAccounts and
+	// FleetPushAccounts; FleetPush < 0 leaves the push case out). Its
+	// worker processes are Exe run with -fleet-worker.
+	FleetAccounts, FleetPush int
+	// FleetCases, when not empty, limits the fleet profile's sweeps to
+	// these cases: "sqlite/1", "postgres/1", "postgres/3".
+	FleetCases []string
+	// FleetHostLimit is the worker processes' Options.HostLimit in the
+	// fleet profile (0: FleetHostLimit); their Workers is at least twice
+	// it.
+	FleetHostLimit int
+	// Log receives progress lines; nil means none. Lines are written one
+	// at a time, also from the fleet profile's goroutines.
 	Log io.Writer
+
+	logMu sync.Mutex
 }
 
 func (r *Runner) logf(format string, args ...any) {
 	if r.Log != nil {
+		r.logMu.Lock()
+		defer r.logMu.Unlock()
 		fmt.Fprintf(r.Log, format+"\n", args...)
 	}
 }
@@ -211,6 +231,9 @@ func (r *Runner) Run(ctx context.Context, p Profile) (ProfileResult, error) {
 	runs := r.Runs
 	if p.Incremental && r.IncrementalRuns > 0 {
 		runs = r.IncrementalRuns
+	}
+	if p.Fleet {
+		return r.runFleet(ctx, p)
 	}
 	res := ProfileResult{Name: p.Name, Description: p.Description, Incremental: p.Incremental, Runs: runs}
 	if runs < 1 {

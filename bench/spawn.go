@@ -74,3 +74,14 @@ func parseSpawnReport(line string) (Sample, int, error) {
 	}
 	return Sample{Wall: time.Duration(n[0]), MaxRSS: n[1]}, int(n[2]), nil
 }
+
+// raiseNoFile raises this process's soft limit of open files to its hard
+// limit: a worker holding a thousand connections needs more than the
+// usual 1024.
+func raiseNoFile() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}

@@ -13,3 +13,5 @@ import (
 func spawned(context.Context, *exec.Cmd, []string) (Sample, error) {
 	return Sample{}, errors.New("the benchmark runs on Unix systems only")
 }
+
+func raiseNoFile() {}

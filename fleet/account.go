@@ -128,6 +128,69 @@ func (f *Fleet) Add(ctx context.Context, a Account) error {
 	return nil
 }
 
+// RunNow makes the account due now: a run of it starts after RunNow was
+// called, as soon as a worker of the fleet (in any process) is free,
+// whenever its next run was scheduled; then its schedule goes on from
+// that run. A run under way is not interrupted and no second run starts
+// beside it: when it ends, the account is due again at once, unless it
+// started after RunNow. A pushed account whose connection waits for new
+// mail already takes it as it comes. An account that an authentication
+// failure stopped stays stopped (Add starts it again). An ID that is not
+// registered gives an error that matches ErrUnknownAccount (and
+// mailaccess.ErrInvalidArgument). RunNow needs no Start: a process may
+// make due accounts that others work.
+func (f *Fleet) RunNow(ctx context.Context, id string) error {
+	var fence, seen int64
+	err := f.db.QueryRowContext(ctx, f.q.runNow, id).Scan(&fence, &seen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return &mailaccess.Error{Op: "fleet run now", Kind: mailaccess.ErrInvalidArgument, Err: fmt.Errorf("account %q: %w", id, ErrUnknownAccount)}
+	}
+	if err != nil {
+		return f.fail("run now", err)
+	}
+	// The job is unique among the live ones: Insert returns the one there
+	// is, or makes one that is available at once.
+	res, err := f.river.Insert(ctx, accountArgs{Account: id}, insertOpts(time.Now()))
+	if err != nil {
+		return f.fail("run now", err)
+	}
+	job := res.Job
+	for {
+		switch job.State {
+		case rivertype.JobStateScheduled, rivertype.JobStateRetryable:
+			// A snoozed job is scheduled: make it available now. River
+			// leaves alone a job that started meanwhile.
+			_, err := f.river.JobRetry(ctx, job.ID)
+			return f.fail("run now", err)
+		case rivertype.JobStateRunning:
+			// A run that has not yet looked at the requests (seen <
+			// fence) will; so will one that starts after the request
+			// (the fence moves on).
+			var now int64
+			if err := f.db.QueryRowContext(ctx, f.q.fence, id).Scan(&now); err != nil {
+				return f.fail("run now", err)
+			}
+			if seen < fence || now > fence {
+				return nil
+			}
+			// The run has ended but River has not yet scheduled its
+			// next: wait a moment for it.
+			select {
+			case <-ctx.Done():
+				return f.fail("run now", context.Cause(ctx))
+			case <-time.After(20 * time.Millisecond):
+			}
+			if job, err = f.river.JobGet(ctx, job.ID); err != nil {
+				return f.fail("run now", err)
+			}
+		default:
+			// Available: it runs as soon as a worker is free. Ended
+			// (the account stopped or removed): nothing to run.
+			return nil
+		}
+	}
+}
+
 // Remove unregisters the account. A session of it that is under way
 // cannot record or delete anything after that; its delivery records stay
 // in the State.
@@ -191,7 +254,12 @@ type loaded struct {
 	failures int
 }
 
-var errNoAccount = errors.New("the account is not registered")
+// ErrUnknownAccount is matched by the error of RunNow for an account ID
+// that is not registered.
+var ErrUnknownAccount = errors.New("fleet: the account is not registered")
+
+// errNoAccount is what load finds for an account that is not registered.
+var errNoAccount = ErrUnknownAccount
 
 func (f *Fleet) load(ctx context.Context, id string) (loaded, error) {
 	l := loaded{Account: Account{ID: id}}

@@ -53,12 +53,14 @@
 //
 // A polled account runs every Account.Every, give or take a tenth, and
 // its first run falls at a random instant within one period of Add, so
-// that thousands of accounts do not connect in the same second. A pushed
-// account (Account.Push) holds its connection for Options.PushPeriod
-// inside one job, waiting for new mail with IMAP IDLE where the server can
-// (and polling every Every where it cannot), then hands over: the next run
-// may be on another worker, and a stopping worker hands its pushed
-// accounts over at once.
+// that thousands of accounts do not connect in the same second. RunNow
+// makes an account due at once (a user pressed "check mail", a webhook
+// announced new mail): it runs as soon as a worker is free, and a run
+// under way is not interrupted. A pushed account (Account.Push) holds its
+// connection for Options.PushPeriod inside one job, waiting for new mail
+// with IMAP IDLE where the server can (and polling every Every where it
+// cannot), then hands over: the next run may be on another worker, and a
+// stopping worker hands its pushed accounts over at once.
 //
 // Errors are classified by their mailaccess kind. A failed authentication,
 // TLS failure or unsupported retention stops the account (reported in

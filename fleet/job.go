@@ -66,8 +66,8 @@ func (w *worker) Work(ctx context.Context, job *river.Job[accountArgs]) error {
 	if a.stopped {
 		return river.JobCancel(errors.New("the account is stopped"))
 	}
-	var token int64
-	if err := f.db.QueryRowContext(ctx, f.q.bump, id, start.UnixNano()).Scan(&token); err != nil {
+	var token, requests int64
+	if err := f.db.QueryRowContext(ctx, f.q.bump, id, start.UnixNano()).Scan(&token, &requests); err != nil {
 		return river.JobSnooze(jitter(f.opts.Backoff))
 	}
 	r := &run{f: f, a: a, token: token}
@@ -94,7 +94,26 @@ func (w *worker) Work(ctx context.Context, job *river.Job[accountArgs]) error {
 		}
 		return river.JobSnooze(0)
 	}
+	if r.requested(requests) {
+		return river.JobSnooze(0) // RunNow was called during the run
+	}
 	return river.JobSnooze(max(time.Until(next), 0))
+}
+
+// requested records that the run has looked at the account's RunNow
+// requests, and reports whether one came after it started (after its
+// token was raised), if the run still holds its fence.
+func (r *run) requested(before int64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var requests int64
+	if err := r.f.db.QueryRowContext(ctx, r.f.q.seen, r.a.ID, r.token).Scan(&requests); err != nil {
+		if !errors.Is(err, sql.ErrNoRows) {
+			r.f.opts.Logger.Warn("fleet: reading an account's run requests failed", "account", r.a.ID, "err", r.f.fail("run now", err))
+		}
+		return false
+	}
+	return requests > before
 }
 
 // run is one job of one account.

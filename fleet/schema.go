@@ -18,8 +18,9 @@ const (
 )
 
 // schemaVersion is the version of the fleet's tables that this package
-// writes.
-const schemaVersion = 1
+// writes: 1 made the accounts' table, 2 added its run_now and run_seen
+// columns (RunNow).
+const schemaVersion = 2
 
 // ErrNewerSchema is matched (with mailaccess.ErrState) by the error of
 // OpenSQLite and OpenPostgres when the fleet's tables were made by a newer
@@ -46,8 +47,20 @@ const accountsTable = `CREATE TABLE {p}fleet_accounts (
 	next_run_ns     BIGINT NOT NULL DEFAULT 0,
 	runs            BIGINT NOT NULL DEFAULT 0,
 	fetched         BIGINT NOT NULL DEFAULT 0,
-	bytes           BIGINT NOT NULL DEFAULT 0
+	bytes           BIGINT NOT NULL DEFAULT 0,
+	run_now         BIGINT NOT NULL DEFAULT 0,
+	run_seen        BIGINT NOT NULL DEFAULT 0
 )`
+
+// The columns of RunNow, which version 2 added: run_now counts the
+// requests to run the account now; run_seen is the fencing token of the
+// last run that looked at them as it ended (a run that starts after a
+// request fetches after it; a run that has not yet looked when the request
+// comes is due again at once).
+var addRunNow = []string{
+	"ALTER TABLE {p}fleet_accounts ADD COLUMN run_now BIGINT NOT NULL DEFAULT 0",
+	"ALTER TABLE {p}fleet_accounts ADD COLUMN run_seen BIGINT NOT NULL DEFAULT 0",
+}
 
 // migrateFleet creates the fleet's tables, or checks their version, in one
 // transaction that holds a lock against other processes doing the same.
@@ -88,9 +101,15 @@ func migrateFleet(ctx context.Context, db *sql.DB, d dialect, prefix string) (er
 	case v > schemaVersion:
 		return fmt.Errorf("%w: %sfleet_version says %d, this package writes %d; upgrade unimail to open it", ErrNewerSchema, prefix, v, schemaVersion)
 	case v == 0:
-		for _, q := range []string{accountsTable, "INSERT INTO {p}fleet_version (version) VALUES (1)"} {
+		for _, q := range []string{accountsTable, "INSERT INTO {p}fleet_version (version) VALUES (2)"} {
 			if _, err := conn.ExecContext(ctx, p(q)); err != nil {
 				return fmt.Errorf("creating the fleet's tables: %w", err)
+			}
+		}
+	case v == 1:
+		for _, q := range append(addRunNow, "INSERT INTO {p}fleet_version (version) VALUES (2)") {
+			if _, err := conn.ExecContext(ctx, p(q)); err != nil {
+				return fmt.Errorf("migrating the fleet's tables to version 2: %w", err)
 			}
 		}
 	}
@@ -102,6 +121,7 @@ func migrateFleet(ctx context.Context, db *sql.DB, d dialect, prefix string) (er
 // take $n parameters.
 type queries struct {
 	upsert, remove, load, bump, check, record, list, overdue string
+	runNow, fence, seen                                      string
 }
 
 func newQueries(d dialect, prefix string) queries {
@@ -117,7 +137,7 @@ func newQueries(d dialect, prefix string) queries {
 			stopped = 0, failures = 0`,
 		remove: "DELETE FROM {p}fleet_accounts WHERE id = $1",
 		load:   "SELECT url, retention, handler, every_ns, push, stopped, failures FROM {p}fleet_accounts WHERE id = $1",
-		bump:   "UPDATE {p}fleet_accounts SET fence = fence + 1, last_start_ns = $2 WHERE id = $1 RETURNING fence",
+		bump:   "UPDATE {p}fleet_accounts SET fence = fence + 1, last_start_ns = $2 WHERE id = $1 RETURNING fence, run_now",
 		check:  "SELECT fence FROM {p}fleet_accounts WHERE id = $1" + forShare,
 		record: `UPDATE {p}fleet_accounts SET failures = $3,
 			last_success_ns = CASE WHEN $4 > last_success_ns THEN $4 ELSE last_success_ns END,
@@ -129,8 +149,11 @@ func newQueries(d dialect, prefix string) queries {
 		list: `SELECT id, url, retention, handler, every_ns, push, stopped, failures, last_start_ns, last_success_ns,
 			last_error_ns, last_error_kind, last_error, next_run_ns, runs, fetched, bytes FROM {p}fleet_accounts ORDER BY id`,
 		overdue: "SELECT id FROM {p}fleet_accounts WHERE stopped = 0 AND next_run_ns < $1 AND last_start_ns < $2",
+		runNow:  "UPDATE {p}fleet_accounts SET run_now = run_now + 1 WHERE id = $1 RETURNING fence, run_seen",
+		fence:   "SELECT fence FROM {p}fleet_accounts WHERE id = $1",
+		seen:    "UPDATE {p}fleet_accounts SET run_seen = $2 WHERE id = $1 AND fence = $2 RETURNING run_now",
 	}
-	for _, s := range []*string{&q.upsert, &q.remove, &q.load, &q.bump, &q.check, &q.record, &q.list, &q.overdue} {
+	for _, s := range []*string{&q.upsert, &q.remove, &q.load, &q.bump, &q.check, &q.record, &q.list, &q.overdue, &q.runNow, &q.fence, &q.seen} {
 		*s = strings.ReplaceAll(*s, "{p}", prefix)
 	}
 	return q

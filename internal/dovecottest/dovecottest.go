@@ -605,6 +605,15 @@ func (s *Server) stop() {
 	}
 }
 
+// PID returns the PID of Dovecot's master process, whose children are
+// its login, auth and session processes (0 when it is not running).
+func (s *Server) PID() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // CAPEM returns the PEM of the self-signed certificate that the server
 // presents. It is its own CA and is valid for 127.0.0.1, ::1 and localhost.
 func (s *Server) CAPEM() []byte {

@@ -107,6 +107,8 @@ type Server struct {
 	exited  chan struct{}
 	waitErr error
 	seq     atomic.Int64
+	// settings are extra -c options of postgres.
+	settings []string
 }
 
 // errMissing is the error of a machine without PostgreSQL.
@@ -121,7 +123,15 @@ func (e errMissing) Error() string { return e.msg }
 // test with the server's log.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s, err := start(os.Getenv, debianRoot)
+	return StartWith(tb)
+}
+
+// StartWith is Start with server settings ("name=value", such as
+// "max_connections=400") given to postgres as -c options, over
+// PostgreSQL's defaults.
+func StartWith(tb testing.TB, settings ...string) *Server {
+	tb.Helper()
+	s, err := start(os.Getenv, debianRoot, settings...)
 	if err != nil {
 		fail(tb, os.Getenv, err)
 		return nil
@@ -255,12 +265,12 @@ func versionKey(name string) []int {
 }
 
 // start makes a cluster and starts its server.
-func start(getenv func(string) string, root string) (*Server, error) {
+func start(getenv func(string) string, root string, settings ...string) (*Server, error) {
 	bin, version, err := findBinaries(root, getenv("PATH"))
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{User: "postgres", bin: bin, Version: version}
+	s := &Server{User: "postgres", bin: bin, Version: version, settings: settings}
 	if err := s.prepare(); err != nil {
 		if s.Dir != "" {
 			os.RemoveAll(s.Dir)
@@ -393,6 +403,9 @@ func (s *Server) launch() error {
 		"-c", "port="+strconv.Itoa(port),
 		"-c", "unix_socket_directories="+s.Dir,
 		"-c", "logging_collector=off")
+	for _, set := range s.settings {
+		cmd.Args = append(cmd.Args, "-c", set)
+	}
 	cmd.Dir = s.Dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf

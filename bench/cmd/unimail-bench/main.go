@@ -18,13 +18,14 @@
 //
 // Usage:
 //
-//	unimail-bench [-runs 5] [-profiles small,mixed,large,incremental]
+//	unimail-bench [-runs 5] [-profiles small,mixed,large,incremental,account,fleet]
 //	              [-incremental-sizes 1000,10000,100000] [-incremental-runs 3]
 //	              [-o BENCHMARKS.md]
 //	              [-json results.json] [-retrieve PATH | -no-retrieve]
 //	              [-retrieve-batches 64,256,1024]
 //	              [-mbsync PATH | -no-mbsync]
 //	              [-launcher PATH] [-client-timeout D] [-case-timeout 20m] [-cpuprofile DIR] [-workdir DIR]
+//	              [-fleet-accounts 10000] [-fleet-push 1000] [-fleet-cases LIST] [-fleet-host-limit 32]
 //	              [-command TEXT] [-commit TEXT]
 //
 // bench/run.sh is the usual way to run it. Without Dovecot installed it
@@ -61,8 +62,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("unimail-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	child := fs.Bool("child", false, "run one job read as JSON from stdin and print its outcome (used by the benchmark itself)")
+	fleetWorker := fs.Bool("fleet-worker", false, "be a worker process of the fleet profile, configured by JSON on stdin, until SIGTERM (used by the benchmark itself)")
+	fleetAccounts := fs.Int("fleet-accounts", bench.FleetAccounts, "accounts of the fleet profile's sweeps")
+	fleetCases := fs.String("fleet-cases", "", "limit the fleet profile's sweeps to these comma-separated `cases` (sqlite/1, postgres/1, postgres/3)")
+	fleetHostLimit := fs.Int("fleet-host-limit", bench.FleetHostLimit, "Options.HostLimit of the fleet profile's worker processes")
+	fleetPush := fs.Int("fleet-push", bench.FleetPushAccounts, "accounts of the fleet profile's push case (0: none)")
 	runs := fs.Int("runs", 5, "measured runs of every case, after one warm-up run")
-	profiles := fs.String("profiles", strings.Join(bench.DefaultProfiles, ","), "profiles to run: small, mixed, large, incremental, all, or none; and account, which all does not include")
+	profiles := fs.String("profiles", strings.Join(bench.DefaultProfiles, ","), "profiles to run: small, mixed, large, incremental, all, or none; and account and fleet, which all does not include")
 	incrRuns := fs.Int("incremental-runs", 3, "measured runs of every case of the incremental profiles (a first run of 100,000 messages takes minutes)")
 	sizes := fs.String("incremental-sizes", "1000,10000,100000", "mailbox sizes of the incremental profile")
 	out := fs.String("o", "", "write the results as Markdown into this file (such as BENCHMARKS.md)")
@@ -87,6 +93,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if *child {
 		return runChild(ctx, stdin, stdout, stderr)
+	}
+	if *fleetWorker {
+		return runFleetWorker(ctx, stdin, stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "unimail-bench: unexpected arguments %q\n", fs.Args())
@@ -197,7 +206,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		ClientTimeout:   *clientTimeout,
 		WorkDir:         work,
 		CPUProfileDir:   *cpuDir,
+		FleetAccounts:   *fleetAccounts,
+		FleetPush:       *fleetPush,
+		FleetHostLimit:  *fleetHostLimit,
 		Log:             stderr,
+	}
+	if *fleetCases != "" {
+		r.FleetCases = strings.Split(*fleetCases, ",")
+	}
+	if *fleetPush == 0 {
+		r.FleetPush = -1
 	}
 	start := time.Now()
 	var results []bench.ProfileResult
@@ -253,6 +271,21 @@ func runChild(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) in
 	}
 	if err := json.NewEncoder(stdout).Encode(out); err != nil {
 		fmt.Fprintf(stderr, "unimail-bench -child: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runFleetWorker is a worker process of the fleet profile: it reads its
+// bench.FleetWorker from stdin and works until SIGTERM.
+func runFleetWorker(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) int {
+	var w bench.FleetWorker
+	if err := json.NewDecoder(stdin).Decode(&w); err != nil {
+		fmt.Fprintf(stderr, "unimail-bench -fleet-worker: reading the configuration: %v\n", err)
+		return 2
+	}
+	if err := bench.RunFleetWorker(ctx, w, os.Getenv(bench.PasswordEnv), stdout); err != nil {
+		fmt.Fprintf(stderr, "unimail-bench -fleet-worker: %v\n", err)
 		return 1
 	}
 	return 0
