@@ -34,8 +34,8 @@ const (
 	// fleet (River's queries, the fleet's and the state's) ten to twenty
 	// times: all 2,000 would take minutes.
 	dovecotManyRaceAccounts = 250
-	dovecotKillUsers = 400 // TestDovecotKillWorker's accounts
-	dovecotKillMsgs  = 4   // messages in each of their INBOXes, more than killBatch
+	dovecotKillUsers        = 400 // TestDovecotKillWorker's accounts
+	dovecotKillMsgs         = 4   // messages in each of their INBOXes, more than killBatch
 	// dovecotKillWorkers is the Workers and HostLimit of the worker
 	// processes of TestDovecotKillWorker: at most that many of the
 	// killed process's sessions are cut short.
