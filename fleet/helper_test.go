@@ -27,6 +27,10 @@ const (
 	envDB  = "UNIMAIL_FLEET_DB"  // "sqlite" or "postgres"
 	envDSN = "UNIMAIL_FLEET_DSN" // the SQLite path or the PostgreSQL DSN
 	envOut = "UNIMAIL_FLEET_OUT" // the directory of the accounts' files
+	// envProfile chooses the worker's options and handler: empty for
+	// workerOptions and appendFile, profileDovecot for
+	// dovecotWorkerOptions and sessionLog (see dovecot_test.go).
+	envProfile = "UNIMAIL_FLEET_PROFILE"
 )
 
 // workerOptions are the worker processes' options: short periods, so
@@ -78,6 +82,9 @@ func helperMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	opts := workerOptions(appendFile(os.Getenv(envOut), os.Getenv(helperEnv)), os.Getenv(helperEnv))
+	if os.Getenv(envProfile) == profileDovecot {
+		opts = dovecotWorkerOptions(sessionLog(os.Getenv(envOut), os.Getenv(helperEnv)), os.Getenv(helperEnv))
+	}
 	var f *fleet.Fleet
 	var err error
 	if os.Getenv(envDB) == "sqlite" {
@@ -118,9 +125,10 @@ type workerProcess struct {
 }
 
 // startWorker starts the test binary as a worker process named id, and
-// returns once it has started working. The test kills it, if still
+// returns once it has started working. env holds further NAME=value
+// settings of the worker (envProfile). The test kills it, if still
 // running, when it ends.
-func startWorker(t *testing.T, db database, out, id string) *workerProcess {
+func startWorker(t *testing.T, db database, out, id string, env ...string) *workerProcess {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -128,6 +136,7 @@ func startWorker(t *testing.T, db database, out, id string) *workerProcess {
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), helperEnv+"="+id, envDB+"="+db.name, envDSN+"="+db.dsn(t), envOut+"="+out)
+	cmd.Env = append(cmd.Env, env...)
 	w := &workerProcess{cmd: cmd, stderr: filepath.Join(t.TempDir(), id+".stderr"), done: make(chan error, 1)}
 	errf, err := os.Create(w.stderr)
 	if err != nil {
