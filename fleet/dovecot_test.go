@@ -105,6 +105,18 @@ func dovecotAccount(srv *dovecottest.Server, u string, every time.Duration) flee
 	return fleet.Account{ID: u, URL: fmt.Sprintf("imap://%s@%s/INBOX", u, srv.IMAPAddr), Retention: mailaccess.DeleteAfterFetch, Handler: "collect", Every: every}
 }
 
+// dovecotAccounts returns the users <prefix>0 ... <prefix>n-1 and their
+// accounts (dovecotAccount), in that order.
+func dovecotAccounts(srv *dovecottest.Server, prefix string, n int, every time.Duration) ([]string, []fleet.Account) {
+	users := make([]string, n)
+	accts := make([]fleet.Account, n)
+	for i := range users {
+		users[i] = fmt.Sprintf("%s%d", prefix, i)
+		accts[i] = dovecotAccount(srv, users[i], every)
+	}
+	return users, accts
+}
+
 // fastSQLite is an SQLite database for a test, on /dev/shm (tmpfs) when
 // the machine has one, as the Dovecot harness places its files: thousands
 // of accounts make thousands of commits, each synced (synchronous=FULL),
@@ -287,12 +299,7 @@ func TestDovecotManyAccounts(t *testing.T) {
 	opts := testOptions(c.handle)
 	opts.Workers, opts.HostLimit = 32, 16
 	f := fastSQLite(t).open(t, opts)
-	users := make([]string, n)
-	accts := make([]fleet.Account, n)
-	for i := range users {
-		users[i] = fmt.Sprintf("u%d", i)
-		accts[i] = dovecotAccount(srv, users[i], 10*time.Second)
-	}
+	users, accts := dovecotAccounts(srv, "u", n, 10*time.Second)
 	addAll(t, f, accts, 4)
 	t.Logf("accounts added after %s", time.Since(start).Round(time.Millisecond))
 	if err := f.Start(t.Context()); err != nil {
@@ -410,19 +417,7 @@ func sessionLog(dir, worker string) mailaccess.Handler {
 		}
 		mu.Unlock()
 		time.Sleep(2 * time.Millisecond) // a handler with some work to do: sessions overlap the kill
-		f, err := os.OpenFile(filepath.Join(dir, id+".log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := fmt.Fprintf(f, "%s\t%s\t%s-%d\t%d\n", messageID(b), worker, worker, n, time.Now().UnixNano()); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
+		return appendLine(dir, id, fmt.Sprintf("%s\t%s\t%s-%d\t%d\n", messageID(b), worker, worker, n, time.Now().UnixNano()))
 	}
 }
 
@@ -496,15 +491,10 @@ func TestDovecotKillWorker(t *testing.T) {
 	srv := startDovecot(t, "k", dovecotKillUsers, dovecotKillMsgs)
 	out := t.TempDir()
 	reg := db.open(t, nil) // registers the accounts, works none
-	users := make([]string, dovecotKillUsers)
-	accts := make([]fleet.Account, dovecotKillUsers)
-	for i := range users {
-		users[i] = fmt.Sprintf("k%d", i)
-		// Every is long enough that the accounts already drained do
-		// not fill the workers with empty polls while the others, and
-		// the killed worker's, wait.
-		accts[i] = dovecotAccount(srv, users[i], 20*time.Second)
-	}
+	// Every is long enough that the accounts already drained do not fill
+	// the workers with empty polls while the others, and the killed
+	// worker's, wait.
+	users, accts := dovecotAccounts(srv, "k", dovecotKillUsers, 20*time.Second)
 	addAll(t, reg, accts, 8)
 	t.Logf("Dovecot seeded and accounts added after %s", time.Since(begin).Round(time.Millisecond))
 	env := envProfile + "=" + profileDovecot

@@ -60,20 +60,26 @@ func appendFile(dir, worker string) mailaccess.Handler {
 			return err
 		}
 		time.Sleep(5 * time.Millisecond) // a handler with some work to do: sessions overlap the kill
-		f, err := os.OpenFile(filepath.Join(dir, id+".log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := f.WriteString(messageID(b) + "\t" + worker + "\n"); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
+		return appendLine(dir, id, messageID(b)+"\t"+worker+"\n")
 	}
+}
+
+// appendLine appends line to <dir>/<account>.log and syncs the file
+// before it returns nil.
+func appendLine(dir, account, line string) error {
+	f, err := os.OpenFile(filepath.Join(dir, account+".log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // helperMain is a worker process: it opens the fleet, works its accounts

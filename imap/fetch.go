@@ -210,22 +210,20 @@ type emptyLiteral struct{}
 func (emptyLiteral) Read([]byte) (int, error) { return 0, io.EOF }
 func (emptyLiteral) Size() int64              { return 0 }
 
-// finishCmd consumes the rest of the current FETCH answer and its tagged
-// status, after the literal was read to its end.
+// finishCmd ends the message after its literal was read to its end.
 //
-// A message of a batched window has no command of its own: its FETCH
-// response ends at its closing parenthesis, and the window's tagged status
-// is read by the next Open (or by the next command).
+// A single fetch consumes the rest of its FETCH answer and its tagged
+// status. A message of a batched window has no command of its own and
+// ends with its literal: the rest of its FETCH response is left to
+// go-imap's reader, which parses it and goes on to the next message on
+// its own (waiting for it here would cost a hand-off between goroutines
+// per message), and the window's tagged status is read by the next Open
+// (or by the next command). A connection that fails after the literal
+// fails the next Open or the window's end, not this message, which is
+// complete.
 func (r *messageReader) finishCmd() error {
 	cmd := r.cmd
 	if cmd == nil {
-		// A message of a window: its literal was read in full, which is
-		// the whole message. The rest of its FETCH response (the closing
-		// parenthesis) is left to go-imap's reader, which parses it and
-		// goes on to the next message on its own; waiting for it here
-		// would cost a hand-off between goroutines per message. A
-		// connection that fails after the literal fails the next Open or
-		// the window's end, not this message, which is complete.
 		r.msg, r.lit = nil, nil
 		return nil
 	}
